@@ -1,0 +1,172 @@
+"""Settings: NIGHTSHIFT_* environment variables plus an optional YAML file for structured settings.
+
+One place for every knob. Environment variables win over the YAML file for the scalar settings they
+name; structured sections (imports, later providers, retry policies, thresholds, retention) live in YAML.
+Invalid settings fail fast with a ConfigError that names the key.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+ENV_PREFIX = "NIGHTSHIFT_"
+DEFAULT_CONFIG_FILE = "nightshift.yaml"
+LANGUAGES = ("fr", "en")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the key and what to do."""
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    max_bytes: int = 200 * 1024 * 1024
+    max_rows: int = 1_000_000
+    max_cells: int = 30_000_000
+    abort_invalid_ratio: float = 0.5
+    default_phone_region: str = "ML"
+    create_categories: bool = True
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    data_dir: Path
+    timezone: str
+    lang: str
+    config_file: Path | None
+    imports: ImportSettings = field(default_factory=ImportSettings)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def processed_dir(self) -> Path:
+        return self.data_dir / "processed"
+
+    @property
+    def failed_dir(self) -> Path:
+        return self.data_dir / "failed"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.data_dir / "reports"
+
+    def ensure_data_dirs(self) -> None:
+        for folder in (self.uploads_dir, self.processed_dir, self.failed_dir, self.reports_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
+    values = raw.get(name) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{name}: expected a mapping of settings, got {type(values).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{name}.{unknown[0]}: unknown setting (known: {', '.join(sorted(known))})")
+    defaults = cls()
+    converted = {}
+    for key, value in values.items():
+        expected = type(getattr(defaults, key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"{name}.{key}: expected {expected.__name__}, got {value!r}")
+        converted[key] = value
+    return cls(**converted)
+
+
+def _validate_imports(imports: ImportSettings) -> None:
+    for key in ("max_bytes", "max_rows", "max_cells"):
+        if getattr(imports, key) <= 0:
+            raise ConfigError(f"imports.{key}: must be a positive integer")
+    if not 0 < imports.abort_invalid_ratio <= 1:
+        raise ConfigError("imports.abort_invalid_ratio: must be in (0, 1]")
+    import phonenumbers  # only the region table; kept local so config loads fast
+
+    if imports.default_phone_region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(
+            f"imports.default_phone_region: {imports.default_phone_region!r} is not an ISO 3166 region "
+            "code known to libphonenumber (e.g. ML, FR, CD, CI, SN)"
+        )
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+
+    config_name = env.get(f"{ENV_PREFIX}CONFIG")
+    config_path = Path(config_name or DEFAULT_CONFIG_FILE)
+    raw: dict[str, Any] = {}
+    if config_path.exists():
+        try:
+            raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"NIGHTSHIFT_CONFIG: {config_path} is not valid YAML: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise ConfigError(f"NIGHTSHIFT_CONFIG: {config_path} must hold a mapping at the top level")
+    elif config_name:
+        raise ConfigError(f"NIGHTSHIFT_CONFIG: file {config_path} does not exist")
+
+    known_top = {"database_url", "data_dir", "timezone", "lang", "imports"}
+    unknown = sorted(set(raw) - known_top)
+    if unknown:
+        known = ", ".join(sorted(known_top))
+        raise ConfigError(f"{unknown[0]}: unknown setting in {config_path} (known: {known})")
+
+    def scalar(key: str, default: str) -> str:
+        value = env.get(ENV_PREFIX + key.upper())
+        if value is None:
+            value = raw.get(key, default)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{ENV_PREFIX}{key.upper()}: expected a non-empty text value, got {value!r}")
+        return value.strip()
+
+    data_dir = Path(scalar("data_dir", "./data"))
+    database_url = scalar("database_url", f"sqlite:///{(data_dir / 'nightshift.db').as_posix()}")
+    try:
+        url = make_url(database_url)
+    except ArgumentError as exc:
+        raise ConfigError(f"NIGHTSHIFT_DATABASE_URL: not a database URL ({exc})") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"NIGHTSHIFT_DATABASE_URL: backend {url.get_backend_name()!r} is not supported "
+            "(use sqlite:///path or postgresql+psycopg://user@host/db)"
+        )
+
+    timezone = scalar("timezone", "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"NIGHTSHIFT_TIMEZONE: {timezone!r} is not an IANA time zone (e.g. UTC, Africa/Bamako)"
+        ) from None
+
+    lang = scalar("lang", "fr").lower()
+    if lang not in LANGUAGES:
+        raise ConfigError(f"NIGHTSHIFT_LANG: {lang!r} is not supported (use one of {', '.join(LANGUAGES)})")
+
+    imports = _section(raw, "imports", ImportSettings)
+    _validate_imports(imports)
+
+    return Settings(
+        database_url=database_url,
+        data_dir=data_dir,
+        timezone=timezone,
+        lang=lang,
+        config_file=config_path if config_path.exists() else None,
+        imports=imports,
+    )

@@ -1,0 +1,208 @@
+"""`nightshift`: the operator CLI.
+
+Convention for every command that does work: it runs the same Dagster job the schedules and sensors
+run, on the instance in DAGSTER_HOME (so the run shows in the UI), then prints a human summary or, with
+--json, one JSON object. Exit codes: 0 success, 1 the job failed, 2 bad usage or bad input.
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import click
+import sqlalchemy.exc
+
+from nightshift.config import ConfigError, Settings, load_settings
+from nightshift.db import migrate
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(click.ClickException):
+    exit_code = EXIT_USAGE
+
+
+@dataclass
+class JobOutcome:
+    job: str
+    run_id: str
+    success: bool
+    duration_s: float
+    error: str | None = None
+    step_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "run_id": self.run_id,
+            "status": "success" if self.success else "failure",
+            "duration_s": round(self.duration_s, 3),
+            "error": self.error,
+            "steps": self.step_metadata,
+        }
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise UsageError(f"configuration error: {exc}") from None
+
+
+def dagster_home() -> Path:
+    """DAGSTER_HOME, defaulting to the project's .dagster/, holding the instance's dagster.yaml."""
+    default_home = (PROJECT_ROOT / ".dagster").resolve()
+    home = Path(os.environ.get("DAGSTER_HOME") or default_home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    instance_yaml, project_yaml = home / "dagster.yaml", PROJECT_ROOT / "dagster.yaml"
+    # The project's own instance follows dagster.yaml; an operator's DAGSTER_HOME is never overwritten.
+    if not instance_yaml.exists() or (
+        home == default_home and instance_yaml.read_bytes() != project_yaml.read_bytes()
+    ):
+        shutil.copyfile(project_yaml, instance_yaml)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def run_job(job_name: str, *, run_config: dict | None = None, tags: dict[str, str] | None = None,
+            partition_key: str | None = None) -> JobOutcome:
+    """Run a job of the code location in this process, recorded on the DAGSTER_HOME instance."""
+    dagster_home()
+    import dagster as dg  # deferred: `nightshift db ...` must not pay for loading Dagster
+
+    from pipelines.definitions import defs
+
+    job = defs.get_job_def(job_name)
+    started = time.perf_counter()
+    with dg.DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config=run_config,
+            tags={"nightshift/launched_by": "cli", **(tags or {})},
+            partition_key=partition_key,
+            raise_on_error=False,
+        )
+    steps: dict[str, dict[str, Any]] = {}
+    for event in result.all_events:
+        if event.event_type_value == "STEP_OUTPUT" and event.step_key:
+            entries = event.event_specific_data.metadata or {}
+            steps[event.step_key] = {key: _plain(value) for key, value in entries.items()}
+    error = None
+    if not result.success:
+        failures = [e.event_specific_data.error for e in result.all_events if e.is_step_failure]
+        descriptions = []
+        for failure in failures:
+            if failure is None:
+                continue
+            user_error = failure.cause if failure.cls_name == "DagsterUserCodeExecutionError" else None
+            descriptions.append((user_error or failure).message.strip())
+        error = "; ".join(descriptions) or "the run failed (see the run in the Dagster UI)"
+    return JobOutcome(job_name, result.run_id, result.success, time.perf_counter() - started, error, steps)
+
+
+def _plain(metadata_value: Any) -> Any:
+    value = getattr(metadata_value, "value", metadata_value)
+    return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
+
+
+def report(outcome: JobOutcome, as_json: bool, human: str) -> None:
+    if as_json:
+        click.echo(json.dumps(outcome.as_dict(), ensure_ascii=False, default=str))
+    elif outcome.success:
+        click.echo(human)
+        click.echo(f"run {outcome.run_id} ({outcome.duration_s:.1f} s) — open it in the Dagster UI")
+    else:
+        click.echo(f"{outcome.job} FAILED: {outcome.error}", err=True)
+        click.echo(f"run {outcome.run_id} — see its logs in the Dagster UI", err=True)
+    sys.exit(EXIT_OK if outcome.success else EXIT_FAILED)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(version("nightshift"), "--version", prog_name="nightshift")
+def main() -> None:
+    """nightshift: batch work (imports, AI content, quotas, notifications, retention) on Dagster."""
+
+
+@main.command()
+def init() -> None:
+    """Prepare a machine: data folders, DAGSTER_HOME with dagster.yaml, migrations applied."""
+    settings = settings_or_exit()
+    settings.ensure_data_dirs()
+    home = dagster_home()
+    _upgrade(settings)
+    click.echo(f"data folder {settings.data_dir.resolve()} ready (drop files in {settings.uploads_dir})")
+    click.echo(f"DAGSTER_HOME {home}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema migrations."""
+
+
+def _upgrade(settings: Settings, revision: str = "head") -> None:
+    try:
+        migrate.upgrade(settings.database_url, revision)
+    except sqlalchemy.exc.OperationalError as exc:
+        raise click.ClickException(f"cannot reach the database: {exc.orig}") from None
+    _print_revision(settings)
+
+
+def _print_revision(settings: Settings) -> None:
+    revision = migrate.current_revision(settings.database_url)
+    click.echo(f"database {_safe_url(settings)} at revision {revision}")
+
+
+def _safe_url(settings: Settings) -> str:
+    return sqlalchemy.engine.make_url(settings.database_url).render_as_string(hide_password=True)
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True, help="Target revision.")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    _upgrade(settings_or_exit(), revision)
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' empties the schema)."""
+    settings = settings_or_exit()
+    migrate.downgrade(settings.database_url, revision)
+    _print_revision(settings)
+
+
+@db.command("current")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def db_current(as_json: bool) -> None:
+    """Show the database's revision and the code's head revision."""
+    settings = settings_or_exit()
+    try:
+        current = migrate.current_revision(settings.database_url)
+    except sqlalchemy.exc.OperationalError as exc:
+        raise click.ClickException(f"cannot reach the database: {exc.orig}") from None
+    head = migrate.head_revision()
+    if as_json:
+        click.echo(json.dumps({"database": _safe_url(settings), "current": current, "head": head,
+                               "at_head": current == head}))
+    else:
+        state = "up to date" if current == head else "behind: run `nightshift db upgrade`"
+        click.echo(f"{_safe_url(settings)}: {current or 'empty'} (head {head}, {state})")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def health(as_json: bool) -> None:
+    """Run the database_health job (the hourly schedule's job) now."""
+    settings_or_exit()
+    outcome = run_job("database_health")
+    meta = outcome.step_metadata.get("check_database_op", {})
+    report(outcome, as_json, f"database {meta.get('backend')} at revision {meta.get('revision')}, "
+                             f"answered in {meta.get('latency_ms')} ms")

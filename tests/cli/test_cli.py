@@ -1,0 +1,119 @@
+"""The operator CLI, run as users run it: the installed `nightshift` console script in a subprocess."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from nightshift.db import migrate
+from tests.conftest import PROJECT_ROOT
+
+NIGHTSHIFT = str(PROJECT_ROOT / ".venv" / "bin" / "nightshift")
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, db_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTSHIFT_")}
+    env.update(
+        NIGHTSHIFT_DATABASE_URL=db_url,
+        NIGHTSHIFT_DATA_DIR=str(tmp_path / "data"),
+        DAGSTER_HOME=str(tmp_path / "dagster_home"),
+    )
+    return env
+
+
+def nightshift(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([NIGHTSHIFT, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+
+
+def test_version(tmp_path):
+    result = nightshift("--version", env=dict(os.environ), cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stdout.startswith("nightshift, version ")
+
+
+def test_db_upgrade_and_current(cli_env, db_url, tmp_path):
+    before = nightshift("db", "current", "--json", env=cli_env, cwd=tmp_path)
+    assert before.returncode == 0, before.stderr
+    assert json.loads(before.stdout)["current"] is None
+
+    upgraded = nightshift("db", "upgrade", env=cli_env, cwd=tmp_path)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert migrate.current_revision(db_url) == migrate.head_revision()
+
+    after = json.loads(nightshift("db", "current", "--json", env=cli_env, cwd=tmp_path).stdout)
+    assert after["current"] == after["head"] == migrate.head_revision()
+    assert after["at_head"] is True
+
+
+def test_init_creates_data_folders_and_the_instance(cli_env, tmp_path):
+    result = nightshift("init", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for folder in ("uploads", "processed", "failed", "reports"):
+        assert (tmp_path / "data" / folder).is_dir()
+    assert (tmp_path / "dagster_home" / "dagster.yaml").read_text() == (
+        PROJECT_ROOT / "dagster.yaml"
+    ).read_text()
+
+
+def test_health_runs_the_job_on_the_instance_and_prints_json(cli_env, db_url, tmp_path):
+    migrate.upgrade(db_url)
+    result = nightshift("health", "--json", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["status"] == "success"
+    assert summary["steps"]["check_database_op"]["revision"] == migrate.head_revision()
+
+    os.environ["DAGSTER_HOME"], saved = cli_env["DAGSTER_HOME"], os.environ.get("DAGSTER_HOME")
+    try:
+        with dg.DagsterInstance.get() as instance:
+            run = instance.get_run_by_id(summary["run_id"])
+            assert run is not None and run.job_name == "database_health"
+            assert run.status == dg.DagsterRunStatus.SUCCESS
+            assert run.tags["nightshift/launched_by"] == "cli"
+    finally:
+        if saved is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = saved
+
+
+def test_health_on_an_unmigrated_database_exits_1_with_the_fix(cli_env, tmp_path):
+    result = nightshift("health", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "nightshift db upgrade" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("NIGHTSHIFT_TIMEZONE", "Nowhere/Land", "NIGHTSHIFT_TIMEZONE"),
+        ("NIGHTSHIFT_DATABASE_URL", "mysql://x@y/z", "NIGHTSHIFT_DATABASE_URL"),
+    ],
+)
+def test_bad_configuration_exits_2_without_traceback(tmp_path, variable, value, named):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTSHIFT_")}
+    env[variable] = value
+    result = nightshift("db", "current", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert named in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_command_is_bad_usage(tmp_path):
+    result = nightshift("frobnicate", env=dict(os.environ), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_database_is_a_clear_error(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTSHIFT_")}
+    env["NIGHTSHIFT_DATABASE_URL"] = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    result = nightshift("db", "upgrade", env=env, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "cannot reach the database" in result.stderr
+    assert "Traceback" not in result.stderr

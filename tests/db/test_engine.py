@@ -1,0 +1,71 @@
+import threading
+from datetime import date
+
+import pytest
+import sqlalchemy as sa
+
+from nightshift.db.engine import create_engine, normalize_url, write_transaction
+from nightshift.db.schema import accounts, import_errors, token_periods
+
+
+def test_postgres_urls_use_psycopg3():
+    assert normalize_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("postgres://u@h/db").drivername == "postgresql+psycopg"
+    assert normalize_url("sqlite:///x.db").drivername == "sqlite"
+
+
+def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path):
+    engine = create_engine(f"sqlite:///{tmp_path / 'sub' / 'app.db'}")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    engine.dispose()
+
+
+def test_foreign_keys_are_enforced(db):
+    with pytest.raises(sa.exc.IntegrityError):
+        with write_transaction(db) as conn:
+            conn.execute(import_errors.insert().values(import_id=424242, code="required", message="x"))
+
+
+def test_a_failed_write_transaction_leaves_nothing(db):
+    with pytest.raises(RuntimeError):
+        with write_transaction(db) as conn:
+            conn.execute(accounts.insert().values(slug="acme", name="Acme"))
+            raise RuntimeError("boom")
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(accounts)).scalar_one() == 0
+
+
+def test_concurrent_writers_never_see_database_is_locked(db):
+    """Eight threads each read-then-write in their own transactions: all commit, none fails."""
+    with write_transaction(db) as conn:
+        account_id = conn.execute(accounts.insert().values(slug="acme", name="Acme")).inserted_primary_key[0]
+        conn.execute(token_periods.insert().values(account_id=account_id, period_start=date(2026, 11, 1),
+                                                   quota=1000))
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for _ in range(25):
+                with write_transaction(db) as conn:
+                    used = conn.execute(sa.select(token_periods.c.used)).scalar_one()
+                    conn.execute(token_periods.update().values(used=used + 1))
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    with db.connect() as conn:
+        # Read-modify-write under the single-writer lock (SQLite) or row lock... only SQLite serialises
+        # whole transactions; on PostgreSQL this asserts that no write failed.
+        used = conn.execute(sa.select(token_periods.c.used)).scalar_one()
+    if db.dialect.name == "sqlite":
+        assert used == 200
+    else:
+        assert 0 < used <= 200
