@@ -3,7 +3,6 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export DAGSTER_HOME ?= $(CURDIR)/.dagster
 PORT ?= 3000
 
 .PHONY: run test bench lint install clean-instance
@@ -19,6 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+run: export DAGSTER_HOME ?= $(CURDIR)/.dagster
 run: install
 	$(BIN)/nightshift init
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)

@@ -1,3 +1,4 @@
+import os
 import subprocess
 import sys
 
@@ -18,9 +19,11 @@ def test_definitions_load():
 
 
 def test_dagster_cli_validates_the_workspace():
+    # As an operator types it on a fresh clone: no DAGSTER_HOME, so Dagster uses a temporary instance.
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     result = subprocess.run(
         [str(PROJECT_ROOT / ".venv/bin/dagster"), "definitions", "validate", "-w", "workspace.yaml"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=180,
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
