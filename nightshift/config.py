@@ -34,6 +34,7 @@ class ImportSettings:
     abort_invalid_ratio: float = 0.5
     default_phone_region: str = "ML"
     create_categories: bool = True
+    sensor_interval_seconds: int = 5
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
 
 
 def _validate_imports(imports: ImportSettings) -> None:
-    for key in ("max_bytes", "max_rows", "max_cells"):
+    for key in ("max_bytes", "max_rows", "max_cells", "sensor_interval_seconds"):
         if getattr(imports, key) <= 0:
             raise ConfigError(f"imports.{key}: must be a positive integer")
     if not 0 < imports.abort_invalid_ratio <= 1:

@@ -20,6 +20,9 @@ import sqlalchemy.exc
 
 from nightshift.config import ConfigError, Settings, load_settings
 from nightshift.db import migrate
+from nightshift.imports.profiles import PROFILES as _PROFILES
+
+PROFILE_NAMES = tuple(_PROFILES)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -37,6 +40,7 @@ class JobOutcome:
     duration_s: float
     error: str | None = None
     step_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    result: Any = None  # the ExecuteInProcessResult, for commands that read a step's output
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -72,16 +76,22 @@ def dagster_home() -> Path:
 
 
 def run_job(job_name: str, *, run_config: dict | None = None, tags: dict[str, str] | None = None,
-            partition_key: str | None = None) -> JobOutcome:
+            partition_key: str | None = None, dynamic_partition: tuple[str, str] | None = None,
+            quiet: bool = False) -> JobOutcome:
     """Run a job of the code location in this process, recorded on the DAGSTER_HOME instance."""
     dagster_home()
     import dagster as dg  # deferred: `nightshift db ...` must not pay for loading Dagster
 
     from pipelines.definitions import defs
 
-    job = defs.get_job_def(job_name)
+    job = defs.resolve_job_def(job_name)
+    run_config = dict(run_config or {})
+    # Dagster's console log is the progress display; --json keeps the terminal to warnings.
+    run_config["loggers"] = {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}
     started = time.perf_counter()
     with dg.DagsterInstance.get() as instance:
+        if dynamic_partition is not None:
+            instance.add_dynamic_partitions(dynamic_partition[0], [dynamic_partition[1]])
         result = job.execute_in_process(
             instance=instance,
             run_config=run_config,
@@ -104,7 +114,8 @@ def run_job(job_name: str, *, run_config: dict | None = None, tags: dict[str, st
             user_error = failure.cause if failure.cls_name == "DagsterUserCodeExecutionError" else None
             descriptions.append((user_error or failure).message.strip())
         error = "; ".join(descriptions) or "the run failed (see the run in the Dagster UI)"
-    return JobOutcome(job_name, result.run_id, result.success, time.perf_counter() - started, error, steps)
+    return JobOutcome(job_name, result.run_id, result.success, time.perf_counter() - started, error, steps,
+                      result)
 
 
 def _plain(metadata_value: Any) -> Any:
@@ -206,3 +217,134 @@ def health(as_json: bool) -> None:
     meta = outcome.step_metadata.get("check_database_op", {})
     report(outcome, as_json, f"database {meta.get('backend')} at revision {meta.get('revision')}, "
                              f"answered in {meta.get('latency_ms')} ms")
+
+
+def _engine(settings: Settings):
+    from nightshift.db.engine import create_engine
+
+    return create_engine(settings.database_url)
+
+
+def _account_id(engine, slug: str | None) -> int | None:
+    if slug is None:
+        return None
+    import sqlalchemy as sa
+
+    from nightshift.db.schema import accounts
+
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(accounts.c.id).where(accounts.c.slug == slug)).scalar()
+    if found is None:
+        raise UsageError(f"--account: no account with slug {slug!r}")
+    return found
+
+
+def _print_import(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False, default=str))
+        return
+    label = "DRY RUN — nothing written. " if summary.get("dry_run") else ""
+    click.echo(f"{label}import {summary['import_id'] or '-'}: {summary['status']} "
+               f"(profile {summary['profile']}, encoding {summary['encoding']}, delimiter {summary['delimiter']!r})")
+    click.echo(f"  rows {summary['rows_total']}: inserted {summary['inserted']}, updated {summary['updated']}, "
+               f"unchanged {summary['unchanged']}, invalid {summary['invalid']}")
+    if summary.get("message"):
+        click.echo(f"  {summary['message']}")
+    for error in summary["errors"][:10]:
+        click.echo(f"  line {error['line']} [{error['column'] or '-'}] {error['code']}: {error['message']}")
+    if len(summary["errors"]) > 10 or summary["invalid"] > 10:
+        click.echo("  …")
+    if summary.get("error_report"):
+        click.echo(f"  error report: {summary['error_report']}")
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--profile", type=click.Choice(sorted(PROFILE_NAMES)), help="Default: sub-folder or headers.")
+@click.option("--account", help="Slug of the owning account.")
+@click.option("--dry-run", is_flag=True, help="Parse, validate and count; write nothing.")
+@click.option("--strict", is_flag=True, help="All or nothing: any invalid row and nothing is written.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def import_command(path: Path, profile: str | None, account: str | None, dry_run: bool, strict: bool,
+                   as_json: bool) -> None:
+    """Import a CSV/Excel file (the same job the upload sensor runs)."""
+    from nightshift.imports import intake
+    from nightshift.imports import log as import_log
+    from nightshift.imports.profiles import PROFILES
+
+    settings = settings_or_exit()
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    engine = _engine(settings)
+    account_id = _account_id(engine, account)
+    if dry_run:
+        config = {"path": str(path.resolve()), "profile": profile, "account_id": account_id, "strict": strict}
+        outcome = run_job("import_dry_run", run_config={"ops": {"dry_run_import": {"config": config}}},
+                          quiet=as_json)
+        if not outcome.success:
+            report(outcome, as_json, "")
+        result = outcome.result.output_for_node("dry_run_import")
+        summary = result.as_json()
+        exit_code = EXIT_USAGE if result.unreadable else EXIT_FAILED if result.status == "failed" else EXIT_OK
+    else:
+        upload = intake.Upload(path.resolve(), PROFILES[profile] if profile else None, account)
+        registered = intake.register(engine, upload, settings, detect_duplicates=False, account_id=account_id)
+        outcome = run_job(
+            "import_job", partition_key=registered.partition_key,
+            dynamic_partition=("import_files", registered.partition_key),
+            run_config={"ops": {"import_batch": {"config": {"strict": strict}}}},
+            tags={"nightshift/import_id": str(registered.import_id)}, quiet=as_json,
+        )
+        row = import_log.get(engine, registered.import_id)
+        summary = import_log.summary(engine, row)
+        if row["status"] in ("received", "running"):
+            # The run died before the import recorded its outcome (infrastructure failure).
+            report(outcome, as_json, "")
+        exit_code = (EXIT_OK if row["status"] in ("succeeded", "partial")
+                     else EXIT_USAGE if row["stage"] == "received" and row["failure_kind"] == "bad_input"
+                     else EXIT_FAILED)
+    engine.dispose()
+    _print_import(summary, as_json)
+    sys.exit(exit_code)
+
+
+@main.group()
+def imports() -> None:
+    """The import log."""
+
+
+@imports.command("list")
+@click.option("--status", type=click.Choice(["received", "running", "succeeded", "partial", "failed", "duplicate"]))
+@click.option("--limit", default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def imports_list(status: str | None, limit: int, as_json: bool) -> None:
+    """Recent imports, newest first."""
+    from nightshift.imports import log as import_log
+
+    engine = _engine(settings_or_exit())
+    rows = import_log.list_imports(engine, status=status, limit=limit)
+    engine.dispose()
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, default=str))
+        return
+    if not rows:
+        click.echo("no imports")
+    for row in rows:
+        click.echo(f"{row['id']:>6}  {row['status']:<10} {row['profile'] or '-':<14} {row['rows_total']:>8} rows  "
+                   f"+{row['inserted']} ~{row['updated']} ={row['unchanged']} !{row['invalid']}  {row['file_name']}")
+
+
+@imports.command("show")
+@click.argument("import_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def imports_show(import_id: int, as_json: bool) -> None:
+    """One import: status, counts, errors, report path."""
+    from nightshift.imports import log as import_log
+
+    engine = _engine(settings_or_exit())
+    row = import_log.get(engine, import_id)
+    if row is None:
+        raise UsageError(f"no import with id {import_id}")
+    summary = import_log.summary(engine, row)
+    engine.dispose()
+    _print_import(summary, as_json)

@@ -58,10 +58,19 @@ def create_engine(url: str | URL, **kwargs) -> Engine:
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """One write transaction: commits on success, rolls back on error; on SQLite the single writer."""
-    with engine.connect() as conn:
-        conn.execution_options(**{_WRITE_OPTION: True})
+    with engine.connect() as conn, begin_write(conn):
+        yield conn
+
+
+@contextmanager
+def begin_write(conn: Connection) -> Iterator[Connection]:
+    """A write transaction on a connection already in use (its TEMP tables stay visible)."""
+    conn.execution_options(**{_WRITE_OPTION: True})
+    try:
         with conn.begin():
             yield conn
+    finally:
+        conn.execution_options(**{_WRITE_OPTION: False})
 
 
 @contextmanager

@@ -92,6 +92,9 @@ imports = sa.Table(
     sa.Column("rows_per_second", sa.Float),
     sa.Column("error_report_path", sa.Text),
     sa.Column("message", sa.Text),
+    # bad_input (waits for a fixed upload) | transient (re-requested once) | internal
+    sa.Column("failure_kind", sa.String(20)),
+    sa.Column("auto_retries", sa.Integer, nullable=False, server_default="0"),
     sa.Column("dagster_run_id", sa.String(64)),
     sa.Column("partition_key", sa.String(255)),
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.current_timestamp()),

@@ -117,3 +117,55 @@ def test_unreachable_database_is_a_clear_error(tmp_path):
     assert result.returncode == 1
     assert "cannot reach the database" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def write_cities(path: Path, rows: list[str]) -> Path:
+    path.write_text("nom;code_postal\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_import_json_then_list_and_show(cli_env, db_url, tmp_path):
+    migrate.upgrade(db_url)
+    path = write_cities(tmp_path / "villes.csv", ["Bourg;1000", "Lyon;69001", "Nulle part;XYZ"])
+    result = nightshift("import", str(path), "--profile", "cities", "--json", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert {k: summary[k] for k in ("status", "profile", "rows_total", "inserted", "updated", "unchanged",
+                                     "invalid", "delimiter")} == {
+        "status": "partial", "profile": "cities", "rows_total": 3, "inserted": 2, "updated": 0, "unchanged": 0,
+        "invalid": 1, "delimiter": ";"}
+    assert summary["errors"][0]["line"] == 4 and summary["errors"][0]["code"] == "invalid_postal_code"
+    assert Path(summary["error_report"]).exists()
+    assert path.exists(), "a file imported from outside the data folder stays where it is"
+
+    listed = json.loads(nightshift("imports", "list", "--json", env=cli_env, cwd=tmp_path).stdout)
+    assert [row["id"] for row in listed] == [summary["import_id"]]
+    shown = nightshift("imports", "show", str(summary["import_id"]), env=cli_env, cwd=tmp_path)
+    assert shown.returncode == 0 and "inserted 2" in shown.stdout
+
+
+def test_import_dry_run_writes_nothing(cli_env, db_url, tmp_path):
+    migrate.upgrade(db_url)
+    path = write_cities(tmp_path / "villes.csv", ["Bourg;1000", "Lyon;69001"])
+    result = nightshift("import", str(path), "--dry-run", "--json", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["status"], summary["profile"], summary["inserted"], summary["dry_run"]) == (
+        "succeeded", "cities", 2, True)
+    assert json.loads(nightshift("imports", "list", "--json", env=cli_env, cwd=tmp_path).stdout) == []
+
+
+def test_import_exit_codes(cli_env, db_url, tmp_path):
+    migrate.upgrade(db_url)
+    strict = write_cities(tmp_path / "villes.csv", ["Bourg;1000", "Nulle;XYZ"])
+    failed = nightshift("import", str(strict), "--strict", env=cli_env, cwd=tmp_path)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
+
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(range(256)) * 50)
+    unreadable = nightshift("import", str(garbage), "--json", env=cli_env, cwd=tmp_path)
+    assert unreadable.returncode == 2 and "Traceback" not in unreadable.stderr
+    assert json.loads(unreadable.stdout)["status"] == "failed"
+
+    missing = nightshift("import", str(tmp_path / "absent.csv"), env=cli_env, cwd=tmp_path)
+    assert missing.returncode == 2 and "no such file" in missing.stderr

@@ -1,0 +1,167 @@
+"""Staging and merging: rows go to per-import temporary staging tables, then one set-based upsert
+per target table with exact inserted / updated / unchanged counts.
+
+PostgreSQL: COPY into the staging table. SQLite: executemany into it (writes to TEMP tables need no
+lock on the main database, so other writers are not blocked while a big file is parsed). The merge
+itself is one `INSERT … SELECT … ON CONFLICT … DO UPDATE … WHERE content_hash IS DISTINCT FROM …`.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from nightshift.imports.targets import Reference, Target
+
+_META_COLUMNS = ("_line", "_key")
+
+
+@dataclass
+class MergeCounts:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def _staging_columns(target: Target, frame_columns: list[str]) -> list[sa.Column]:
+    columns = []
+    for name in frame_columns:
+        if name in target.table.c:
+            columns.append(sa.Column(name, target.table.c[name].type))
+        elif name == "_line":
+            columns.append(sa.Column(name, sa.Integer))
+        else:
+            columns.append(sa.Column(name, sa.Text))
+    return columns
+
+
+class StagingTable:
+    """One temporary table holding the rows of one target for one import."""
+
+    def __init__(self, conn: Connection, target: Target, columns: list[str], suffix: str) -> None:
+        self.conn = conn
+        self.target = target
+        self.columns = columns
+        self.table = sa.Table(f"stg_{target.name}_{suffix}", sa.MetaData(),
+                              *_staging_columns(target, columns), prefixes=["TEMPORARY"])
+        self.table.create(conn)
+        self.rows = 0
+
+    @property
+    def data_columns(self) -> list[str]:
+        """Columns written to the target table (not the lookup or bookkeeping ones)."""
+        return [c for c in self.columns if c not in _META_COLUMNS and c not in self.target.lookup_columns]
+
+    def append(self, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        frame = frame[self.columns]
+        if self.conn.dialect.name == "postgresql":
+            self._copy(frame)
+        else:
+            # sqlite3 binds datetime.date, not pandas Timestamps.
+            dates = {c: frame[c].dt.date for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])}
+            frame = frame.assign(**dates) if dates else frame
+            records = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
+            placeholders = ", ".join("?" for _ in self.columns)
+            cursor = self.conn.connection.driver_connection.cursor()
+            cursor.executemany(f'INSERT INTO "{self.table.name}" VALUES ({placeholders})', records)
+            cursor.close()
+        self.rows += len(frame)
+
+    def _copy(self, frame: pd.DataFrame) -> None:
+        buffer = io.StringIO()
+        # Empty values are NULL in COPY's CSV format; cleaned values are never empty strings.
+        frame.to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d")
+        columns = ", ".join(f'"{c}"' for c in self.columns)
+        cursor = self.conn.connection.driver_connection.cursor()
+        with cursor.copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN (FORMAT csv)') as copy:
+            copy.write(buffer.getvalue())
+        cursor.close()
+
+    def delete_lines(self, lines: np.ndarray) -> None:
+        if len(lines) == 0:
+            return
+        self.conn.execute(self.table.delete().where(self.table.c._line.in_([int(x) for x in lines])))
+        self.rows -= len(lines)
+
+    def drop(self) -> None:
+        self.conn.execute(sa.text(f'DROP TABLE IF EXISTS "{self.table.name}"'))
+
+    def _resolved_select(self, import_id: int | None) -> sa.Select:
+        """The staged rows with their references resolved to ids, as the target table's columns."""
+        staged = self.table.alias("s")
+        select_columns = [staged.c[c] for c in self.data_columns]
+        source: sa.FromClause = staged
+        resolved: dict[str, sa.ColumnElement] = {}
+        for reference in self.target.references:
+            ref = reference.table.alias(f"ref_{reference.column}")
+            conditions = []
+            for ref_column, staged_column in reference.match.items():
+                value = resolved[staged_column[1:]] if staged_column.startswith("@") else staged.c[staged_column]
+                conditions.append(ref.c[ref_column] == value)
+            required = not self.target.table.c[reference.column].nullable
+            source = source.join(ref, sa.and_(*conditions), isouter=not required)
+            resolved[reference.column] = ref.c.id
+            select_columns.append(ref.c.id.label(reference.column))
+        if "import_id" in self.target.table.c and import_id is not None:
+            select_columns.append(sa.literal(import_id, sa.BigInteger).label("import_id"))
+        return sa.select(*select_columns).select_from(source)
+
+    def unresolved_lines(self, reference: Reference, known_slugs: sa.Select | None = None) -> list[tuple[int, str]]:
+        """(line, staged value) of rows whose reference is absent from the database and `known_slugs`."""
+        staged_column = next(c for c in reference.match.values() if not c.startswith("@"))
+        ref_column = next(k for k, v in reference.match.items() if v == staged_column)
+        known = sa.select(reference.table.c[ref_column])
+        if known_slugs is not None:
+            known = sa.union(known, known_slugs)
+        query = sa.select(self.table.c._line, self.table.c[staged_column]).where(
+            self.table.c[staged_column].is_not(None), self.table.c[staged_column].not_in(known)
+        )
+        return [(row[0], row[1]) for row in self.conn.execute(query)]
+
+    def merge(self, import_id: int | None, *, insert_only: bool = False) -> MergeCounts:
+        """Upsert the staged rows into the target; exact counts computed in the same transaction."""
+        source = self._resolved_select(import_id)
+        resolved = source.subquery("r")
+        table = self.target.table
+        join = sa.and_(*(table.c[c] == resolved.c[c] for c in self.target.conflict))
+        if insert_only:
+            counts_query = sa.select(sa.func.count(), sa.literal(0), sa.literal(0)).select_from(resolved)
+            counts_query = counts_query.where(~sa.exists().where(join))
+        else:
+            matched = table.c.id.is_not(None)
+            changed = table.c.content_hash.is_distinct_from(resolved.c.content_hash)
+            counts_query = sa.select(
+                sa.func.count().filter(~matched),
+                sa.func.count().filter(matched & changed),
+                sa.func.count().filter(matched & ~changed),
+            ).select_from(resolved.outerjoin(table, join))
+        inserted, updated, unchanged = self.conn.execute(counts_query).one()
+        self.conn.execute(self._upsert(source, insert_only))
+        return MergeCounts(int(inserted or 0), int(updated or 0), int(unchanged or 0))
+
+    def _upsert(self, source: sa.Select, insert_only: bool) -> sa.Insert:
+        table = self.target.table
+        if self.conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        columns = [c.name for c in source.selected_columns]
+        # `WHERE true`: SQLite needs it to parse INSERT … SELECT … ON CONFLICT unambiguously.
+        statement = insert(table).from_select(columns, source.where(sa.true()))
+        if insert_only:
+            return statement.on_conflict_do_nothing(index_elements=list(self.target.conflict))
+        excluded = statement.excluded
+        updates = {c: excluded[c] for c in columns if c not in self.target.conflict}
+        updates["updated_at"] = sa.func.current_timestamp()
+        return statement.on_conflict_do_update(
+            index_elements=list(self.target.conflict),
+            set_=updates,
+            where=table.c.content_hash.is_distinct_from(excluded.content_hash),
+        )

@@ -1,0 +1,473 @@
+"""One import, end to end: read → validate → stage → merge → log → error report → file moved.
+
+Stages recorded in the import log: received → parsed → validated → merged → done. Nothing is
+half-written: the merge of every target and the log's final state commit in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from nightshift.config import Settings
+from nightshift.db.engine import begin_write
+from nightshift.imports import log as import_log
+from nightshift.imports.files import move_without_overwrite
+from nightshift.imports.merge import MergeCounts, StagingTable
+from nightshift.imports.messages import message
+from nightshift.imports.profiles import PROFILES, Field, Profile, detect_profile
+from nightshift.imports.reading import FileRejected, TableInfo, open_table
+from nightshift.imports.report import REPORT_COLUMNS, ErrorReport
+from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, build_rows, target
+from nightshift.imports.validate import ColumnMapping, validate_chunk
+
+logger = logging.getLogger("nightshift.imports")
+
+PARENT_TARGETS = ("category_parents", "subcategory_parents")
+ERRORS_IN_OUTCOME = 100
+
+
+class ImportRejected(Exception):
+    """The file as a whole cannot be imported (bad input: the user must fix the file)."""
+
+    def __init__(self, code: str, text: str) -> None:
+        super().__init__(text)
+        self.code = code
+
+
+@dataclass
+class ImportOptions:
+    profile: str | None = None
+    account_id: int | None = None
+    strict: bool = False
+    dry_run: bool = False
+    create_categories: bool | None = None
+    phone_region: str | None = None
+
+
+@dataclass
+class ImportOutcome:
+    import_id: int | None
+    status: str
+    profile: str | None
+    rows_total: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    invalid: int = 0
+    encoding: str | None = None
+    delimiter: str | None = None
+    sheet: str | None = None
+    error_report: str | None = None
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    error_counts: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    rows_per_second: float | None = None
+    message: str | None = None
+    failure_kind: str | None = None
+    categories_created: int = 0
+    unknown_columns: list[str] = field(default_factory=list)
+    dry_run: bool = False
+    file_path: str | None = None
+    unreadable: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        keys = ("import_id", "status", "profile", "rows_total", "inserted", "updated", "unchanged", "invalid",
+                "encoding", "delimiter", "error_report", "errors")
+        extra = ("sheet", "error_counts", "message", "dry_run", "rows_per_second", "categories_created",
+                 "unknown_columns")
+        return {k: getattr(self, k) for k in keys + extra}
+
+
+Progress = Callable[[int], None]
+
+
+def _profile_for(options: ImportOptions) -> Profile | None:
+    if options.profile is None:
+        return None
+    try:
+        return PROFILES[options.profile]
+    except KeyError:
+        raise ImportRejected(
+            "unknown_profile", f"unknown profile {options.profile!r} (known: {', '.join(PROFILES)})"
+        ) from None
+
+
+def _score_any(cells: list[str]) -> float:
+    return max(p.score_header(cells) for p in PROFILES.values())
+
+
+class _Run:
+    """State of one import while it runs (kept off the public API)."""
+
+    def __init__(self, engine: Engine, path: Path, settings: Settings, options: ImportOptions,
+                 import_id: int | None, progress: Progress | None) -> None:
+        self.engine, self.path, self.settings, self.options = engine, path, settings, options
+        self.import_id, self.progress = import_id, progress
+        self.timings: dict[str, float] = {"read_s": 0.0, "validate_s": 0.0, "stage_s": 0.0}
+        self.errors: list[pd.DataFrame] = []
+        self.keys: dict[str, list[pd.DataFrame]] = {}
+        self.staging: dict[str, StagingTable] = {}
+        self.parent_keys: dict[str, set[str]] = {name: set() for name in PARENT_TARGETS}
+        self.rows_total = 0
+        self.create_categories = (settings.imports.create_categories if options.create_categories is None
+                                  else options.create_categories)
+        self.phone_region = options.phone_region or settings.imports.default_phone_region
+
+    def open(self, profile: Profile | None) -> tuple[TableInfo, Any, Profile]:
+        scorer = profile.score_header if profile else _score_any
+        info, chunks = open_table(self.path, score_header=scorer, max_bytes=self.settings.imports.max_bytes,
+                                  max_rows=self.settings.imports.max_rows,
+                                  max_cells=self.settings.imports.max_cells)
+        if profile is None:
+            profile, _ = detect_profile([info.header])
+            if profile is None:
+                raise ImportRejected(
+                    "unknown_profile",
+                    f"{self.path.name}: no import profile matches the header {info.header[:12]} "
+                    f"(line {info.header_line}); choose one with --profile or the upload sub-folder "
+                    f"({', '.join(PROFILES)})",
+                )
+        return info, chunks, profile
+
+    def stage_chunks(self, conn: Connection, chunks, profile: Profile, mapping: ColumnMapping) -> None:
+        suffix = f"{self.import_id or 'dry'}_{int(time.time() * 1000) % 100000}"
+        read_started = time.perf_counter()
+        for chunk in chunks:
+            self.timings["read_s"] += time.perf_counter() - read_started
+            started = time.perf_counter()
+            result = validate_chunk(chunk.frame, chunk.lines, profile, mapping, phone_region=self.phone_region)
+            self.rows_total += result.rows
+            if not result.errors.empty:
+                self.errors.append(result.errors)
+            self.timings["validate_s"] += time.perf_counter() - started
+
+            started = time.perf_counter()
+            for name, rows in build_rows(profile, result.valid).items():
+                if name in PARENT_TARGETS:
+                    if not self.create_categories:
+                        continue
+                    rows = rows[~rows["_key"].isin(self.parent_keys[name])]
+                    self.parent_keys[name].update(rows["_key"])
+                else:
+                    self.keys.setdefault(name, []).append(rows[["_key", "_line"]])
+                if name not in self.staging:
+                    self.staging[name] = StagingTable(conn, target(name), list(rows.columns), suffix)
+                self.staging[name].append(rows)
+            self.timings["stage_s"] += time.perf_counter() - started
+            if self.progress:
+                self.progress(self.rows_total)
+            read_started = time.perf_counter()
+        self.timings["read_s"] += time.perf_counter() - read_started
+
+    def reject_duplicates(self) -> None:
+        """Later row wins; each earlier line gets a duplicate_key error naming the winning line."""
+        for name, parts in self.keys.items():
+            keys = pd.concat(parts, ignore_index=True).sort_values("_line", kind="stable")
+            losers = keys[keys.duplicated("_key", keep="last")]
+            if losers.empty:
+                continue
+            winners = keys.drop_duplicates("_key", keep="last").set_index("_key")["_line"]
+            self.errors.append(pd.DataFrame({
+                "line": losers["_line"].to_numpy(), "column": None, "value": losers["_key"].to_numpy(),
+                "code": "duplicate_key", "winner": losers["_key"].map(winners).to_numpy(),
+            }))
+            self.staging[name].delete_lines(losers["_line"].to_numpy())
+
+    def reject_unknown_categories(self, mapping: ColumnMapping) -> None:
+        if self.create_categories:
+            return
+        staged_categories = self.staging.get("categories")
+        known = sa.select(staged_categories.table.c.slug) if staged_categories is not None else None
+        for staging in self.staging.values():
+            if CATEGORY_REF not in staging.target.references:
+                continue
+            unresolved = staging.unresolved_lines(CATEGORY_REF, known)
+            if not unresolved:
+                continue
+            lines, names = zip(*unresolved, strict=True)
+            column = mapping.by_field.get("categorie") or mapping.by_field.get("parent") or "categorie"
+            self.errors.append(pd.DataFrame({"line": lines, "column": column, "value": names,
+                                             "code": "unknown_category"}))
+            staging.delete_lines(np.array(lines))
+
+    def error_frame(self, lang: str, mapping: ColumnMapping, profile: Profile) -> pd.DataFrame:
+        if not self.errors:
+            return pd.DataFrame(columns=["line", "column", "value", "code", "message"])
+        errors = pd.concat(self.errors, ignore_index=True)
+        if "winner" not in errors.columns:
+            errors["winner"] = None
+        fields = {column: profile.get(name) for name, column in mapping.by_field.items()}
+        errors["message"] = _messages(errors, lang, self.phone_region, fields)
+        return errors.sort_values(["line", "code"], kind="stable").reset_index(drop=True)
+
+
+def _messages(errors: pd.DataFrame, lang: str, region: str, fields: dict[str, Field]) -> pd.Series:
+    """One message per error, formatted once per (code, column) group, per row only for duplicates."""
+    result = pd.Series(index=errors.index, dtype=object)
+    for (code, column), group in errors.groupby(["code", "column"], dropna=False, sort=False):
+        column = None if pd.isna(column) else column
+        if code == "duplicate_key":
+            result[group.index] = [message(code, lang, winner=int(w), key=k)
+                                   for w, k in zip(group["winner"], group["value"], strict=True)]
+        elif code == "unknown_category":
+            result[group.index] = [message(code, lang, value=v or "") for v in group["value"]]
+        elif code == "too_long":
+            lengths = group["value"].astype(str).str.strip().str.len()
+            limit = fields[column].max_length if column in fields else "?"
+            result[group.index] = [message(code, lang, column=column, length=n, max_length=limit)
+                                   for n in lengths]
+        else:
+            spec = fields.get(column)
+            result[group.index] = message(code, lang, column=column, region=region,
+                                          min_value=getattr(spec, "min_value", None),
+                                          max_value=getattr(spec, "max_value", None))
+    return result
+
+
+def run_import(
+    engine: Engine,
+    path: Path,
+    settings: Settings,
+    options: ImportOptions | None = None,
+    *,
+    import_id: int | None = None,
+    progress: Progress | None = None,
+    move_file: bool = False,
+) -> ImportOutcome:
+    """Import one file. Bad input gives an outcome with status `failed` (never an exception);
+    infrastructure errors (database down, disk full) are raised after the log records them."""
+    options = options or ImportOptions()
+    run = _Run(engine, path, settings, options, import_id, progress)
+    started = time.perf_counter()
+    outcome = ImportOutcome(import_id=import_id, status="failed", profile=options.profile, dry_run=options.dry_run,
+                            file_path=str(path))
+    if import_id is not None and not options.dry_run:
+        import_log.update_status(engine, import_id, status="running", stage="received")
+    try:
+        _execute(run, outcome, started)
+    except (FileRejected, ImportRejected) as exc:
+        outcome.status, outcome.failure_kind = "failed", "bad_input"
+        outcome.unreadable = isinstance(exc, FileRejected)
+        outcome.message = str(getattr(exc, "message", None) or exc)
+        _finish_failed(run, outcome, started)
+    except Exception as exc:
+        outcome.status, outcome.failure_kind = "failed", _failure_kind(exc)
+        outcome.message = f"{type(exc).__name__}: {exc}"
+        try:
+            _finish_failed(run, outcome, started)
+        except Exception:  # the database itself may be what failed; the original error matters more
+            logger.exception("could not record the failure of import %s", import_id)
+        raise
+    if move_file and not options.dry_run and path.exists():
+        _move(run, outcome)
+    return outcome
+
+
+def _failure_kind(exc: Exception) -> str:
+    transient = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
+    return "transient" if isinstance(exc, transient) else "internal"
+
+
+def _execute(run: _Run, outcome: ImportOutcome, started: float) -> None:
+    info, chunks, profile = run.open(_profile_for(run.options))
+    outcome.profile = profile.name
+    outcome.encoding, outcome.delimiter, outcome.sheet = info.encoding, info.delimiter, info.sheet
+    mapping = ColumnMapping.from_header(profile, [c for c in info.header if c not in REPORT_COLUMNS])
+    outcome.unknown_columns = mapping.unknown
+    if run.import_id is not None and not run.options.dry_run:
+        import_log.update_status(run.engine, run.import_id, profile=profile.name,
+                                 profile_version=profile.version, encoding=info.encoding,
+                                 delimiter=info.delimiter, sheet=info.sheet, header_line=info.header_line)
+    missing = profile.missing_required(info.header)
+    if missing:
+        raise ImportRejected(
+            "missing_columns",
+            f"{run.path.name}: required column(s) missing: {', '.join(missing)}; headers found on line "
+            f"{info.header_line}: {', '.join(info.header)}",
+        )
+    if mapping.unknown:
+        logger.info("%s: unknown columns ignored: %s", run.path.name, ", ".join(mapping.unknown))
+
+    with run.engine.connect() as conn:
+        try:
+            with conn.begin():
+                run.stage_chunks(conn, chunks, profile, mapping)
+                _log_stage(run, "parsed")
+                run.reject_duplicates()
+                run.reject_unknown_categories(mapping)
+            errors = run.error_frame(run.settings.lang, mapping, profile)
+            _log_stage(run, "validated")
+            _decide_and_merge(run, conn, info, profile, errors, outcome, started)
+        finally:
+            _drop_staging(run, conn)
+
+
+def _drop_staging(run: _Run, conn: Connection) -> None:
+    try:
+        if conn.in_transaction():
+            conn.rollback()
+        with conn.begin():
+            for staging in run.staging.values():
+                staging.drop()
+    except sa.exc.DBAPIError:
+        # A dead connection takes its TEMP tables with it; the import's own error is what matters.
+        logger.warning("could not drop the staging tables of import %s", run.import_id)
+
+
+class _DryRun(Exception):
+    """Raised inside the merge transaction of a dry run so that it rolls back."""
+
+
+def _decide_and_merge(run: _Run, conn: Connection, info: TableInfo, profile: Profile, errors: pd.DataFrame,
+                      outcome: ImportOutcome, started: float) -> None:
+    invalid_lines = np.unique(errors["line"].dropna().to_numpy(dtype=np.int64))
+    outcome.rows_total = run.rows_total
+    outcome.invalid = len(invalid_lines)
+    outcome.error_counts = {str(k): int(v) for k, v in errors["code"].value_counts().items()}
+    outcome.errors = _first_errors(errors)
+
+    if run.rows_total == 0:
+        raise ImportRejected("no_rows", f"{run.path.name}: the header (line {info.header_line}) has no data rows")
+    if outcome.invalid:
+        report_started = time.perf_counter()
+        outcome.error_report = str(_write_report(run, info, profile, errors, invalid_lines))
+        run.timings["report_s"] = time.perf_counter() - report_started
+
+    ratio = outcome.invalid / run.rows_total
+    reason = None
+    if run.options.strict and outcome.invalid:
+        reason = f"--strict: {outcome.invalid} invalid row(s), nothing written"
+    elif ratio > run.settings.imports.abort_invalid_ratio:
+        reason = (f"{outcome.invalid} of {run.rows_total} rows invalid ({ratio:.0%}, more than "
+                  f"{run.settings.imports.abort_invalid_ratio:.0%}: imports.abort_invalid_ratio): nothing written")
+    merge_started = time.perf_counter()
+    try:
+        _merge_all(run, conn, reason, errors, outcome, started, merge_started)
+    except _DryRun:
+        pass
+
+
+def _merge_all(run: _Run, conn: Connection, reason: str | None, errors: pd.DataFrame, outcome: ImportOutcome,
+               started: float, merge_started: float) -> None:
+    totals, created = MergeCounts(), 0
+    with begin_write(conn) as transaction_conn:
+        if reason is None:
+            for name in MERGE_ORDER:
+                staging = run.staging.get(name)
+                if staging is None:
+                    continue
+                counts = staging.merge(run.import_id, insert_only=name in PARENT_TARGETS)
+                if name in PARENT_TARGETS:
+                    created += counts.inserted
+                else:
+                    totals.inserted += counts.inserted
+                    totals.updated += counts.updated
+                    totals.unchanged += counts.unchanged
+        outcome.inserted, outcome.updated, outcome.unchanged = totals.inserted, totals.updated, totals.unchanged
+        outcome.categories_created = created
+        run.timings["merge_s"] = time.perf_counter() - merge_started
+        if reason is not None:
+            outcome.status, outcome.failure_kind, outcome.message = "failed", "bad_input", reason
+        else:
+            outcome.status = "partial" if outcome.invalid else "succeeded"
+            outcome.message = _summary(outcome)
+        _finalise_timings(run, outcome, started)
+        if run.options.dry_run:
+            raise _DryRun
+        if run.import_id is not None:
+            import_log.store_errors(transaction_conn, run.import_id, errors)
+            import_log.update(transaction_conn, run.import_id, **_log_values(outcome, stage="done"))
+
+
+def _summary(outcome: ImportOutcome) -> str:
+    return (f"{outcome.rows_total} rows: {outcome.inserted} inserted, {outcome.updated} updated, "
+            f"{outcome.unchanged} unchanged, {outcome.invalid} invalid")
+
+
+def _first_errors(errors: pd.DataFrame) -> list[dict[str, Any]]:
+    head = errors.head(ERRORS_IN_OUTCOME)
+    return [
+        {"line": int(r.line), "column": r.column, "value": None if pd.isna(r.value) else str(r.value),
+         "code": r.code, "message": r.message}
+        for r in head.itertuples(index=False)
+    ]
+
+
+def _write_report(run: _Run, info: TableInfo, profile: Profile, errors: pd.DataFrame,
+                  invalid_lines: np.ndarray) -> Path:
+    """Second pass over the file: the rejected rows with their original values, in file order."""
+    per_line = errors.groupby("line", sort=True).agg(
+        _colonne=("column", lambda c: " ; ".join(dict.fromkeys(str(x) for x in c if x is not None and pd.notna(x)))),
+        _erreur=("message", lambda m: " | ".join(dict.fromkeys(m))),
+    )
+    suffix = ".xlsx" if info.file_format != "csv" else ".csv"
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    name = f"{run.path.stem}.erreurs.{run.import_id or 'dry-run'}.{stamp}{suffix}"
+    report = ErrorReport(run.settings.reports_dir / name, info.header, info.delimiter)
+    try:
+        _, chunks = open_table(run.path, score_header=profile.score_header,
+                               max_bytes=run.settings.imports.max_bytes, max_rows=run.settings.imports.max_rows,
+                               max_cells=run.settings.imports.max_cells)
+        for chunk in chunks:
+            selected = np.isin(chunk.lines, invalid_lines)
+            if not selected.any():
+                continue
+            rows = chunk.frame.loc[selected].copy()
+            rows["_ligne"] = chunk.lines[selected]
+            rows = rows.join(per_line, on="_ligne")
+            rows["_ligne"] = rows["_ligne"].astype(str)
+            report.add(rows)
+    finally:
+        report.close()
+    return report.path
+
+
+def _finalise_timings(run: _Run, outcome: ImportOutcome, started: float) -> None:
+    run.timings["total_s"] = time.perf_counter() - started
+    outcome.timings = {k: round(v, 4) for k, v in run.timings.items()}
+    total = run.timings["total_s"]
+    outcome.rows_per_second = round(outcome.rows_total / total, 1) if total > 0 else None
+
+
+def _log_values(outcome: ImportOutcome, stage: str) -> dict[str, Any]:
+    return {
+        "status": outcome.status, "stage": stage, "profile": outcome.profile,
+        "rows_total": outcome.rows_total, "inserted": outcome.inserted, "updated": outcome.updated,
+        "unchanged": outcome.unchanged, "invalid": outcome.invalid, "error_counts": outcome.error_counts,
+        "timings": outcome.timings, "rows_per_second": outcome.rows_per_second,
+        "error_report_path": outcome.error_report, "message": outcome.message,
+        "failure_kind": outcome.failure_kind, "finished_at": datetime.now(UTC),
+    }
+
+
+def _log_stage(run: _Run, stage: str) -> None:
+    if run.import_id is not None and not run.options.dry_run:
+        import_log.set_stage(run.engine, run.import_id, stage)
+
+
+def _finish_failed(run: _Run, outcome: ImportOutcome, started: float) -> None:
+    _finalise_timings(run, outcome, started)
+    if run.import_id is None or run.options.dry_run:
+        return
+    current = import_log.get(run.engine, run.import_id)
+    import_log.update_status(run.engine, run.import_id, **_log_values(outcome, stage=current["stage"]))
+
+
+def _move(run: _Run, outcome: ImportOutcome) -> None:
+    folder = run.settings.failed_dir if outcome.status == "failed" else run.settings.processed_dir
+    day = datetime.now(run.settings.tz).date()
+    moved = move_without_overwrite(run.path, folder, day)
+    outcome.file_path = str(moved)
+    if run.import_id is not None:
+        import_log.update_status(run.engine, run.import_id, file_path=str(moved))

@@ -1,0 +1,198 @@
+"""Where each profile's rows go: target tables, natural keys, content hashes, references.
+
+`build_rows(profile, valid)` turns validated canonical rows into one frame per target (database column
+names, `_line`, `_key`), in the order targets must be merged (parents before children).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from nightshift.db import schema
+from nightshift.imports import values
+from nightshift.imports.profiles import Profile
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A foreign key resolved in the database at merge time: `column` = id of the `table` row whose
+    `match` columns equal the staged values (a staged value prefixed with '@' is an earlier reference)."""
+
+    column: str
+    table: sa.Table
+    match: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    table: sa.Table
+    conflict: tuple[str, ...]  # unique columns of the table: ON CONFLICT target
+    references: tuple[Reference, ...] = ()
+    # Staged columns used only to resolve references (not written to the table).
+    lookup_columns: tuple[str, ...] = ()
+
+
+CATEGORY_REF = Reference("category_id", schema.categories, {"slug": "category_slug"})
+SUBCATEGORY_REF = Reference(
+    "subcategory_id", schema.subcategories, {"category_id": "@category_id", "slug": "subcategory_slug"}
+)
+
+# Parent categories a file refers to (created on the fly unless creation is disabled).
+CATEGORY_PARENTS = Target("category_parents", schema.categories, ("slug",))
+SUBCATEGORY_PARENTS = Target("subcategory_parents", schema.subcategories, ("category_id", "slug"),
+                             references=(CATEGORY_REF,), lookup_columns=("category_slug",))
+
+TARGETS: dict[str, Target] = {
+    "businesses": Target("businesses", schema.businesses, ("natural_key",),
+                         references=(CATEGORY_REF, SUBCATEGORY_REF),
+                         lookup_columns=("category_slug", "subcategory_slug")),
+    "categories": Target("categories", schema.categories, ("slug",)),
+    "subcategories": Target("subcategories", schema.subcategories, ("category_id", "slug"),
+                            references=(CATEGORY_REF,), lookup_columns=("category_slug",)),
+    "cities": Target("cities", schema.cities, ("slug", "postal_code")),
+    "clients": Target("clients", schema.clients, ("phone",)),
+}
+
+
+def content_hash(frame: pd.DataFrame) -> pd.Series:
+    """Stable per-row hash of the imported content (64-bit, hex): changes iff a written value changes."""
+    as_text = frame.astype(object).where(frame.notna(), "\x00").astype(str)
+    hashed = pd.util.hash_pandas_object(as_text, index=False).to_numpy(dtype=np.uint64)
+    return pd.Series([f"{h:016x}" for h in hashed], index=frame.index, dtype=object)
+
+
+def _with_meta(rows: pd.DataFrame, valid: pd.DataFrame, key: pd.Series, hashed: list[str]) -> pd.DataFrame:
+    rows = rows.copy()
+    rows["content_hash"] = content_hash(rows[hashed])
+    rows["_line"] = valid["_line"].to_numpy()
+    rows["_key"] = key.to_numpy()
+    return rows
+
+
+def _businesses(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    slug_name = values.slugify(valid["nom"])
+    place = valid["code_postal"].fillna(values.slugify(valid["ville"])).fillna("")
+    natural_key = ("siret:" + valid["siret"].astype(object)).where(
+        valid["siret"].notna(),
+        ("siren:" + valid["siren"].astype(object)).where(
+            valid["siren"].notna(), "name:" + slug_name.astype(object) + "|" + place.astype(object)
+        ),
+    )
+    rows = pd.DataFrame({
+        "natural_key": natural_key,
+        "name": valid["nom"],
+        "trade_name": valid["nom_commercial"],
+        "siren": valid["siren"].fillna(valid["siret"].astype(object).str[:9]),
+        "siret": valid["siret"],
+        "naf_code": valid["naf_code"],
+        "naf_label": valid["naf_libelle"],
+        "address": valid["adresse"],
+        "postal_code": valid["code_postal"],
+        "city": valid["ville"],
+        "phone": valid["telephone"],
+        "email": valid["email"],
+        "website": valid["site_web"],
+        "latitude": valid["latitude"],
+        "longitude": valid["longitude"],
+        "founded_on": valid["date_creation"],
+        "is_active": valid["is_active"],
+        "description": valid["description"],
+        "category_slug": values.slugify(valid["categorie"]),
+        "subcategory_slug": values.slugify(valid["sous_categorie"]),
+    })
+    out = {"businesses": _with_meta(rows, valid, natural_key, [c for c in rows.columns])}
+    out.update(_parents(valid["categorie"], valid["sous_categorie"], valid))
+    return out
+
+
+def _parents(category: pd.Series, subcategory: pd.Series | None, valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Distinct parent categories (and sub-categories) named by the rows, to create when missing."""
+    out: dict[str, pd.DataFrame] = {}
+    cats = pd.DataFrame({"name": category, "slug": values.slugify(category), "_line": valid["_line"]})
+    cats = cats.dropna(subset=["slug"]).drop_duplicates("slug")
+    out["category_parents"] = cats.assign(_key=cats["slug"])
+    if subcategory is not None:
+        subs = pd.DataFrame({"name": subcategory, "slug": values.slugify(subcategory),
+                             "category_slug": values.slugify(category), "_line": valid["_line"]})
+        subs = subs.dropna(subset=["slug", "category_slug"]).drop_duplicates(["category_slug", "slug"])
+        out["subcategory_parents"] = subs.assign(_key=subs["category_slug"] + "/" + subs["slug"])
+    return out
+
+
+def _categories(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    has_parent = valid["parent"].notna()
+    top, children = valid.loc[~has_parent], valid.loc[has_parent]
+    slug = values.slugify(top["nom"])
+    cats = pd.DataFrame({"name": top["nom"], "slug": slug, "description": top["description"],
+                         "meta_description": top["meta_description"], "sort_order": top["ordre"]})
+    out = {"categories": _with_meta(cats, top, "category:" + slug.astype(object),
+                                    ["name", "slug", "description", "meta_description", "sort_order"])}
+    out.update(_subcategory_rows(children, parent_column="parent", keywords=None))
+    out["category_parents"] = _parents(children["parent"], None, children)["category_parents"]
+    return out
+
+
+def _subcategory_rows(valid: pd.DataFrame, parent_column: str, keywords: str | None) -> dict[str, pd.DataFrame]:
+    slug = values.slugify(valid["nom"])
+    parent_slug = values.slugify(valid[parent_column])
+    subs = pd.DataFrame({
+        "name": valid["nom"], "slug": slug, "description": valid["description"],
+        "meta_description": valid["meta_description"],
+        "keywords": valid[keywords] if keywords else pd.Series(pd.NA, index=valid.index, dtype=object),
+        "sort_order": valid["ordre"], "category_slug": parent_slug,
+    })
+    key = "subcategory:" + parent_slug.astype(object) + "/" + slug.astype(object)
+    return {"subcategories": _with_meta(subs, valid, key, list(subs.columns))}
+
+
+def _subcategories(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    out = _subcategory_rows(valid, parent_column="categorie", keywords="mots_cles")
+    out["category_parents"] = _parents(valid["categorie"], None, valid)["category_parents"]
+    return out
+
+
+def _cities(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    slug = values.slugify(valid["nom"])
+    rows = pd.DataFrame({
+        "name": valid["nom"], "slug": slug, "postal_code": valid["code_postal"],
+        "department": valid["departement"], "region": valid["region"],
+        "latitude": valid["latitude"], "longitude": valid["longitude"], "population": valid["population"],
+    })
+    key = slug.astype(object) + "|" + valid["code_postal"].astype(object)
+    return {"cities": _with_meta(rows, valid, key, list(rows.columns))}
+
+
+def _clients(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    rows = pd.DataFrame({"phone": valid["telephone"], "first_name": valid["prenom"], "last_name": valid["nom"],
+                         "email": valid["email"], "region": valid["region"]})
+    return {"clients": _with_meta(rows, valid, valid["telephone"], list(rows.columns))}
+
+
+_BUILDERS = {
+    "businesses": _businesses,
+    "categories": _categories,
+    "subcategories": _subcategories,
+    "cities": _cities,
+    "clients": _clients,
+}
+
+# Merge order: parents before the rows that refer to them.
+MERGE_ORDER = ("categories", "category_parents", "subcategory_parents", "subcategories",
+               "businesses", "cities", "clients")
+
+
+def build_rows(profile: Profile, valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    return _BUILDERS[profile.name](valid)
+
+
+def target(name: str) -> Target:
+    if name == "category_parents":
+        return CATEGORY_PARENTS
+    if name == "subcategory_parents":
+        return SUBCATEGORY_PARENTS
+    return TARGETS[name]

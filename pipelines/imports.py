@@ -1,0 +1,36 @@
+"""import_dry_run: parse, validate and count against the database without writing anything."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from assets.imports import outcome_metadata
+from nightshift.config import load_settings
+from nightshift.imports.service import ImportOptions, ImportOutcome, run_import
+from pipelines.tags import family_tags
+from resources.database import Database
+
+
+class DryRunConfig(dg.Config):
+    path: str
+    profile: str | None = None
+    account_id: int | None = None
+    strict: bool = False
+    create_categories: bool | None = None
+
+
+@dg.op(out=dg.Out(ImportOutcome))
+def dry_run_import(context: dg.OpExecutionContext, config: DryRunConfig, database: Database) -> dg.Output:
+    outcome = run_import(
+        database.engine, Path(config.path), load_settings(),
+        ImportOptions(profile=config.profile, account_id=config.account_id, strict=config.strict,
+                      create_categories=config.create_categories, dry_run=True),
+    )
+    context.log.info(f"dry run of {Path(config.path).name}: {outcome.status}: {outcome.message}")
+    return dg.Output(outcome, metadata=outcome_metadata(outcome))
+
+
+@dg.job(tags=family_tags("imports"),
+        description="Dry run of an import: what would be inserted / updated / unchanged; writes nothing.")
+def import_dry_run() -> None:
+    dry_run_import()

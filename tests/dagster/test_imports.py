@@ -1,0 +1,192 @@
+"""The import asset, the upload sensor and the failure sensor against real folders and databases."""
+
+import json
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from assets.imports import import_batch, import_files
+from nightshift.db.schema import cities, imports
+from nightshift.imports import log as import_log
+from pipelines.definitions import defs
+from resources.database import Database
+from sensors.import_failures import import_failure_sensor
+from sensors.uploads import upload_sensor
+
+
+@pytest.fixture
+def env(tmp_path: Path, db, monkeypatch):
+    """NIGHTSHIFT_* pointing at a private data folder and the parametrized database."""
+    url = db.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("NIGHTSHIFT_DATABASE_URL", url)
+    monkeypatch.setenv("NIGHTSHIFT_DATA_DIR", str(tmp_path / "data"))
+    config = tmp_path / "nightshift.yaml"
+    config.write_text("{}\n")
+    monkeypatch.setenv("NIGHTSHIFT_CONFIG", str(config))
+    uploads = tmp_path / "data" / "uploads"
+    uploads.mkdir(parents=True)
+    return {"url": url, "uploads": uploads, "data": tmp_path / "data", "engine": db}
+
+
+def tick(instance, cursor, url):
+    with dg.build_sensor_context(instance=instance, cursor=cursor,
+                                 resources={"database": Database(url=url)}) as context:
+        return upload_sensor(context)
+
+
+def test_new_file_is_requested_once_it_stopped_growing(env):
+    path = env["uploads"] / "cities" / "villes, été.csv"
+    path.parent.mkdir()
+    path.write_text("nom,code_postal\nBourg,01000\n")
+    with dg.instance_for_test() as instance:
+        first = tick(instance, None, env["url"])
+        assert first.run_requests == []  # seen once: maybe still being written
+        second = tick(instance, first.cursor, env["url"])
+        [request] = second.run_requests
+        assert "," not in request.partition_key and request.partition_key.startswith("villes_ete-")
+        [add] = second.dynamic_partitions_requests
+        assert add.partition_keys == [request.partition_key]
+        row = import_log.by_partition(env["engine"], request.partition_key)
+        assert (row["status"], row["profile"]) == ("received", "cities")
+        assert request.run_key.startswith(row["sha256"])
+        third = tick(instance, second.cursor, env["url"])
+        assert third.run_requests == []  # registered and still waiting for its run: not requested again
+
+
+def test_growing_and_partial_files_are_left_alone(env):
+    growing = env["uploads"] / "villes.csv"
+    growing.write_text("nom,code_postal\n")
+    (env["uploads"] / "big.csv.part").write_text("x")
+    (env["uploads"] / "~$villes.xlsx").write_text("x")
+    with dg.instance_for_test() as instance:
+        first = tick(instance, None, env["url"])
+        with growing.open("a") as handle:
+            handle.write("Bourg,01000\n")
+        os.utime(growing, ns=(time.time_ns(), time.time_ns() + 1_000_000))
+        second = tick(instance, first.cursor, env["url"])
+        assert second.run_requests == []
+        third = tick(instance, second.cursor, env["url"])
+        assert len(third.run_requests) == 1
+        assert set(json.loads(third.cursor)) == {"big.csv.part"} - {"big.csv.part"}
+
+
+def test_same_bytes_twice_are_recorded_as_a_duplicate(env):
+    content = "nom,code_postal\nBourg,01000\n"
+    (env["uploads"] / "a.csv").write_text(content)
+    with dg.instance_for_test() as instance:
+        cursor = tick(instance, None, env["url"]).cursor
+        [request] = tick(instance, cursor, env["url"]).run_requests
+        (env["uploads"] / "b.csv").write_text(content)
+        cursor = tick(instance, None, env["url"]).cursor
+        result = tick(instance, cursor, env["url"])
+        assert result.run_requests == []
+    with env["engine"].connect() as conn:
+        rows = conn.execute(sa.select(imports.c.id, imports.c.status, imports.c.duplicate_of_id,
+                                      imports.c.file_path).order_by(imports.c.id)).all()
+    assert [(r.status, r.duplicate_of_id) for r in rows] == [("received", None), ("duplicate", rows[0].id)]
+    assert "/processed/" in rows[1].file_path and not (env["uploads"] / "b.csv").exists()
+
+
+def test_ten_thousand_files_in_one_tick(env):
+    for i in range(10_000):
+        (env["uploads"] / f"villes_{i:05d}.csv").write_text(f"nom,code_postal\nVille {i},{10000 + i}\n")
+    with dg.instance_for_test() as instance:
+        started = time.monotonic()
+        cursor = tick(instance, None, env["url"]).cursor
+        result = tick(instance, cursor, env["url"])
+        elapsed = time.monotonic() - started
+    assert len(result.run_requests) == 10_000
+    assert len({r.partition_key for r in result.run_requests}) == 10_000
+    assert elapsed < 60, f"two ticks took {elapsed:.1f} s: over the sensor tick budget"
+
+
+def materialize(env, instance, partition_key, **config):
+    return dg.materialize(
+        [import_batch], instance=instance, partition_key=partition_key,
+        resources={"database": Database(url=env["url"])},
+        run_config={"ops": {"import_batch": {"config": config}}} if config else None,
+        raise_on_error=False,
+    )
+
+
+def test_materialize_imports_moves_the_file_and_records_metadata(env):
+    (env["uploads"] / "villes.csv").write_text("nom;code_postal\nBourg;1000\nLyon;69001\nNulle;x\n")
+    with dg.instance_for_test() as instance:
+        cursor = tick(instance, None, env["url"]).cursor
+        [request] = tick(instance, cursor, env["url"]).run_requests
+        instance.add_dynamic_partitions("import_files", [request.partition_key])
+        result = materialize(env, instance, request.partition_key)
+        assert result.success
+        [materialization] = result.asset_materializations_for_node("import_batch")
+        metadata = materialization.metadata
+        assert (metadata["inserted"].value, metadata["invalid"].value, metadata["rows_total"].value) == (2, 1, 3)
+        assert "invalid_postal_code" in metadata["errors_preview"].value
+        [check] = result.get_asset_check_evaluations()
+        assert check.passed is False and check.severity == dg.AssetCheckSeverity.WARN
+    row = import_log.by_partition(env["engine"], request.partition_key)
+    assert row["status"] == "partial" and "/processed/" in row["file_path"]
+    assert Path(row["file_path"]).exists() and not (env["uploads"] / "villes.csv").exists()
+
+
+def test_bad_file_fails_its_run_without_retries_and_moves_to_failed(env):
+    (env["uploads"] / "garbage.csv").write_bytes(bytes(range(256)) * 64)
+    with dg.instance_for_test() as instance:
+        cursor = tick(instance, None, env["url"]).cursor
+        [request] = tick(instance, cursor, env["url"]).run_requests
+        instance.add_dynamic_partitions("import_files", [request.partition_key])
+        result = materialize(env, instance, request.partition_key)
+        assert not result.success
+        retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+        assert retries == []
+    row = import_log.by_partition(env["engine"], request.partition_key)
+    assert (row["status"], row["failure_kind"]) == ("failed", "bad_input")
+    assert "/failed/" in row["file_path"]
+
+
+def test_backfill_of_a_failed_partition_reimports_from_where_the_file_was_kept(env):
+    (env["uploads"] / "villes.csv").write_text("nom;code_postal\nBourg;01000\nLyon;69001\n")
+    with dg.instance_for_test() as instance:
+        cursor = tick(instance, None, env["url"]).cursor
+        [request] = tick(instance, cursor, env["url"]).run_requests
+        key = request.partition_key
+        instance.add_dynamic_partitions("import_files", [key])
+        first = materialize(env, instance, key, strict=True, create_categories=None)
+        assert first.success
+        # The row is re-imported after a (simulated) failure: the file kept in processed/ is used again.
+        with env["engine"].begin() as conn:
+            conn.execute(imports.update().values(status="failed", failure_kind="transient"))
+        again = materialize(env, instance, key)
+        assert again.success
+        [materialization] = again.asset_materializations_for_node("import_batch")
+        assert (materialization.metadata["inserted"].value, materialization.metadata["unchanged"].value) == (0, 2)
+    with env["engine"].connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(cities)).scalar_one() == 2
+
+
+def test_failure_sensor_rerequests_transient_failures_once(env):
+    with env["engine"].begin() as conn:
+        conn.execute(imports.insert(), [
+            {"file_name": "a.csv", "sha256": "a" * 64, "size_bytes": 1, "status": "failed", "stage": "received",
+             "failure_kind": "transient", "partition_key": "a-aaaaaaaaaaaa"},
+            {"file_name": "b.csv", "sha256": "b" * 64, "size_bytes": 1, "status": "failed", "stage": "received",
+             "failure_kind": "bad_input", "partition_key": "b-bbbbbbbbbbbb"},
+        ])
+    with dg.instance_for_test() as instance:
+        def evaluate():
+            with dg.build_sensor_context(instance=instance,
+                                         resources={"database": Database(url=env["url"])}) as context:
+                return import_failure_sensor(context)
+
+        [request] = evaluate().run_requests
+        assert request.partition_key == "a-aaaaaaaaaaaa"
+        assert evaluate().run_requests == []
+
+
+def test_import_job_is_partitioned_by_file_and_tagged_imports():
+    job = defs.resolve_job_def("import_job")
+    assert job.partitions_def == import_files
+    assert job.tags["nightshift/family"] == "imports"

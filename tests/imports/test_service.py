@@ -1,0 +1,260 @@
+"""Imports end to end in the core (no Dagster): read → validate → merge → log → report, both backends."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from nightshift.db import migrate
+from nightshift.db.schema import businesses, categories, cities, clients, import_errors, imports, subcategories
+from nightshift.imports import intake
+from nightshift.imports.service import ImportOptions, run_import
+
+FOX_HEADER = ("siren,nom,siret,nom_commercial,adresse,code_postal,ville_nom,naf_code,naf_libelle,telephone,"
+              "email_contact,site_web,is_active")
+
+
+def count(engine, table) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
+
+
+def registered_import(engine, path: Path, settings, profile=None) -> int:
+    from nightshift.imports.profiles import PROFILES
+
+    upload = intake.Upload(path, PROFILES[profile] if profile else None, None)
+    return intake.register(engine, upload, settings, detect_duplicates=False).import_id
+
+
+@pytest.fixture
+def engine(db):
+    return db
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_fox_export_imports_unchanged_then_reimport_is_unchanged(engine, settings, tmp_path):
+    path = write(tmp_path / "entreprises.csv", "\n".join([
+        FOX_HEADER,
+        "732829320,Boulangerie Dupont,73282932000074,Chez Dupont,12 rue de la Paix,75002,Paris,1071C,"
+        "Boulangerie et boulangerie-pâtisserie,+33 1 42 60 00 00,contact@dupont.fr,www.dupont.fr,oui",
+        "552100554,Garage Martin,,,,1000,Bourg-en-Bresse,4520A,Entretien automobiles,,,,non",
+    ]) + "\n")
+    first = run_import(engine, path, settings, ImportOptions(profile="businesses"))
+    assert (first.status, first.rows_total, first.inserted, first.updated, first.unchanged, first.invalid) == (
+        "succeeded", 2, 2, 0, 0, 0)
+    assert first.delimiter == "," and first.encoding.startswith("utf-8")
+    with engine.connect() as conn:
+        rows = {r.name: r for r in conn.execute(sa.select(businesses))}
+    dupont = rows["Boulangerie Dupont"]
+    assert (dupont.siren, dupont.siret, dupont.naf_code, dupont.postal_code) == (
+        "732829320", "73282932000074", "10.71C", "75002")
+    assert dupont.natural_key == "siret:73282932000074"
+    assert dupont.website == "https://www.dupont.fr" and dupont.is_active is True
+    assert rows["Garage Martin"].postal_code == "01000" and rows["Garage Martin"].is_active is False
+    assert rows["Garage Martin"].natural_key == "siren:552100554"
+
+    again = run_import(engine, path, settings, ImportOptions(profile="businesses"))
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2)
+
+    changed = write(tmp_path / "entreprises2.csv", path.read_text().replace("Chez Dupont", "Dupont & Fils"))
+    third = run_import(engine, changed, settings, ImportOptions(profile="businesses"))
+    assert (third.inserted, third.updated, third.unchanged) == (0, 1, 1)
+    assert count(engine, businesses) == 2
+
+
+def test_dry_run_counts_against_the_database_and_writes_nothing(engine, settings, tmp_path):
+    path = write(tmp_path / "villes.csv", "nom;code_postal\nBourg;1000\nLyon;69001\n")
+    run_import(engine, path, settings, ImportOptions(profile="cities"))
+    more = write(tmp_path / "villes2.csv", "nom;code_postal\nBourg;1000\nLyon;69001\nNice;06000\n")
+    dry = run_import(engine, more, settings, ImportOptions(profile="cities", dry_run=True))
+    assert (dry.status, dry.inserted, dry.updated, dry.unchanged) == ("succeeded", 1, 0, 2)
+    assert count(engine, cities) == 2
+    assert count(engine, imports) == 0
+
+
+def test_invalid_rows_are_reported_with_line_column_value_and_a_fixable_report(engine, settings, tmp_path):
+    path = write(tmp_path / "clients.csv", "\r\n".join([
+        "Téléphone;Prénom;Nom;Email",
+        "70 12 34 56;Awa;Traoré;awa@example.ml",
+        "0612345678;Jean;Dupont;jean@example.fr",
+        "+223 70-12-34-57;Moussa;Keita;pas-un-email",
+        "0022376543210;Fanta;Diarra;",
+    ]) + "\r\n", encoding="cp1252")
+    import_id = registered_import(engine, path, settings, "clients")
+    outcome = run_import(engine, path, settings, ImportOptions(profile="clients"), import_id=import_id)
+    assert (outcome.status, outcome.rows_total, outcome.inserted, outcome.invalid) == ("partial", 4, 2, 2)
+    assert outcome.encoding == "cp1252" and outcome.delimiter == ";"
+    assert [(e["line"], e["column"], e["value"], e["code"]) for e in outcome.errors] == [
+        (3, "Téléphone", "0612345678", "invalid_phone"),
+        (4, "Email", "pas-un-email", "invalid_email"),
+    ]
+    assert "ML" in outcome.errors[0]["message"]
+    with engine.connect() as conn:
+        phones = sorted(conn.execute(sa.select(clients.c.phone)).scalars())
+        logged = conn.execute(sa.select(import_errors.c.line, import_errors.c.code)
+                              .order_by(import_errors.c.line)).all()
+        log_row = conn.execute(sa.select(imports).where(imports.c.id == import_id)).mappings().one()
+    assert phones == ["+22370123456", "+22376543210"]
+    assert [tuple(r) for r in logged] == [(3, "invalid_phone"), (4, "invalid_email")]
+    assert (log_row["status"], log_row["stage"], log_row["invalid"]) == ("partial", "done", 2)
+    assert log_row["error_counts"] == {"invalid_phone": 1, "invalid_email": 1}
+
+    report = Path(outcome.error_report)
+    assert report.suffix == ".csv" and report.parent == settings.reports_dir
+    assert report.read_bytes().startswith(b"\xef\xbb\xbf")
+    with report.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    assert rows[0] == ["Téléphone", "Prénom", "Nom", "Email", "_ligne", "_colonne", "_erreur"]
+    assert [r[4] for r in rows[1:]] == ["3", "4"]
+    assert rows[1][5] == "Téléphone" and rows[2][5] == "Email"
+
+    # The user fixes the report in place and uploads it again: the fixed rows import.
+    rows[1][0] = "+33 6 12 34 56 78"
+    rows[2][3] = "moussa@example.ml"
+    with report.open("w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle, delimiter=";").writerows(rows)
+    fixed = run_import(engine, report, settings, ImportOptions(profile="clients"))
+    assert (fixed.status, fixed.inserted, fixed.invalid, fixed.unknown_columns) == ("succeeded", 2, 0, [])
+    assert count(engine, clients) == 4
+
+
+def test_duplicate_keys_later_row_wins_and_earlier_line_is_reported(engine, settings, tmp_path):
+    path = write(tmp_path / "villes.csv", "nom,code_postal,population\nBourg,01000,100\nLyon,69001,5\n"
+                                          "Bourg,1000,200\n")
+    outcome = run_import(engine, path, settings, ImportOptions(profile="cities"))
+    assert (outcome.inserted, outcome.invalid) == (2, 1)
+    [error] = outcome.errors
+    assert (error["line"], error["code"]) == (2, "duplicate_key")
+    assert "4" in error["message"]
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(cities.c.population).where(cities.c.slug == "bourg")).scalar_one() == 200
+
+
+def test_strict_mode_writes_nothing_when_any_row_is_invalid(engine, settings, tmp_path):
+    path = write(tmp_path / "villes.csv", "nom,code_postal\nBourg,01000\nLyon,ABCDE\n")
+    outcome = run_import(engine, path, settings, ImportOptions(profile="cities", strict=True))
+    assert (outcome.status, outcome.inserted, outcome.invalid) == ("failed", 0, 1)
+    assert "--strict" in outcome.message
+    assert count(engine, cities) == 0
+
+
+def test_more_than_half_invalid_aborts_and_writes_nothing(engine, settings, tmp_path):
+    path = write(tmp_path / "villes.csv", "nom,code_postal\nBourg,01000\nA,x\nB,y\n")
+    outcome = run_import(engine, path, settings, ImportOptions(profile="cities"))
+    assert (outcome.status, outcome.invalid, outcome.failure_kind) == ("failed", 2, "bad_input")
+    assert "imports.abort_invalid_ratio" in outcome.message
+    assert count(engine, cities) == 0
+    assert outcome.error_report is not None
+
+
+def test_missing_required_column_names_it_and_the_headers_found(engine, settings, tmp_path):
+    path = write(tmp_path / "clients.csv", "prenom,nom\nAwa,Traoré\n")
+    outcome = run_import(engine, path, settings, ImportOptions(profile="clients"))
+    assert outcome.status == "failed"
+    assert "telephone" in outcome.message and "prenom, nom" in outcome.message
+    assert count(engine, clients) == 0
+
+
+def test_businesses_categories_are_created_or_rejected(engine, settings, tmp_path):
+    path = write(tmp_path / "b.csv", "nom;categorie;sous_categorie;code_postal\nChez Awa;Restauration;Maquis;"
+                                     "75001\nGarage;Auto;;69001\n")
+    refused = run_import(engine, path, settings, ImportOptions(profile="businesses", create_categories=False))
+    assert (refused.status, refused.invalid) == ("failed", 2)
+    assert {e["code"] for e in refused.errors} == {"unknown_category"}
+    outcome = run_import(engine, path, settings, ImportOptions(profile="businesses"))
+    assert (outcome.status, outcome.inserted, outcome.categories_created) == ("succeeded", 2, 3)
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(categories.c.slug, subcategories.c.slug)
+            .select_from(businesses.join(categories, businesses.c.category_id == categories.c.id)
+                         .join(subcategories, businesses.c.subcategory_id == subcategories.c.id))
+        ).one()
+    assert tuple(row) == ("restauration", "maquis")
+
+
+def test_real_wordpress_category_export(engine, settings, real_samples):
+    """categorie.csv: 2,236 terms, 1,945 top-level and 291 with a parent (sub-categories).
+
+    - too_long 43: 29 category names over 100 characters, and 14 sub-categories whose parent is one of
+      those over-long names;
+    - duplicate_key 127: 126 top-level names whose slug repeats an earlier one (WordPress had suffixed
+      their slugs) and 1 sub-category repeated under the same parent; the later row wins;
+    - inserted 2,066 = 1,790 distinct categories + 276 distinct sub-categories (no parent is missing).
+    """
+    outcome = run_import(engine, real_samples / "foxreviews" / "categorie.csv", settings,
+                         ImportOptions(profile="categories"))
+    assert (outcome.rows_total, outcome.inserted, outcome.invalid) == (2236, 2066, 170)
+    assert outcome.error_counts == {"too_long": 43, "duplicate_key": 127}
+    assert (count(engine, categories), count(engine, subcategories)) == (1790, 276)
+    assert outcome.categories_created == 0
+    with engine.connect() as conn:
+        names = list(conn.execute(sa.select(categories.c.name)).scalars())
+    assert not any("&amp;" in n for n in names)
+    assert "Services à la personne – Aide & Entretien" in names
+
+    again = run_import(engine, real_samples / "foxreviews" / "categorie.csv", settings,
+                       ImportOptions(profile="categories"))
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2066)
+
+
+def test_real_city_list_pads_postal_codes(engine, settings, real_samples):
+    """villes france.csv: 39,192 `Nom (CP)` rows; 3,432 codes lost their leading zero (padded);
+    2,177 (name, cp) pairs occur more than once, 3,681 extra rows in all: each earlier copy is
+    reported as duplicate_key, so 39,192 - 3,681 = 35,511 distinct cities are inserted."""
+    outcome = run_import(engine, real_samples / "foxreviews" / "villes france.csv", settings,
+                         ImportOptions(profile="cities"))
+    assert (outcome.rows_total, outcome.inserted, outcome.invalid) == (39192, 35511, 3681)
+    assert outcome.error_counts == {"duplicate_key": 3681}
+    with engine.connect() as conn:
+        postal = conn.execute(sa.select(cities.c.postal_code).where(cities.c.slug == "l-abergement-clemenciat"))
+        assert postal.scalar_one() == "01400"
+        short = conn.execute(sa.select(sa.func.count()).where(sa.func.length(cities.c.postal_code) != 5))
+        assert short.scalar_one() == 0
+        padded = conn.execute(sa.select(sa.func.count()).where(cities.c.postal_code.like("0%")))
+        assert padded.scalar_one() > 0
+
+
+def test_unmigrated_database_is_an_infrastructure_error(settings, tmp_path, db_url):
+    from nightshift.db.engine import create_engine
+
+    engine = create_engine(db_url)
+    path = write(tmp_path / "villes.csv", "nom,code_postal\nBourg,01000\n")
+    with pytest.raises(sa.exc.DBAPIError):
+        run_import(engine, path, settings, ImportOptions(profile="cities"))
+    engine.dispose()
+    assert migrate.current_revision(db_url) is None
+
+
+def test_xlsx_with_title_rows_numbers_and_dates(engine, settings, tmp_path):
+    from datetime import date
+
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    notes = workbook.active
+    notes.title = "Notes"
+    notes["A1"] = "rien à importer ici"
+    sheet = workbook.create_sheet("Entreprises")
+    sheet["A1"] = "Export annuaire"
+    sheet.append([])
+    sheet.append(["SIREN", "Nom", "Code postal", "Date de création", "Latitude", "Actif"])
+    sheet.append([732829320, "Boulangerie", 1000, date(2001, 2, 3), 45.75, 1])
+    sheet.append([None, "Traiteur", "69002", "15/09/2015", "45,7601", "non"])
+    sheet.append([None, "Sans date", 69003, 36526, None, None])
+    path = tmp_path / "entreprises.xlsx"
+    workbook.save(path)
+
+    outcome = run_import(engine, path, settings, ImportOptions(profile="businesses"))
+    assert (outcome.status, outcome.sheet, outcome.inserted, outcome.invalid) == ("succeeded", "Entreprises", 3, 0)
+    with engine.connect() as conn:
+        rows = {r.name: r for r in conn.execute(sa.select(businesses))}
+    assert rows["Boulangerie"].postal_code == "01000" and rows["Boulangerie"].siren == "732829320"
+    assert rows["Boulangerie"].founded_on == date(2001, 2, 3)
+    assert rows["Traiteur"].founded_on == date(2015, 9, 15) and rows["Traiteur"].latitude == pytest.approx(45.7601)
+    assert rows["Sans date"].founded_on == date(2000, 1, 1)  # Excel serial 36526
+    assert rows["Traiteur"].is_active is False
