@@ -49,7 +49,7 @@ class FileRejected(Exception):
 
 @dataclass
 class TableChunk:
-    frame: pd.DataFrame  # columns = header as written (deduplicated); str or NA cells
+    frame: pd.DataFrame  # columns = header as written (deduplicated); raw str cells, "" or NA when empty
     lines: np.ndarray  # 1-based line (CSV) or row (spreadsheet) of each row
 
 
@@ -91,7 +91,7 @@ def _detect_format(path: Path, head: bytes) -> str:
 
 
 def open_table(path: Path, *, score_header: ScoreHeader, max_bytes: int, max_rows: int,
-               max_cells: int = 30_000_000, chunk_rows: int = 100_000) -> tuple[TableInfo, Iterator[TableChunk]]:
+               max_cells: int = 30_000_000, chunk_rows: int = 25_000) -> tuple[TableInfo, Iterator[TableChunk]]:
     path = Path(path)
     size = path.stat().st_size
     if size > max_bytes:
@@ -235,7 +235,7 @@ def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int,
                     raise FileRejected("unreadable",
                                        f"{path.name}: CSV structure error near line {reader.line_num}: {exc}") from None
                 start, previous_end = previous_end + 1, reader.line_num
-                if not any(cell.strip() for cell in record):
+                if not "".join(record).strip():
                     continue
                 data_rows += 1
                 if data_rows > max_rows:
@@ -258,9 +258,7 @@ def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int,
 
 
 def _chunk(rows: list[list[object]], line_numbers: list[int], header: list[str]) -> TableChunk:
-    frame = pd.DataFrame(rows, columns=header, dtype=object)
-    frame = frame.where(frame != "", None)
-    return TableChunk(frame, np.asarray(line_numbers, dtype=np.int64))
+    return TableChunk(pd.DataFrame(rows, columns=header, dtype=object), np.asarray(line_numbers, dtype=np.int64))
 
 
 # ---------------------------------------------------------------- spreadsheets

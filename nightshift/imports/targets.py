@@ -59,11 +59,17 @@ TARGETS: dict[str, Target] = {
 }
 
 
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
+
+
 def content_hash(frame: pd.DataFrame) -> pd.Series:
     """Stable per-row hash of the imported content (64-bit, hex): changes iff a written value changes."""
     as_text = frame.astype(object).where(frame.notna(), "\x00").astype(str)
     hashed = pd.util.hash_pandas_object(as_text, index=False).to_numpy(dtype=np.uint64)
-    return pd.Series([f"{h:016x}" for h in hashed], index=frame.index, dtype=object)
+    nibbles = (hashed[:, None] >> _NIBBLE_SHIFTS) & np.uint64(0xF)
+    hex_bytes = _HEX[nibbles.astype(np.intp)].copy().view("S16").ravel()
+    return pd.Series(hex_bytes.astype(str).astype(object), index=frame.index)
 
 
 def _with_meta(rows: pd.DataFrame, valid: pd.DataFrame, key: pd.Series, hashed: list[str]) -> pd.DataFrame:
@@ -75,14 +81,14 @@ def _with_meta(rows: pd.DataFrame, valid: pd.DataFrame, key: pd.Series, hashed: 
 
 
 def _businesses(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    slug_name = values.slugify(valid["nom"])
-    place = valid["code_postal"].fillna(values.slugify(valid["ville"])).fillna("")
     natural_key = ("siret:" + valid["siret"].astype(object)).where(
-        valid["siret"].notna(),
-        ("siren:" + valid["siren"].astype(object)).where(
-            valid["siren"].notna(), "name:" + slug_name.astype(object) + "|" + place.astype(object)
-        ),
+        valid["siret"].notna(), "siren:" + valid["siren"].astype(object)
     )
+    by_name = natural_key.isna()
+    if by_name.any():
+        named = valid.loc[by_name]
+        place = named["code_postal"].fillna(values.slugify(named["ville"])).fillna("")
+        natural_key[by_name] = "name:" + values.slugify(named["nom"]).astype(object) + "|" + place.astype(object)
     rows = pd.DataFrame({
         "natural_key": natural_key,
         "name": valid["nom"],

@@ -86,18 +86,19 @@ def _present(series: pd.Series) -> np.ndarray:
     return series.notna().to_numpy()
 
 
-def _parse_field(field: Field, raw: pd.Series, column: str, errors: _Errors, phone_region: str) -> pd.Series:
+def _parse_field(field: Field, raw: pd.Series, text: pd.Series, column: str, errors: _Errors,
+                 phone_region: str) -> pd.Series:
     if field.kind in ("text", "city_with_postal_code"):
-        text = values.decode_html_entities(values.clean_text(raw))
+        text = values.decode_html_entities(text)
         if field.max_length is not None:
             errors.add(values.check_max_length(text, field.max_length), column, raw, "too_long")
         return text
     if field.kind == "phone":
-        parsed = values.parse_phone(raw, default_region=phone_region)
+        parsed = values.parse_phone(text, default_region=phone_region)
         code = "invalid_phone"
     else:
         parser, code = _KIND_PARSERS[field.kind]
-        parsed = parser(raw)
+        parsed = parser(text)
     errors.add(parsed.invalid, column, raw, code)
     result = parsed.values
     if field.min_value is not None or field.max_value is not None:
@@ -123,12 +124,14 @@ def validate_chunk(
 ) -> ChunkValidation:
     errors = _Errors(np.asarray(lines, dtype=np.int64))
     out = pd.DataFrame(index=frame.index)
+    # Each mapped column is cleaned once; parsers and the required checks share it.
+    cleaned = {column: values.clean_text(frame[column]) for column in mapping.by_field.values()}
     for field in profile.fields:
         column = mapping.by_field.get(field.name)
         if column is None:
             out[field.name] = pd.Series(pd.NA, index=frame.index, dtype=object)
             continue
-        out[field.name] = _parse_field(field, frame[column], column, errors, phone_region)
+        out[field.name] = _parse_field(field, frame[column], cleaned[column], column, errors, phone_region)
 
     if profile.name == "cities":
         _split_city_with_postal_code(out, frame, mapping, errors)
@@ -142,7 +145,7 @@ def validate_chunk(
             missing = ~_present(out[field.name])
             # A value that failed to parse already has its own error; required means "nothing there".
             if raw is not None:
-                missing &= ~_present(values.clean_text(raw))
+                missing &= ~_present(cleaned[column])
             errors.add(missing, column, raw, "required")
     for group in profile.required_any:
         missing = np.ones(len(out), dtype=bool)
@@ -152,7 +155,7 @@ def validate_chunk(
         column = present_columns[0] if present_columns else group[0]
         raw = frame[column] if column in frame.columns else None
         if raw is not None:
-            missing &= ~_present(values.clean_text(raw))
+            missing &= ~_present(cleaned[column])
         errors.add(missing, column, raw, "required")
 
     valid = out.loc[~errors.bad].copy()

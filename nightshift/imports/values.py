@@ -1,8 +1,9 @@
 """Vectorised value normalisers for imported cells.
 
-Input: a Series of raw cell text (object or string dtype, NA for empty). Each parser returns
-`Parsed(values, invalid)`: normalised values (NA where empty or invalid) and a boolean mask that is
-True only where a non-empty cell could not be parsed ("required" is checked elsewhere).
+`clean_text` turns raw cells into trimmed text (NA for empty); every parser takes such cleaned text
+(the validator cleans each column once) and returns `Parsed(values, invalid)`: normalised values (NA
+where empty or invalid) and a mask that is True only where a non-empty cell could not be parsed
+("required" is checked elsewhere).
 """
 
 from __future__ import annotations
@@ -36,16 +37,22 @@ def _as_object(s: pd.Series) -> pd.Series:
 
 
 def clean_text(s: pd.Series) -> pd.Series:
-    """Trim (incl. NBSP and narrow NBSP); empty and the texts exporters wrote for empty cells -> NA."""
+    """Trim (incl. NBSP and narrow NBSP); empty and the texts exporters wrote for empty cells -> NA;
+    the apostrophe our error reports put before = + - @ is removed again."""
     text = _as_object(s)
     mask = text.notna()
     if not mask.any():
         return pd.Series(pd.NA, index=s.index, dtype=object)
     cleaned = text[mask].astype(str).str.strip(" \t\r\n" + _SPACES)
-    cleaned = cleaned.str.replace(_NEUTRALISED, "", regex=True)
-    null_like = (cleaned == "") | cleaned.str.lower().isin(_NULL_TEXTS)
+    quoted = cleaned.str.startswith("'")
+    if quoted.any():
+        cleaned[quoted] = cleaned[quoted].str.replace(_NEUTRALISED, "", regex=True)
+    short = cleaned.str.len() <= 4
+    null_like = cleaned == ""
+    null_like[short] |= cleaned[short].str.lower().isin(_NULL_TEXTS)
     out = pd.Series(pd.NA, index=s.index, dtype=object)
-    out[cleaned.index[~null_like]] = cleaned[~null_like]
+    keep = cleaned[~null_like]
+    out[keep.index] = keep
     return out
 
 
@@ -61,22 +68,25 @@ def normalize_header(name: str) -> str:
     return re.sub(r"[^0-9a-z]", "", text.lower())
 
 
-def slugify_one(text: str) -> str:
-    text = unicodedata.normalize("NFKD", html.unescape(str(text)))
-    text = "".join(ch for ch in text if not unicodedata.combining(ch)).lower()
-    text = re.sub(r"['’`&]", "", text)
-    text = re.sub(r"[^a-z0-9]+", "-", text)
-    return text.strip("-")
+# Ligatures NFKD leaves alone: "Œuvres" -> "oeuvres", not "uvres".
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+
 
 
 def slugify(s: pd.Series) -> pd.Series:
-    text = clean_text(s)
-    mask = text.notna()
+    """Django-style slugs of de-accented text: apostrophes and '&' dropped, other runs -> '-'."""
+    mask = s.notna()
     out = pd.Series(pd.NA, index=s.index, dtype=object)
-    if mask.any():
-        uniques = pd.unique(text[mask])
-        mapping = {u: slugify_one(u) or pd.NA for u in uniques}
-        out[mask] = text[mask].map(mapping)
+    if not mask.any():
+        return out
+    text = s[mask].astype(object).astype(str)
+    entity = text.str.contains("&", regex=False)
+    if entity.any():
+        text[entity] = text[entity].map(html.unescape)
+    ascii_text = (text.str.translate(_LIGATURES).str.normalize("NFKD").str.encode("ascii", "ignore")
+                  .str.decode("ascii").str.lower())
+    slug = ascii_text.str.replace(r"['`&]", "", regex=True).str.replace(r"[^a-z0-9]+", "-", regex=True).str.strip("-")
+    out[mask] = slug.where(slug != "", pd.NA)
     return out
 
 
@@ -94,13 +104,13 @@ def _compact_number(text: pd.Series) -> pd.Series:
     return text.str.replace(f"[ {_SPACES}]", "", regex=True)
 
 
-def parse_decimal(s: pd.Series) -> Parsed:
+def parse_decimal(text: pd.Series) -> Parsed:
     """Decimal comma or point; thousands separators space/NBSP/narrow NBSP, or '.'/',' in groups of 3.
 
     When both '.' and ',' occur the last one is the decimal separator; several '.' groups of 3 digits
     (1.234.567) are thousands; a single '.' or ',' is the decimal separator (1.234 = 1.234).
     """
-    text = clean_text(s)
+    s = text
     present = text.notna()
     compact = _compact_number(text.fillna(""))
     last_comma, last_dot = compact.str.rfind(","), compact.str.rfind(".")
@@ -115,17 +125,16 @@ def parse_decimal(s: pd.Series) -> Parsed:
     return _result(pd.Series(numbers, index=s.index), present)
 
 
-def parse_integer(s: pd.Series) -> Parsed:
-    decimal = parse_decimal(s)
+def parse_integer(text: pd.Series) -> Parsed:
+    decimal = parse_decimal(text)
     whole = decimal.values.notna() & (decimal.values % 1 == 0)
     values = decimal.values.where(whole).round().astype("Int64")
-    present = clean_text(s).notna()
-    return _result(values, present)
+    return _result(values, text.notna())
 
 
-def parse_date(s: pd.Series) -> Parsed:
+def parse_date(text: pd.Series) -> Parsed:
     """dd/mm/yyyy (also - and .), ISO (time dropped), Excel serial numbers; never month-first."""
-    text = clean_text(s)
+    s = text
     present = text.notna()
     result = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
     filled = text.fillna("")
@@ -148,8 +157,8 @@ _TRUE = {"oui", "true", "vrai", "1", "yes", "o", "y", "x", "1.0", "t"}
 _FALSE = {"non", "false", "faux", "0", "no", "n", "0.0", "f"}
 
 
-def parse_bool(s: pd.Series) -> Parsed:
-    text = clean_text(s)
+def parse_bool(text: pd.Series) -> Parsed:
+    s = text
     lower = text.fillna("").str.lower()
     values = pd.Series(pd.NA, index=s.index, dtype="boolean")
     values[lower.isin(_TRUE)] = True
@@ -160,16 +169,15 @@ def parse_bool(s: pd.Series) -> Parsed:
 _EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s.]{2,}"
 
 
-def parse_email(s: pd.Series) -> Parsed:
-    text = clean_text(s)
+def parse_email(text: pd.Series) -> Parsed:
     filled = text.fillna("")
     ok = filled.str.fullmatch(_EMAIL) & (filled.str.len() <= 254)
-    normalised = filled.str.replace(r"@([^@]+)$", lambda m: "@" + m.group(1).lower(), regex=True)
+    parts = filled.str.rpartition("@")
+    normalised = parts[0] + parts[1] + parts[2].str.lower()
     return _result(normalised.where(ok), text.notna())
 
 
-def parse_url(s: pd.Series) -> Parsed:
-    text = clean_text(s)
+def parse_url(text: pd.Series) -> Parsed:
     filled = text.fillna("")
     has_scheme = filled.str.match(r"(?i)https?://")
     url = filled.where(has_scheme, "https://" + filled)
@@ -193,19 +201,18 @@ def _e164(raw: str, region: str) -> str | None:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-def parse_phone(s: pd.Series, default_region: str = "ML") -> Parsed:
+def parse_phone(text: pd.Series, default_region: str = "ML") -> Parsed:
     """E.164 via libphonenumber. A number not valid for its region is invalid, never re-prefixed."""
-    text = clean_text(s)
     present = text.notna()
-    values = pd.Series(pd.NA, index=s.index, dtype=object)
+    values = pd.Series(pd.NA, index=text.index, dtype=object)
     if present.any():
         mapping = {u: _e164(u, default_region) for u in pd.unique(text[present])}
         values[present] = text[present].map(mapping)
     return _result(values, present)
 
 
-def _digits(s: pd.Series) -> pd.Series:
-    text = clean_text(s).fillna("")
+def _digits(text: pd.Series) -> pd.Series:
+    text = text.fillna("")
     text = text.str.replace(r"\.0+$", "", regex=True)  # Excel float artefact
     return text.str.replace(f"[ .{_SPACES}]", "", regex=True)
 
@@ -227,7 +234,7 @@ def luhn_valid(digits: pd.Series) -> pd.Series:
 
 def _identifier(s: pd.Series, length: int) -> tuple[pd.Series, pd.Series, pd.Series]:
     digits = _digits(s)
-    present = clean_text(s).notna()
+    present = s.notna()
     shaped = digits.str.fullmatch(rf"\d{{{length}}}") & present
     ok = pd.Series(False, index=s.index)
     if shaped.any():
@@ -253,9 +260,8 @@ def parse_siret(s: pd.Series) -> Parsed:
     return _result(digits.where(ok), present)
 
 
-def parse_naf(s: pd.Series) -> Parsed:
+def parse_naf(text: pd.Series) -> Parsed:
     """NAF rev. 2: "6201Z" -> "62.01Z", "1.11" -> "01.11", "62 01z" -> "62.01Z"."""
-    text = clean_text(s)
     filled = text.fillna("").str.upper().str.replace(f"[ {_SPACES}]", "", regex=True)
     parts = filled.str.extract(r"^(?P<a>\d{1,2})(?P<dot>\.?)(?P<b>\d{2})(?P<c>[A-Z]?)$")
     # Without a dot the division needs both digits ("620" is not a code); "1.11" is "01.11".
@@ -264,9 +270,8 @@ def parse_naf(s: pd.Series) -> Parsed:
     return _result(code.where(ok), text.notna())
 
 
-def parse_postal_code(s: pd.Series, pad_french: bool = True) -> Parsed:
+def parse_postal_code(text: pd.Series, pad_french: bool = True) -> Parsed:
     """Text, leading zeros kept; a French 4-digit code that lost its leading zero is padded."""
-    text = clean_text(s)
     digits = text.fillna("").str.replace(r"\.0+$", "", regex=True).str.replace(f"[ {_SPACES}]", "", regex=True)
     if pad_french:
         digits = digits.where(~digits.str.fullmatch(r"\d{4}"), "0" + digits)

@@ -1,0 +1,250 @@
+"""Import benchmark: nightshift vs its baselines, measured side by side in one run.
+
+Generates a French businesses CSV (BENCH_ROWS, default 1,000,000) and an XLSX (BENCH_XLSX_ROWS, default
+200,000), then measures:
+- `nightshift import` end to end (the CLI, a subprocess: rows/s and its peak RSS) on SQLite and PostgreSQL;
+- the PostgreSQL limit: raw COPY into a staging table + one INSERT … ON CONFLICT merge of the same rows;
+- pandas `read_csv` + `to_sql`; a per-row SELECT-then-INSERT loop on a 10,000-row sample (the old way);
+- XLSX reading: openpyxl read-only vs python-calamine.
+Figures and ratios go to BENCHMARKS.md. Targets: PostgreSQL ≥ 0.5 × limit; SQLite ≥ 100,000 rows/s;
+calamine ≥ 6 × openpyxl; peak RSS ≤ 500 MB for the 1M-row CSV.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("NIGHTSHIFT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+HEADER = ["siren", "nom", "siret", "nom_commercial", "adresse", "code_postal", "ville_nom", "naf_code",
+          "naf_libelle", "telephone", "email_contact", "site_web", "is_active"]
+
+
+def luhn_complete(prefixes: np.ndarray, digits: int) -> np.ndarray:
+    """Append the Luhn check digit to integer prefixes of `digits` digits (vectorised)."""
+    matrix = (prefixes[:, None] // 10 ** np.arange(digits - 1, -1, -1)) % 10
+    weights = np.where(np.arange(digits)[::-1] % 2 == 0, 2, 1)  # positions doubled once the check digit is appended
+    doubled = matrix * weights
+    total = np.where(doubled > 9, doubled - 9, doubled).sum(axis=1)
+    return prefixes * 10 + (10 - total % 10) % 10
+
+
+def generate_rows(n: int, seed: int = 7) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    siren = luhn_complete(rng.choice(np.arange(10_000_000, 99_999_999), n, replace=False), 8)
+    siret = luhn_complete(siren * 10_000 + rng.integers(1, 9999, n), 13)
+    cities = np.array(["Saint-Étienne", "Lyon", "Besançon", "Orléans", "Bourg-en-Bresse", "Nîmes", "Béziers"])
+    streets = np.array(["rue de la République", "avenue Jean Jaurès", "place du Marché", "quai Saint-Michel"])
+    numbers = np.arange(n)
+    return pd.DataFrame({
+        "siren": siren.astype(str),
+        "nom": pd.Series(numbers).map("Société d’Études Lefèvre n°{}".format),
+        "siret": siret.astype(str),
+        "nom_commercial": "Café œuvre",
+        "adresse": pd.Series(rng.integers(1, 200, n)).astype(str) + " " + streets[rng.integers(0, 4, n)],
+        "code_postal": pd.Series(rng.integers(1000, 95999, n)).astype(str),  # 4-digit ones get padded
+        "ville_nom": cities[rng.integers(0, len(cities), n)],
+        "naf_code": "6201Z",
+        "naf_libelle": "Programmation informatique",
+        "telephone": "+33 4 77 " + pd.Series(rng.integers(10, 99, n)).astype(str) + " 00 00",
+        "email_contact": pd.Series(numbers).map("contact{}@exemple.fr".format),
+        "site_web": "www.exemple.fr",
+        "is_active": np.where(rng.random(n) < 0.9, "oui", "non"),
+    })
+
+
+def timed(fn) -> tuple[float, object]:
+    started = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - started, result
+
+
+def run_cli_import(path: Path, database_url: str, workdir: Path) -> dict:
+    """`nightshift import` in a subprocess; wall time and the child's own peak RSS (wait4)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTSHIFT_")}
+    env.update(NIGHTSHIFT_DATABASE_URL=database_url, NIGHTSHIFT_DATA_DIR=str(workdir / "data"),
+               DAGSTER_HOME=str(workdir / "dagster_home"))
+    nightshift = str(PROJECT_ROOT / ".venv" / "bin" / "nightshift")
+    subprocess.run([nightshift, "db", "upgrade"], env=env, check=True, capture_output=True)
+    started = time.perf_counter()
+    process = subprocess.Popen([nightshift, "import", str(path), "--profile", "businesses", "--json"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    stdout = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    summary = json.loads(stdout)
+    return {"seconds": seconds, "rows": summary["rows_total"], "inserted": summary["inserted"],
+            "invalid": summary["invalid"], "status": summary["status"], "peak_rss_mb": usage.ru_maxrss / 1024,
+            "exit": os.waitstatus_to_exitcode(status)}
+
+
+def create_pg_database() -> str:
+    name = f"nightshift_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def pg_limit(csv_path: Path, url: str) -> float:
+    """Raw COPY of the CSV into a staging table + one INSERT … ON CONFLICT DO UPDATE merge: seconds."""
+    import psycopg
+
+    conninfo = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    columns = ", ".join(f"{c} text" for c in HEADER)
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(f"CREATE TABLE limit_target ({columns}, PRIMARY KEY (siret))")
+        started = time.perf_counter()
+        conn.execute(f"CREATE TEMP TABLE limit_staging ({columns})")
+        copy_sql = "COPY limit_staging FROM STDIN (FORMAT csv, HEADER true, DELIMITER ';', ENCODING 'WIN1252')"
+        with conn.cursor().copy(copy_sql) as copy, csv_path.open("rb") as handle:
+            while block := handle.read(1 << 20):
+                copy.write(block)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in HEADER if c != "siret")
+        conn.execute(f"INSERT INTO limit_target SELECT * FROM limit_staging ON CONFLICT (siret) DO UPDATE SET "
+                     f"{updates} WHERE (limit_target.*) IS DISTINCT FROM (excluded.*)")
+        conn.commit()
+        return time.perf_counter() - started
+
+
+def pandas_to_sql(frame: pd.DataFrame, url: str) -> float:
+    engine = sa.create_engine(url)
+    seconds, _ = timed(lambda: frame.to_sql("to_sql_baseline", engine, if_exists="replace", index=False,
+                                            chunksize=10_000))
+    engine.dispose()
+    return seconds
+
+
+def per_row_loop(frame: pd.DataFrame, url: str) -> float:
+    """What the replaced Celery task did: per row, SELECT by siren, then INSERT or UPDATE, commit."""
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE per_row_baseline (siren text PRIMARY KEY, nom text, siret text, "
+                             "code_postal text, telephone text, email text)"))
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        for row in frame.itertuples(index=False):
+            values = {"siren": row.siren, "nom": row.nom, "siret": row.siret, "cp": row.code_postal,
+                      "tel": row.telephone, "email": row.email_contact}
+            found = conn.execute(sa.text("SELECT siren FROM per_row_baseline WHERE siren = :siren"), values).first()
+            if found:
+                conn.execute(sa.text("UPDATE per_row_baseline SET nom=:nom, siret=:siret, code_postal=:cp, "
+                                     "telephone=:tel, email=:email WHERE siren=:siren"), values)
+            else:
+                conn.execute(sa.text("INSERT INTO per_row_baseline VALUES (:siren, :nom, :siret, :cp, :tel, :email)"),
+                             values)
+            conn.commit()
+    seconds = time.perf_counter() - started
+    engine.dispose()
+    return seconds
+
+
+def xlsx_reads(frame: pd.DataFrame, path: Path) -> tuple[float, float]:
+    from openpyxl import Workbook, load_workbook
+    from python_calamine import CalamineWorkbook
+
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Entreprises")
+    sheet.append(HEADER)
+    for record in frame.itertuples(index=False, name=None):
+        sheet.append(list(record))
+    workbook.save(path)
+
+    def with_openpyxl() -> int:
+        book = load_workbook(path, read_only=True, data_only=True)
+        count = sum(1 for _ in book["Entreprises"].iter_rows(values_only=True))
+        book.close()
+        return count
+
+    def with_calamine() -> int:
+        return len(CalamineWorkbook.from_path(str(path)).get_sheet_by_name("Entreprises").to_python())
+
+    openpyxl_s, rows_a = timed(with_openpyxl)
+    calamine_s, rows_b = timed(with_calamine)
+    assert rows_a == rows_b == len(frame) + 1
+    return openpyxl_s, calamine_s
+
+
+def main() -> None:
+    rows = int(os.environ.get("BENCH_ROWS", 1_000_000))
+    xlsx_rows = int(os.environ.get("BENCH_XLSX_ROWS", 200_000))
+
+    with tempfile.TemporaryDirectory(prefix="nightshift-bench-") as tmp:
+        work = Path(tmp)
+        frame = generate_rows(rows)
+        csv_path = work / "entreprises.csv"
+        frame.to_csv(csv_path, sep=";", index=False, encoding="cp1252")
+        print(f"generated {rows:,} rows ({csv_path.stat().st_size / 1e6:.0f} MB)")
+
+        sqlite = run_cli_import(csv_path, f"sqlite:///{work / 'bench.db'}", work / "sqlite")
+        sqlite_rate = sqlite["rows"] / sqlite["seconds"]
+        print("sqlite", sqlite)
+
+        pg_url = create_pg_database()
+        limit_url = create_pg_database()
+        try:
+            postgres = run_cli_import(csv_path, pg_url, work / "pg")
+            print("postgresql", postgres)
+            limit_s = pg_limit(csv_path, limit_url)
+            pg_rate, limit_rate = postgres["rows"] / postgres["seconds"], rows / limit_s
+            sample = frame.head(min(rows, 200_000))
+            to_sql_pg = len(sample) / pandas_to_sql(sample, limit_url)
+            loop_pg = 10_000 / per_row_loop(frame.head(10_000), limit_url)
+        finally:
+            drop_pg_database(pg_url)
+            drop_pg_database(limit_url)
+        to_sql_sqlite = len(sample) / pandas_to_sql(sample, f"sqlite:///{work / 'to_sql.db'}")
+        loop_sqlite = 10_000 / per_row_loop(frame.head(10_000), f"sqlite:///{work / 'loop.db'}")
+
+        openpyxl_s, calamine_s = xlsx_reads(frame.head(xlsx_rows), work / "entreprises.xlsx")
+
+    peak = max(sqlite["peak_rss_mb"], postgres["peak_rss_mb"])
+    results = [
+        ("`nightshift import` SQLite, rows/s", f"{sqlite_rate:,.0f}", f"per-row loop {loop_sqlite:,.0f} "
+         f"(×{sqlite_rate / loop_sqlite:.0f}); pandas to_sql {to_sql_sqlite:,.0f}",
+         f"≥ 100,000: {'met' if sqlite_rate >= 100_000 else 'NOT met'}"),
+        ("`nightshift import` PostgreSQL, rows/s", f"{pg_rate:,.0f}", f"limit (COPY+merge) {limit_rate:,.0f} "
+         f"(×{pg_rate / limit_rate:.2f}); per-row loop {loop_pg:,.0f}; pandas to_sql {to_sql_pg:,.0f}",
+         f"≥ 0.5 × limit: {'met' if pg_rate >= 0.5 * limit_rate else 'NOT met'}"),
+        ("peak RSS of `nightshift import`, MB", f"{peak:,.0f}", f"SQLite {sqlite['peak_rss_mb']:.0f}, "
+         f"PostgreSQL {postgres['peak_rss_mb']:.0f}", f"≤ 500: {'met' if peak <= 500 else 'NOT met'}"),
+        (f"XLSX read, {xlsx_rows:,} rows, rows/s", f"calamine {xlsx_rows / calamine_s:,.0f}",
+         f"openpyxl read-only {xlsx_rows / openpyxl_s:,.0f} (×{openpyxl_s / calamine_s:.1f})",
+         f"≥ 6 × openpyxl: {'met' if openpyxl_s / calamine_s >= 6 else 'NOT met'}"),
+    ]
+    lines = [
+        "# Benchmarks", "",
+        f"`make bench` on {datetime.now(UTC):%Y-%m-%d} — {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}. {rows:,}-row French businesses CSV (cp1252, `;`), "
+        f"{xlsx_rows:,}-row XLSX. Every figure is measured in the same run as its baseline.", "",
+        "| measure | nightshift | baselines (same run) | target |", "|---|---|---|---|",
+        *[f"| {a} | {b} | {c} | {d} |" for a, b, c, d in results], "",
+        f"Imports: SQLite {sqlite['status']} ({sqlite['inserted']:,} inserted, {sqlite['invalid']:,} invalid) in "
+        f"{sqlite['seconds']:.1f} s; PostgreSQL {postgres['status']} in {postgres['seconds']:.1f} s "
+        "(both include starting the CLI and recording the run on the Dagster instance).", "",
+    ]
+    (PROJECT_ROOT / "BENCHMARKS.md").write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
