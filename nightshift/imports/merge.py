@@ -125,6 +125,14 @@ class StagingTable:
         )
         return [(row[0], row[1]) for row in self.conn.execute(query)]
 
+    def absent_keys(self) -> list:
+        """Single-column conflict keys of staged rows the target does not hold yet."""
+        [column] = self.target.conflict
+        table = self.target.table
+        query = sa.select(self.table.c[column]).where(
+            ~sa.exists().where(table.c[column] == self.table.c[column]))
+        return [row[0] for row in self.conn.execute(query)]
+
     def merge(self, import_id: int | None, *, insert_only: bool = False) -> MergeCounts:
         """Upsert the staged rows into the target; exact counts computed in the same transaction."""
         source = self._resolved_select(import_id)

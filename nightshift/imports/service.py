@@ -21,6 +21,8 @@ from sqlalchemy.engine import Connection, Engine
 
 from nightshift.config import Settings
 from nightshift.db.engine import begin_write
+from nightshift.db.schema import clients
+from nightshift.imports import hooks
 from nightshift.imports import log as import_log
 from nightshift.imports.files import move_without_overwrite
 from nightshift.imports.merge import MergeCounts, StagingTable
@@ -367,7 +369,11 @@ def _merge_all(run: _Run, conn: Connection, reason: str | None, errors: pd.DataF
                 staging = run.staging.get(name)
                 if staging is None:
                     continue
+                announce = name == "clients" and bool(hooks.NEW_CLIENT_HOOKS)
+                new_keys = staging.absent_keys() if announce else []
                 counts = staging.merge(run.import_id, insert_only=name in PARENT_TARGETS)
+                if announce and new_keys and not run.options.dry_run:
+                    _announce_new_clients(transaction_conn, new_keys, run.import_id)
                 if name in PARENT_TARGETS:
                     created += counts.inserted
                 else:
@@ -390,9 +396,19 @@ def _merge_all(run: _Run, conn: Connection, reason: str | None, errors: pd.DataF
             import_log.update(transaction_conn, run.import_id, **_log_values(outcome, stage="done"))
 
 
+def _announce_new_clients(conn: Connection, phones: list[str], import_id: int | None) -> None:
+    ids = [row[0] for start in range(0, len(phones), 500) for row in conn.execute(
+        sa.select(clients.c.id).where(clients.c.phone.in_(phones[start:start + 500])))]
+    for hook in hooks.NEW_CLIENT_HOOKS:
+        hook(conn, ids, import_id)
+
+
 def _summary(outcome: ImportOutcome) -> str:
-    return (f"{outcome.rows_total} rows: {outcome.inserted} inserted, {outcome.updated} updated, "
-            f"{outcome.unchanged} unchanged, {outcome.invalid} invalid")
+    summary = (f"{outcome.rows_total} rows: {outcome.inserted} inserted, {outcome.updated} updated, "
+               f"{outcome.unchanged} unchanged, {outcome.invalid} invalid")
+    if outcome.unknown_columns:
+        summary += f"; unknown columns ignored: {', '.join(outcome.unknown_columns)}"
+    return summary
 
 
 def _first_errors(errors: pd.DataFrame) -> list[dict[str, Any]]:

@@ -259,3 +259,48 @@ def test_xlsx_with_title_rows_numbers_and_dates(engine, settings, tmp_path):
     assert rows["Traiteur"].founded_on == date(2015, 9, 15) and rows["Traiteur"].latitude == pytest.approx(45.7601)
     assert rows["Sans date"].founded_on == date(2000, 1, 1)  # Excel serial 36526
     assert rows["Traiteur"].is_active is False
+
+
+def test_new_clients_reach_the_hook_and_messages_follow_the_language(engine, settings, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from nightshift.imports import hooks
+
+    seen: list[tuple[int, ...]] = []
+    monkeypatch.setattr(hooks, "NEW_CLIENT_HOOKS", [lambda conn, ids, import_id: seen.append(tuple(ids))])
+    english = replace(settings, lang="en")
+    path = write(tmp_path / "clients.csv", "telephone;prenom;couleur\n70123456;Awa;bleu\n0612345678;Jean;vert\n")
+    outcome = run_import(engine, path, english, ImportOptions(profile="clients"))
+    assert outcome.errors[0]["message"].startswith("Invalid phone number in 'telephone' for region ML")
+    assert outcome.unknown_columns == ["couleur"] and "unknown columns ignored: couleur" in outcome.message
+    with engine.connect() as conn:
+        [awa] = conn.execute(sa.select(clients.c.id)).scalars()
+    assert seen == [(awa,)]
+
+    run_import(engine, path, english, ImportOptions(profile="clients"))
+    assert seen == [(awa,)], "a re-import inserts nobody: the hook is not called again"
+
+
+def test_concurrent_imports_on_sqlite_never_hit_database_is_locked(engine, settings, tmp_path):
+    import threading
+
+    files = []
+    for i in range(4):
+        rows = [f"Ville {i}-{j};{10000 + j:05d}" for j in range(3000)]
+        files.append(write(tmp_path / f"villes{i}.csv", "nom;code_postal\n" + "\n".join(rows) + "\n"))
+    outcomes, failures = [], []
+
+    def work(path):
+        try:
+            outcomes.append(run_import(engine, path, settings, ImportOptions(profile="cities")))
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in files]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert sorted(o.inserted for o in outcomes) == [3000] * 4
+    assert count(engine, cities) == 12000
