@@ -70,23 +70,30 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
+# Linux keeps a process's peak RSS across exec, so a child forked from this (large) process would report
+# our memory: a small launcher starts the CLI and reports its child's peak instead.
+LAUNCHER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
+
+
 def run_cli_import(path: Path, database_url: str, workdir: Path) -> dict:
-    """`nightshift import` in a subprocess; wall time and the child's own peak RSS (wait4)."""
+    """`nightshift import` in a subprocess: wall time, and its own peak RSS."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTSHIFT_")}
     env.update(NIGHTSHIFT_DATABASE_URL=database_url, NIGHTSHIFT_DATA_DIR=str(workdir / "data"),
                DAGSTER_HOME=str(workdir / "dagster_home"))
     nightshift = str(PROJECT_ROOT / ".venv" / "bin" / "nightshift")
     subprocess.run([nightshift, "db", "upgrade"], env=env, check=True, capture_output=True)
     started = time.perf_counter()
-    process = subprocess.Popen([nightshift, "import", str(path), "--profile", "businesses", "--json"], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    stdout = process.stdout.read()
-    _, status, usage = os.wait4(process.pid, 0)
+    result = subprocess.run(
+        [sys.executable, "-c", LAUNCHER, nightshift, "import", str(path), "--profile", "businesses", "--json"],
+        env=env, capture_output=True, text=True,
+    )
     seconds = time.perf_counter() - started
-    summary = json.loads(stdout)
+    summary = json.loads(result.stdout)
+    peak_kb = int(result.stderr.strip().splitlines()[-1])
     return {"seconds": seconds, "rows": summary["rows_total"], "inserted": summary["inserted"],
-            "invalid": summary["invalid"], "status": summary["status"], "peak_rss_mb": usage.ru_maxrss / 1024,
-            "exit": os.waitstatus_to_exitcode(status)}
+            "invalid": summary["invalid"], "status": summary["status"], "peak_rss_mb": peak_kb / 1024,
+            "exit": result.returncode}
 
 
 def create_pg_database() -> str:

@@ -94,11 +94,11 @@ def _parse_field(field: Field, raw: pd.Series, text: pd.Series, column: str, err
             errors.add(values.check_max_length(text, field.max_length), column, raw, "too_long")
         return text
     if field.kind == "phone":
-        parsed = values.parse_phone(text, default_region=phone_region)
+        parsed = values.on_distinct(values.parse_phone, text, default_region=phone_region)
         code = "invalid_phone"
     else:
         parser, code = _KIND_PARSERS[field.kind]
-        parsed = parser(text)
+        parsed = values.on_distinct(parser, text)
     errors.add(parsed.invalid, column, raw, code)
     result = parsed.values
     if field.min_value is not None or field.max_value is not None:

@@ -20,8 +20,6 @@ import phonenumbers
 
 _SPACES = "\u00a0\u202f\u2007\u2009"
 _NULL_TEXTS = {"none", "nan", "null", "n/a", "#n/a"}
-# A neutralising apostrophe written by our own error reports (see neutralize_formula).
-_NEUTRALISED = re.compile(r"^'(?=[=+\-@\t\r])")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _EXCEL_EPOCH = date(1899, 12, 30)
 
@@ -36,24 +34,37 @@ def _as_object(s: pd.Series) -> pd.Series:
     return s.astype(object).where(s.notna(), None)
 
 
+_STRIP = " \t\r\n" + _SPACES
+
+
+def _clean_cell(value: object) -> object:
+    if value is None or value is pd.NA or value != value:  # None, NA or NaN
+        return pd.NA
+    text = (value if isinstance(value, str) else str(value)).strip(_STRIP)
+    if not text or (len(text) <= 4 and text.lower() in _NULL_TEXTS):
+        return pd.NA
+    if text[0] == "'" and len(text) > 1 and text[1] in "=+-@\t\r":
+        return text[1:]
+    return text
+
+
 def clean_text(s: pd.Series) -> pd.Series:
     """Trim (incl. NBSP and narrow NBSP); empty and the texts exporters wrote for empty cells -> NA;
     the apostrophe our error reports put before = + - @ is removed again."""
-    text = _as_object(s)
-    mask = text.notna()
-    if not mask.any():
-        return pd.Series(pd.NA, index=s.index, dtype=object)
-    cleaned = text[mask].astype(str).str.strip(" \t\r\n" + _SPACES)
-    quoted = cleaned.str.startswith("'")
-    if quoted.any():
-        cleaned[quoted] = cleaned[quoted].str.replace(_NEUTRALISED, "", regex=True)
-    short = cleaned.str.len() <= 4
-    null_like = cleaned == ""
-    null_like[short] |= cleaned[short].str.lower().isin(_NULL_TEXTS)
-    out = pd.Series(pd.NA, index=s.index, dtype=object)
-    keep = cleaned[~null_like]
-    out[keep.index] = keep
-    return out
+    # One pass in plain Python beats a chain of pandas string operations on object columns.
+    return pd.Series([_clean_cell(v) for v in s.to_numpy(dtype=object)], index=s.index, dtype=object)
+
+
+def on_distinct(parser, text: pd.Series, **kwargs) -> Parsed:
+    """Run an element-wise parser on the distinct values only when they repeat (cities, NAF codes,
+    flags, sites...), then spread the results back: same output, a fraction of the work."""
+    codes, uniques = pd.factorize(text)
+    if len(uniques) == 0 or len(uniques) > len(text) // 2:
+        return parser(text, **kwargs)
+    parsed = parser(pd.Series(uniques, dtype=object), **kwargs)
+    spread = pd.api.extensions.take(parsed.values.array, codes, allow_fill=True)
+    invalid = parsed.invalid.to_numpy(dtype=bool)[codes] & (codes >= 0)
+    return Parsed(pd.Series(spread, index=text.index), pd.Series(invalid, index=text.index))
 
 
 def _result(values: pd.Series, raw_present: pd.Series) -> Parsed:
@@ -75,6 +86,14 @@ _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß"
 
 def slugify(s: pd.Series) -> pd.Series:
     """Django-style slugs of de-accented text: apostrophes and '&' dropped, other runs -> '-'."""
+    codes, uniques = pd.factorize(s)
+    if 0 < len(uniques) <= len(s) // 2:
+        slugs = _slugify(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
+        return pd.Series(np.where(codes >= 0, slugs[codes], pd.NA), index=s.index, dtype=object)
+    return _slugify(s)
+
+
+def _slugify(s: pd.Series) -> pd.Series:
     mask = s.notna()
     out = pd.Series(pd.NA, index=s.index, dtype=object)
     if not mask.any():
@@ -172,8 +191,11 @@ _EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s.]{2,}"
 def parse_email(text: pd.Series) -> Parsed:
     filled = text.fillna("")
     ok = filled.str.fullmatch(_EMAIL) & (filled.str.len() <= 254)
-    parts = filled.str.rpartition("@")
-    normalised = parts[0] + parts[1] + parts[2].str.lower()
+    normalised = filled.copy()
+    upper = ok & (filled != filled.str.lower())
+    if upper.any():
+        parts = filled[upper].str.rpartition("@")
+        normalised[upper] = parts[0] + parts[1] + parts[2].str.lower()
     return _result(normalised.where(ok), text.notna())
 
 
@@ -213,8 +235,12 @@ def parse_phone(text: pd.Series, default_region: str = "ML") -> Parsed:
 
 def _digits(text: pd.Series) -> pd.Series:
     text = text.fillna("")
-    text = text.str.replace(r"\.0+$", "", regex=True)  # Excel float artefact
-    return text.str.replace(f"[ .{_SPACES}]", "", regex=True)
+    messy = ~text.str.isdigit()
+    if messy.any():
+        # Excel float artefact ("732829320.0"), then spaces and dots used as separators.
+        text = text.copy()
+        text[messy] = text[messy].str.replace(r"\.0+$", "", regex=True).str.replace(f"[ .{_SPACES}]", "", regex=True)
+    return text
 
 
 def luhn_valid(digits: pd.Series) -> pd.Series:
@@ -235,7 +261,7 @@ def luhn_valid(digits: pd.Series) -> pd.Series:
 def _identifier(s: pd.Series, length: int) -> tuple[pd.Series, pd.Series, pd.Series]:
     digits = _digits(s)
     present = s.notna()
-    shaped = digits.str.fullmatch(rf"\d{{{length}}}") & present
+    shaped = (digits.str.len() == length) & digits.str.isdigit() & present
     ok = pd.Series(False, index=s.index)
     if shaped.any():
         ok[shaped] = luhn_valid(digits[shaped])
