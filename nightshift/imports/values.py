@@ -1,9 +1,9 @@
-"""Vectorised value normalisers for imported cells.
+"""Vectorised value normalisers for imported cells (French business data).
 
-`clean_text` turns raw cells into trimmed text (NA for empty); every parser takes such cleaned text
-(the validator cleans each column once) and returns `Parsed(values, invalid)`: normalised values (NA
-where empty or invalid) and a mask that is True only where a non-empty cell could not be parsed
-("required" is checked elsewhere).
+Every parser takes a Series of raw cell text (object or str dtype), cleans it like `clean_text` and
+returns `Parsed(values, invalid)`: normalised values (NA where empty or invalid) and a mask that is
+True only where a non-empty cell could not be parsed ("required" is checked elsewhere). The index of
+the input is kept. Text results are object Series with `pd.NA` for missing values.
 """
 
 from __future__ import annotations
@@ -12,47 +12,62 @@ import html
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
 
 import numpy as np
 import pandas as pd
 import phonenumbers
 
-_SPACES = "\u00a0\u202f\u2007\u2009"
-_NULL_TEXTS = {"none", "nan", "null", "n/a", "#n/a"}
+# What old exporters wrote for empty cells (str(None), str(nan), JavaScript, SQL dumps). Exactly
+# these spellings: "Nan" or "none" may be a name or a word.
+_NULL_TEXTS = ["None", "nan", "NaN", "NULL", "null"]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_EXCEL_EPOCH = date(1899, 12, 30)
+# The apostrophe our own error reports put before such cells (see neutralize_formula).
+_NEUTRALISED = r"^'(?=[=+\-@\t\r])"
+# A whole number that went through an Excel float: "123456789.0".
+_FLOAT_ARTEFACT = r"^(\d+)\.0+$"
+# Ligatures NFKD leaves alone: "Œuvres" -> "oeuvres", not "uvres".
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+_COMBINING_MARKS = r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
 
 
 @dataclass(frozen=True)
 class Parsed:
     values: pd.Series
-    invalid: pd.Series
+    invalid: pd.Series  # bool
 
 
-def _as_object(s: pd.Series) -> pd.Series:
-    return s.astype(object).where(s.notna(), None)
+def _text(s: pd.Series) -> pd.Series:
+    """`clean_text` as pandas' str dtype (missing = NaN) on a 0..n-1 index, the form the parsers work
+    on: results computed on a subset realign by label even when the caller's index has duplicates
+    (`_result` puts the caller's index back)."""
+    text = s.astype("str").reset_index(drop=True).str.strip()  # strip() removes NBSP, narrow NBSP too
+    quoted = text.str.startswith("'")
+    if quoted.any():
+        text = text.where(~quoted, text[quoted].str.replace(_NEUTRALISED, "", regex=True))
+    return text.mask((text == "") | text.isin(_NULL_TEXTS))
 
 
-_STRIP = " \t\r\n" + _SPACES
+def _as_object(text: pd.Series) -> pd.Series:
+    return text.astype(object).where(text.notna(), pd.NA)
 
 
-def _clean_cell(value: object) -> object:
-    if value is None or value is pd.NA or value != value:  # None, NA or NaN
-        return pd.NA
-    text = (value if isinstance(value, str) else str(value)).strip(_STRIP)
-    if not text or (len(text) <= 4 and text.lower() in _NULL_TEXTS):
-        return pd.NA
-    if text[0] == "'" and len(text) > 1 and text[1] in "=+-@\t\r":
-        return text[1:]
-    return text
+def _result(values: pd.Series, text: pd.Series, index: pd.Index) -> Parsed:
+    invalid = (text.notna() & values.isna()).astype(bool)
+    return Parsed(values.set_axis(index), invalid.set_axis(index))
+
+
+def _is_ascii_digits(text: pd.Series) -> pd.Series:
+    # Faster than a regex; isascii rules out "²" and other Unicode digits.
+    return text.str.isdigit() & text.str.isascii()
 
 
 def clean_text(s: pd.Series) -> pd.Series:
-    """Trim (incl. NBSP and narrow NBSP); empty and the texts exporters wrote for empty cells -> NA;
-    the apostrophe our error reports put before = + - @ is removed again."""
-    # One pass in plain Python beats a chain of pandas string operations on object columns.
-    return pd.Series([_clean_cell(v) for v in s.to_numpy(dtype=object)], index=s.index, dtype=object)
+    """Trimmed text (incl. NBSP, narrow NBSP); empty cells and "None"/"nan"/"NaN"/"NULL"/"null" -> NA.
+
+    A leading apostrophe before = + - @ tab CR is removed: it is the one `neutralize_formula` wrote
+    into an error report, so a corrected report can be imported again.
+    """
+    return _as_object(_text(s)).set_axis(s.index)
 
 
 def on_distinct(parser, text: pd.Series, **kwargs) -> Parsed:
@@ -67,256 +82,353 @@ def on_distinct(parser, text: pd.Series, **kwargs) -> Parsed:
     return Parsed(pd.Series(spread, index=text.index), pd.Series(invalid, index=text.index))
 
 
-def _result(values: pd.Series, raw_present: pd.Series) -> Parsed:
-    invalid = raw_present & values.isna()
-    return Parsed(values.where(~invalid, pd.NA), invalid.astype(bool))
-
-
 def normalize_header(name: str) -> str:
     """Case-, accent-, space-, punctuation-insensitive key: "Sous-catégorie" -> "souscategorie"."""
-    text = unicodedata.normalize("NFKD", str(name).replace("\ufeff", ""))
+    text = unicodedata.normalize("NFKD", str(name).translate(_LIGATURES))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
-    return re.sub(r"[^0-9a-z]", "", text.lower())
+    return re.sub(r"[\W_]", "", text.lower())
 
 
-# Ligatures NFKD leaves alone: "Œuvres" -> "oeuvres", not "uvres".
-_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
-
-
-
-def slugify(s: pd.Series) -> pd.Series:
-    """Django-style slugs of de-accented text: apostrophes and '&' dropped, other runs -> '-'."""
-    codes, uniques = pd.factorize(s)
-    if 0 < len(uniques) <= len(s) // 2:
-        slugs = _slugify(pd.Series(uniques, dtype=object)).to_numpy(dtype=object)
-        return pd.Series(np.where(codes >= 0, slugs[codes], pd.NA), index=s.index, dtype=object)
-    return _slugify(s)
-
-
-def _slugify(s: pd.Series) -> pd.Series:
-    mask = s.notna()
-    out = pd.Series(pd.NA, index=s.index, dtype=object)
-    if not mask.any():
-        return out
-    text = s[mask].astype(object).astype(str)
-    entity = text.str.contains("&", regex=False)
-    if entity.any():
-        text[entity] = text[entity].map(html.unescape)
-    ascii_text = (text.str.translate(_LIGATURES).str.normalize("NFKD").str.encode("ascii", "ignore")
-                  .str.decode("ascii").str.lower())
-    slug = ascii_text.str.replace(r"['`&]", "", regex=True).str.replace(r"[^a-z0-9]+", "-", regex=True).str.strip("-")
-    out[mask] = slug.where(slug != "", pd.NA)
-    return out
+def _unescape(text: pd.Series) -> pd.Series:
+    """html.unescape on the distinct str values that contain "&"."""
+    has_entity = text.str.contains("&", regex=False, na=False)
+    if not has_entity.any():
+        return text
+    distinct = pd.unique(text[has_entity])
+    decoded = dict(zip(distinct, map(html.unescape, distinct), strict=True))
+    return text.where(~has_entity, text.map(decoded))
 
 
 def decode_html_entities(s: pd.Series) -> pd.Series:
-    text = _as_object(s)
-    has_entity = text.notna() & text.astype(str).str.contains("&", regex=False)
+    """ "&amp;" -> "&", "&eacute;" -> "é"; other values and NA unchanged."""
+    text = s.astype("str")
+    has_entity = text.str.contains("&", regex=False, na=False)
     if not has_entity.any():
         return s
-    out = s.astype(object).copy()
-    out[has_entity] = text[has_entity].map(html.unescape)
-    return out
+    return s.where(~has_entity, _unescape(text))
 
 
-def _compact_number(text: pd.Series) -> pd.Series:
-    return text.str.replace(f"[ {_SPACES}]", "", regex=True)
+def _slugs(text: pd.Series) -> pd.Series:
+    slug = (
+        _unescape(text)
+        .str.replace(r"['’‘ʼ`´&]", "", regex=True)
+        .str.translate(_LIGATURES)
+        .str.normalize("NFKD")
+        .str.replace(_COMBINING_MARKS, "", regex=True)
+        .str.lower()
+        .str.replace(r"[^a-z0-9]+", "-", regex=True)
+        .str.strip("-")
+    )
+    return slug.mask(slug == "")
 
 
-def parse_decimal(text: pd.Series) -> Parsed:
-    """Decimal comma or point; thousands separators space/NBSP/narrow NBSP, or '.'/',' in groups of 3.
+def slugify(s: pd.Series) -> pd.Series:
+    """Slugs of the de-accented text, like Django's slugify: "Artisanat d’art" -> "artisanat-dart".
 
-    When both '.' and ',' occur the last one is the decimal separator; several '.' groups of 3 digits
-    (1.234.567) are thousands; a single '.' or ',' is the decimal separator (1.234 = 1.234).
+    Apostrophes and "&" are dropped, every other run of non-alphanumerics becomes one "-", "-" is
+    stripped at both ends; HTML entities are decoded first. NA (or nothing left) -> NA.
     """
-    s = text
-    present = text.notna()
-    compact = _compact_number(text.fillna(""))
-    last_comma, last_dot = compact.str.rfind(","), compact.str.rfind(".")
-    comma_decimal = last_comma > last_dot
-    normal = compact.where(~comma_decimal, compact.str.replace(".", "", regex=False).str.replace(",", ".", regex=False))
-    both = (last_comma >= 0) & (last_dot >= 0) & ~comma_decimal
-    normal = normal.where(~both, normal.str.replace(",", "", regex=False))
-    dotted_thousands = compact.str.fullmatch(r"[-+]?\d{1,3}(\.\d{3}){2,}")
-    normal = normal.where(~dotted_thousands, compact.str.replace(".", "", regex=False))
-    valid_shape = normal.str.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-    numbers = pd.to_numeric(normal.where(valid_shape & present), errors="coerce").astype("float64")
-    return _result(pd.Series(numbers, index=s.index), present)
+    # Names repeat a lot (categories, cities): slugify each distinct one once.
+    codes, distinct = pd.factorize(s.astype("str"))
+    slugs = _as_object(_slugs(pd.Series(distinct, dtype="str"))).to_numpy()
+    return pd.Series(pd.api.extensions.take(slugs, codes, allow_fill=True, fill_value=pd.NA), index=s.index)
 
 
-def parse_integer(text: pd.Series) -> Parsed:
-    decimal = parse_decimal(text)
-    whole = decimal.values.notna() & (decimal.values % 1 == 0)
-    values = decimal.values.where(whole).round().astype("Int64")
-    return _result(values, text.notna())
+# sign, integer part (optionally grouped by thousands with ONE separator), decimal part, exponent.
+_NUMBER = (
+    r"^(?P<sign>[+-]?)"
+    r"(?P<int>\d{1,3}(?:(?P<sep>[ .,])\d{3})+|\d*)"
+    r"(?:(?P<dec>[.,])(?P<frac>\d*))?"
+    r"(?:[eE](?P<exp>[+-]?\d+))?$"
+)
 
 
-def parse_date(text: pd.Series) -> Parsed:
-    """dd/mm/yyyy (also - and .), ISO (time dropped), Excel serial numbers; never month-first."""
-    s = text
-    present = text.notna()
-    result = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
-    filled = text.fillna("")
-    day_first = filled.str.fullmatch(r"\d{1,2}[/.\-]\d{1,2}[/.\-]\d{4}")
-    if day_first.any():
-        parts = filled[day_first].str.replace(r"[.\-]", "/", regex=True)
-        result[day_first] = pd.to_datetime(parts, format="%d/%m/%Y", errors="coerce")
-    iso = filled.str.fullmatch(r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?")
-    if iso.any():
-        result[iso] = pd.to_datetime(filled[iso].str[:10], format="%Y-%m-%d", errors="coerce")
-    serial = filled.str.fullmatch(r"\d{1,7}(\.0+)?")
-    if serial.any():
-        days = pd.to_numeric(filled[serial], errors="coerce")
-        days = days.where((days >= 1) & (days <= 2958465))
-        result[serial] = pd.Timestamp(_EXCEL_EPOCH) + pd.to_timedelta(days, unit="D")
-    return _result(result.dt.normalize(), present)
+def _canonical_number(text: pd.Series) -> pd.Series:
+    """Cleaned text -> "-1234.5" / "1.5e-3", the form pd.to_numeric reads; NaN where not a number."""
+    parts = text.str.replace(r"\s", " ", regex=True).str.extract(_NUMBER)  # NBSP etc. are spaces
+    # "1.234" / "1,234": a single '.' or ',' is the decimal separator, never thousands.
+    single_group = parts["int"].str.fullmatch(r"\d{1,3}[.,]\d{3}") & parts["dec"].isna()
+    integer = parts["int"].where(~single_group, parts["int"].str[:-4]).str.replace(r"\D", "", regex=True)
+    fraction = parts["frac"].where(~single_group, parts["int"].str[-3:]).fillna("")
+    has_digits = (integer.str.len() + fraction.str.len()) > 0
+    same_separator = parts["sep"].notna() & (parts["sep"] == parts["dec"])  # "1.234.5"
+    exponent = ("e" + parts["exp"]).fillna("")
+    return (parts["sign"] + integer + "." + fraction + exponent).where(has_digits & ~same_separator)
 
 
-_TRUE = {"oui", "true", "vrai", "1", "yes", "o", "y", "x", "1.0", "t"}
-_FALSE = {"non", "false", "faux", "0", "no", "n", "0.0", "f"}
+def _numbers(text: pd.Series) -> pd.Series:
+    """float64 of cleaned text, NaN where not a finite number."""
+    # Nearly every cell is a plain number that pd.to_numeric reads once a decimal comma is a point;
+    # only the others go through the regex.
+    numbers = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce").astype("float64")
+    rest = text.notna() & ~np.isfinite(numbers)
+    if rest.any():
+        canonical = _canonical_number(text[rest]).astype(object)
+        numbers = numbers.where(~rest, pd.to_numeric(canonical, errors="coerce").astype("float64"))
+    return numbers.where(np.isfinite(numbers))
 
 
-def parse_bool(text: pd.Series) -> Parsed:
-    s = text
-    lower = text.fillna("").str.lower()
-    values = pd.Series(pd.NA, index=s.index, dtype="boolean")
-    values[lower.isin(_TRUE)] = True
-    values[lower.isin(_FALSE)] = False
-    return _result(values, text.notna())
+def parse_decimal(s: pd.Series) -> Parsed:
+    """float64. Decimal comma or point; thousands separated by spaces (also NBSP, narrow NBSP) or by
+    the other of '.'/',' in groups of 3; an exponent is accepted ("1,5E-3").
+
+    '.' and ',': when both occur the last one is the decimal separator ("1.234.567,89", "1,234.56");
+    the same one repeated between groups of 3 is thousands ("1.234.567" = 1234567); a single one is
+    always the decimal separator, so "1.234" = 1.234 and "1,234" = 1.234 (French).
+    """
+    text = _text(s)
+    return _result(_numbers(text), text, s.index)
 
 
-_EMAIL = r"[^@\s]+@[^@\s]+\.[^@\s.]{2,}"
+# Beyond this a float64 no longer holds every integer exactly.
+_EXACT_INTEGER_LIMIT = 2**53
 
 
-def parse_email(text: pd.Series) -> Parsed:
-    filled = text.fillna("")
-    ok = filled.str.fullmatch(_EMAIL) & (filled.str.len() <= 254)
-    normalised = filled.copy()
-    upper = ok & (filled != filled.str.lower())
+def parse_integer(s: pd.Series) -> Parsed:
+    """Nullable Int64: numbers as `parse_decimal` reads them whose fraction is zero ("1 200", "1.0",
+    "12,0", "1E3"). "1.5" is invalid, and so are "1.000" / "1,000" (1 by the decimal rule but most
+    likely meant 1000) and values beyond ±2**53."""
+    text = _text(s)
+    numbers = _numbers(text)
+    whole = (numbers % 1 == 0) & (numbers.abs() < _EXACT_INTEGER_LIMIT)
+    maybe_thousands = text.str.endswith((".000", ",000"))
+    if maybe_thousands.any():
+        whole &= ~text.where(maybe_thousands).str.fullmatch(r"[+-]?\d{1,3}[.,]000")
+    return _result(numbers.where(whole).astype("Int64"), text, s.index)
+
+
+_DAY_FIRST = r"^(?P<day>\d{1,2})(?P<sep>[/.-])(?P<month>\d{1,2})(?P=sep)(?P<year>\d{4})$"
+_TIME = r"(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+_ISO = rf"^(?P<date>\d{{4}}-\d{{2}}-\d{{2}})(?:[ T]{_TIME})?$"
+_EXCEL_SERIAL = r"^\d{1,7}(?:\.\d+)?$"
+_EXCEL_LAST_SERIAL = 2958465  # 31/12/9999
+# A bare year in a date column would read as a 1905 serial: rejected as ambiguous.
+_YEAR = r"^(?:1[89]|2[01])\d\d(?:\.0+)?$"
+
+
+def _from_excel_serial(serials: np.ndarray) -> np.ndarray:
+    """1900 date system. Excel counts a 29/02/1900 that never was (serial 60, invalid here): below
+    60 the days start one day later. Returns datetime64[us] with NaT where out of range."""
+    days = np.floor(serials)
+    usable = (days >= 1) & (days <= _EXCEL_LAST_SERIAL) & (days != 60)
+    days = np.where(usable, days, 0).astype("int64") + (days < 60)
+    dates = (np.datetime64("1899-12-30", "D") + days).astype("datetime64[us]")
+    return np.where(usable, dates, np.datetime64("NaT", "us"))
+
+
+def _dates_other_than_dd_mm_yyyy(text: pd.Series) -> pd.Series:
+    dates = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    day_first = text.str.extract(_DAY_FIRST)
+    if day_first["day"].notna().any():
+        joined = day_first["day"] + "/" + day_first["month"] + "/" + day_first["year"]
+        dates = dates.fillna(pd.to_datetime(joined, format="%d/%m/%Y", errors="coerce"))
+    iso = text.str.extract(_ISO)["date"]
+    if iso.notna().any():
+        dates = dates.fillna(pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce"))
+    is_serial = text.str.fullmatch(_EXCEL_SERIAL) & ~text.str.fullmatch(_YEAR)
+    if is_serial.any():
+        serials = pd.to_numeric(text.where(is_serial).astype(object), errors="coerce").to_numpy("float64")
+        dates = dates.fillna(pd.Series(_from_excel_serial(serials), index=text.index))
+    return dates
+
+
+def parse_date(s: pd.Series) -> Parsed:
+    """datetime64[us] at midnight. dd/mm/yyyy, d/m/yyyy, dd-mm-yyyy, dd.mm.yyyy; ISO yyyy-mm-dd (a time
+    part is dropped); Excel serial numbers 1..2958465 (a fractional part, the time, is dropped).
+
+    Never month-first: "12/31/2024" is invalid, as are impossible dates (31/02/2024) and bare years
+    ("2024", which would otherwise be the serial of 16/07/1905). Microseconds, not nanoseconds, so
+    that 31/12/9999 ("no end date") and the whole Excel range fit.
+    """
+    text = _text(s)
+    # The common dd/mm/yyyy first, by pandas' own parser; the regexes only see what is left.
+    dates = pd.to_datetime(text, format="%d/%m/%Y", errors="coerce").astype("datetime64[us]")
+    rest = text.notna() & dates.isna()
+    if rest.any():
+        dates = dates.fillna(_dates_other_than_dd_mm_yyyy(text[rest]))
+    return _result(dates, text, s.index)
+
+
+_TRUE = ["oui", "true", "vrai", "1", "1.0", "yes", "o", "y", "x"]
+_FALSE = ["non", "false", "faux", "0", "0.0", "no", "n"]
+
+
+def parse_bool(s: pd.Series) -> Parsed:
+    """Nullable boolean, case-insensitive: oui/non, true/false, vrai/faux, 1/0, 1.0/0.0, yes/no, o/n,
+    y/n; "x" (a ticked box) is True, an empty cell NA."""
+    text = _text(s)
+    lower = text.str.lower()
+    values = pd.Series(pd.NA, index=text.index, dtype="boolean")
+    values = values.mask(lower.isin(_TRUE), True).mask(lower.isin(_FALSE), False)
+    return _result(values, text, s.index)
+
+
+# One @, no spaces, no list or display-name punctuation; a domain of non-empty dot-separated labels.
+_EMAIL = r"[^@\s<>(),;:\"\[\]\\]+@[\w-]+(?:\.[\w-]+)+"
+_EMAIL_MAX_LENGTH = 254
+
+
+def parse_email(s: pd.Series) -> Parsed:
+    """Pragmatic check, not RFC 5322; at most 254 characters; the domain is lower-cased, the local
+    part kept as written."""
+    text = _text(s)
+    email = text.where(text.str.fullmatch(_EMAIL) & (text.str.len() <= _EMAIL_MAX_LENGTH))
+    upper = email.notna() & (email != email.str.lower())
     if upper.any():
-        parts = filled[upper].str.rpartition("@")
-        normalised[upper] = parts[0] + parts[1] + parts[2].str.lower()
-    return _result(normalised.where(ok), text.notna())
+        parts = email[upper].str.rpartition("@")
+        email = email.where(~upper, parts[0] + "@" + parts[2].str.lower())
+    return _result(_as_object(email), text, s.index)
 
 
-def parse_url(text: pd.Series) -> Parsed:
-    filled = text.fillna("")
-    has_scheme = filled.str.match(r"(?i)https?://")
-    url = filled.where(has_scheme, "https://" + filled)
-    ok = url.str.fullmatch(r"(?i)https?://[^\s/.]+(\.[^\s/.]+)+(/\S*)?")
-    return _result(url.where(ok), text.notna())
+_URL_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+# http(s), a host with a dot and no user info ("a@b.fr" is an e-mail address, not a site), optional
+# port, then anything but spaces.
+_URL = r"^https?://[^\s/?#:.@]+(?:\.[^\s/?#:.@]+)+(?::\d{1,5})?(?:[/?#]\S*)?$"
+
+
+def parse_url(s: pd.Series) -> Parsed:
+    """ "https://" is added when there is no scheme; only http and https are accepted (scheme
+    lower-cased). Invalid when the host has no dot or the text has spaces."""
+    text = _text(s)
+    has_scheme = text.str.contains(_URL_SCHEME, regex=True, na=False)
+    lower_scheme = text.str.replace(_URL_SCHEME, lambda scheme: scheme.group(0).lower(), regex=True)
+    url = ("https://" + text).where(~has_scheme, lower_scheme)
+    return _result(_as_object(url.where(url.str.fullmatch(_URL))), text, s.index)
 
 
 def _e164(raw: str, region: str) -> str | None:
-    text = raw.strip()
-    if text.endswith(".0") and text[:-2].isdigit():
-        text = text[:-2]  # Excel stored the number as a float
-    digits = re.sub(r"\D", "", text)
-    if not text.startswith("+") and text.startswith("00") and len(digits) > 4:
-        text = "+" + digits[2:]
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    artefact = re.fullmatch(_FLOAT_ARTEFACT, raw)
+    text = artefact.group(1) if artefact else raw  # Excel stored the number as a float
+    candidates = [text]
+    if text.startswith("00"):
+        # libphonenumber knows "00" only where it is the region's international prefix (not US: 011).
+        candidates.append("+" + text[2:])
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
 
 
-def parse_phone(text: pd.Series, default_region: str = "ML") -> Parsed:
-    """E.164 via libphonenumber. A number not valid for its region is invalid, never re-prefixed."""
-    present = text.notna()
-    values = pd.Series(pd.NA, index=text.index, dtype=object)
-    if present.any():
-        mapping = {u: _e164(u, default_region) for u in pd.unique(text[present])}
-        values[present] = text[present].map(mapping)
-    return _result(values, present)
+def parse_phone(s: pd.Series, default_region: str = "ML") -> Parsed:
+    """E.164 strings via libphonenumber, each distinct value parsed once. A number that is not valid
+    for its region is invalid: a national number of another country is never given the default
+    region's code."""
+    text = _text(s)
+    distinct = pd.unique(text.dropna())
+    e164 = {raw: _e164(raw, default_region) for raw in distinct}
+    return _result(_as_object(text.map(e164) if e164 else text), text, s.index)
 
 
-def _digits(text: pd.Series) -> pd.Series:
-    text = text.fillna("")
-    messy = ~text.str.isdigit()
-    if messy.any():
-        # Excel float artefact ("732829320.0"), then spaces and dots used as separators.
-        text = text.copy()
-        text[messy] = text[messy].str.replace(r"\.0+$", "", regex=True).str.replace(f"[ .{_SPACES}]", "", regex=True)
-    return text
+def _digit_matrix(digits: pd.Series, width: int) -> np.ndarray:
+    """ASCII digit strings all of length `width` -> (n, width) matrix of their digits."""
+    codes = np.frombuffer("".join(digits.tolist()).encode("ascii"), dtype=np.uint8)
+    return codes.reshape(-1, width) - ord("0")
+
+
+# Luhn doubles every second digit from the right, minus 9 when over 9.
+_LUHN_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.uint8)
 
 
 def luhn_valid(digits: pd.Series) -> pd.Series:
-    """Luhn check of equal- or mixed-length digit strings (vectorised over a digit matrix)."""
-    if digits.empty:
-        return pd.Series(dtype=bool, index=digits.index)
-    width = int(digits.str.len().max())
-    padded = digits.str.zfill(width)
-    matrix = np.frombuffer("".join(padded).encode("ascii"), dtype=np.uint8).reshape(-1, width) - ord("0")
-    doubled = matrix.copy()
-    # Double every second digit from the right.
-    positions = np.arange(width)[::-1] % 2 == 1
-    doubled[:, positions] = matrix[:, positions] * 2
-    doubled = np.where(doubled > 9, doubled - 9, doubled)
-    return pd.Series(doubled.sum(axis=1) % 10 == 0, index=digits.index)
-
-
-def _identifier(s: pd.Series, length: int) -> tuple[pd.Series, pd.Series, pd.Series]:
-    digits = _digits(s)
-    present = s.notna()
-    shaped = (digits.str.len() == length) & digits.str.isdigit() & present
-    ok = pd.Series(False, index=s.index)
+    """Luhn check of digit strings of any length, vectorised on a digit matrix; False for NA and for
+    anything that is not only ASCII digits."""
+    text = digits.astype("str")
+    shaped = _is_ascii_digits(text).to_numpy()
+    valid = np.zeros(len(text), dtype=bool)
     if shaped.any():
-        ok[shaped] = luhn_valid(digits[shaped])
-    return digits, ok, present
+        candidates = text[shaped]
+        lengths = candidates.str.len()
+        width = int(lengths.max())
+        if (lengths != width).any():
+            candidates = candidates.str.zfill(width)  # leading zeros do not change a Luhn sum
+        matrix = _digit_matrix(candidates, width)
+        doubled = (width - 1 - np.arange(width)) % 2 == 1
+        matrix[:, doubled] = _LUHN_DOUBLED[matrix[:, doubled]]
+        valid[shaped] = matrix.sum(axis=1) % 10 == 0
+    return pd.Series(valid, index=digits.index)
+
+
+def _identifier_digits(text: pd.Series) -> pd.Series:
+    """Cleaned text without the Excel ".0" and the spaces (incl. NBSP) and dots; NaN stays NaN."""
+    messy = text.notna() & ~_is_ascii_digits(text)
+    if not messy.any():
+        return text
+    compact = text[messy].str.replace(_FLOAT_ARTEFACT, r"\1", regex=True)
+    return text.where(~messy, compact.str.replace(r"[\s.]", "", regex=True))
 
 
 def parse_siren(s: pd.Series) -> Parsed:
-    digits, ok, present = _identifier(s, 9)
-    return _result(digits.where(ok), present)
+    """9 digits, Luhn-valid. A number that lost its leading zeros is not padded: it is invalid."""
+    text = _text(s)
+    digits = _identifier_digits(text)
+    ok = (digits.str.len() == 9) & luhn_valid(digits)
+    return _result(_as_object(digits.where(ok)), text, s.index)
 
 
 LA_POSTE_SIREN = "356000000"
 
 
 def parse_siret(s: pd.Series) -> Parsed:
-    """14 digits, Luhn; La Poste establishments (SIREN 356000000) use "digit sum divisible by 5"."""
-    digits, ok, present = _identifier(s, 14)
-    la_poste = digits.str.fullmatch(r"356000000\d{5}") & present
+    """14 digits, Luhn-valid, whose first 9 digits are a valid SIREN.
+
+    La Poste establishments (SIREN 356000000) do not follow Luhn: their digit sum is a multiple of 5
+    instead (Luhn stays accepted for them, as for the head office 35600000000048)."""
+    text = _text(s)
+    digits = _identifier_digits(text)
+    shaped = (digits.str.len() == 14) & _is_ascii_digits(digits)
+    ok = shaped & luhn_valid(digits) & luhn_valid(digits.str[:9])
+    la_poste = shaped & digits.str.startswith(LA_POSTE_SIREN)
     if la_poste.any():
-        sums = digits[la_poste].map(lambda d: sum(int(c) for c in d))
-        ok[la_poste] = (sums % 5 == 0) | ok[la_poste]
-    return _result(digits.where(ok), present)
+        digit_sums = pd.Series(_digit_matrix(digits[la_poste], 14).sum(axis=1), index=digits.index[la_poste])
+        ok = ok | (digit_sums % 5 == 0).reindex(digits.index, fill_value=False)
+    return _result(_as_object(digits.where(ok)), text, s.index)
 
 
-def parse_naf(text: pd.Series) -> Parsed:
-    """NAF rev. 2: "6201Z" -> "62.01Z", "1.11" -> "01.11", "62 01z" -> "62.01Z"."""
-    filled = text.fillna("").str.upper().str.replace(f"[ {_SPACES}]", "", regex=True)
-    parts = filled.str.extract(r"^(?P<a>\d{1,2})(?P<dot>\.?)(?P<b>\d{2})(?P<c>[A-Z]?)$")
-    # Without a dot the division needs both digits ("620" is not a code); "1.11" is "01.11".
-    ok = parts["a"].notna() & ((parts["dot"] == ".") | (parts["a"].str.len() == 2))
-    code = parts["a"].str.zfill(2) + "." + parts["b"] + parts["c"].fillna("")
-    return _result(code.where(ok), text.notna())
+# Division, group (1 or 2 digits each: Excel may have read "01.10" as the number 1.1), sub-class letter.
+_NAF = r"^(?P<division>\d{1,2})(?P<dot>\.?)(?P<group>\d{1,2})(?P<letter>[A-Z]?)$"
 
 
-def parse_postal_code(text: pd.Series, pad_french: bool = True) -> Parsed:
-    """Text, leading zeros kept; a French 4-digit code that lost its leading zero is padded."""
-    digits = text.fillna("").str.replace(r"\.0+$", "", regex=True).str.replace(f"[ {_SPACES}]", "", regex=True)
+def parse_naf(s: pd.Series) -> Parsed:
+    """NAF rev. 2 as "NN.NN" or "NN.NNX": "6201Z" -> "62.01Z", "62 01z" -> "62.01Z", "1.11Z" -> "01.11Z".
+
+    Zeros lost by Excel are restored only when the dot shows where they were: "1.11" -> "01.11",
+    "10.2" -> "10.20"; "620" is invalid."""
+    text = _text(s)
+    parts = text.str.upper().str.replace(r"\s", "", regex=True).str.extract(_NAF)
+    dotted = parts["dot"] == "."
+    division_ok = (parts["division"].str.len() == 2) | dotted
+    group_ok = (parts["group"].str.len() == 2) | (dotted & (parts["letter"] == ""))
+    group = parts["group"].str.ljust(2, "0")
+    code = parts["division"].str.zfill(2) + "." + group + parts["letter"]
+    return _result(_as_object(code.where(division_ok & group_ok)), text, s.index)
+
+
+def parse_postal_code(s: pd.Series, pad_french: bool = True) -> Parsed:
+    """Text of 5 digits, leading zeros kept. With `pad_french` a 4-digit code is a French code that
+    lost its leading zero as an Excel number: "1400" and "1400.0" -> "01400"."""
+    text = _text(s)
+    digits = text.str.replace(_FLOAT_ARTEFACT, r"\1", regex=True).str.replace(r"\s", "", regex=True)
     if pad_french:
         digits = digits.where(~digits.str.fullmatch(r"\d{4}"), "0" + digits)
-    ok = digits.str.fullmatch(r"\d{5}")
-    return _result(digits.where(ok), text.notna())
+    return _result(_as_object(digits.where(digits.str.fullmatch(r"\d{5}"))), text, s.index)
 
 
 def check_max_length(s: pd.Series, n: int) -> pd.Series:
-    lengths = s.astype(object).where(s.notna(), "").astype(str).str.len()
-    return (lengths > n) & s.notna()
+    """True where the text is longer than n characters (never for NA)."""
+    return (s.astype("str").str.len() > n).fillna(False).astype(bool)
 
 
 def neutralize_formula(s: pd.Series) -> pd.Series:
-    """Prefix an apostrophe to text starting with = + - @ tab or CR (OWASP CSV injection), numbers too:
-    simple and safe; re-importing the report removes it again (clean_text)."""
-    text = s.astype(object)
-    is_text = text.map(lambda v: isinstance(v, str))
-    risky = is_text & text.where(is_text, "").astype(str).str.startswith(_FORMULA_START)
-    out = text.copy()
-    out[risky] = "'" + text[risky].astype(str)
-    return out
-
+    """Prefix "'" to text starting with = + - @ tab or CR so spreadsheets never run it (OWASP CSV
+    injection). Numbers written as text ("-4,5", "+33...") are prefixed too: simple and safe, and
+    importing the report again removes the apostrophe (clean_text). NA and non-text values stay."""
+    is_text = s.map(lambda value: isinstance(value, str)).astype(bool)
+    if not is_text.any():
+        return s
+    text = s.where(is_text, "").astype("str")
+    risky = is_text & text.str.startswith(_FORMULA_START)
+    return s.where(~risky, "'" + text)

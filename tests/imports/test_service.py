@@ -182,16 +182,17 @@ def test_real_wordpress_category_export(engine, settings, real_samples):
 
     - too_long 43: 29 category names over 100 characters, and 14 sub-categories whose parent is one of
       those over-long names;
-    - duplicate_key 126: 125 top-level names whose slug repeats an earlier one (WordPress had suffixed
-      their slugs; œ folds to oe) and 1 sub-category repeated under the same parent; the later
+    - duplicate_key 127: 126 top-level names whose slug repeats an earlier one (WordPress had suffixed
+      their slugs; œ folds to oe and the non-breaking hyphen in
+      "IVRY‑SUR‑SEINE" is a hyphen) and 1 sub-category repeated under the same parent; the later
       row wins;
-    - inserted 2,067 = 1,791 distinct categories + 276 distinct sub-categories (no parent is missing).
+    - inserted 2,066 = 1,790 distinct categories + 276 distinct sub-categories (no parent is missing).
     """
     outcome = run_import(engine, real_samples / "foxreviews" / "categorie.csv", settings,
                          ImportOptions(profile="categories"))
-    assert (outcome.rows_total, outcome.inserted, outcome.invalid) == (2236, 2067, 169)
-    assert outcome.error_counts == {"too_long": 43, "duplicate_key": 126}
-    assert (count(engine, categories), count(engine, subcategories)) == (1791, 276)
+    assert (outcome.rows_total, outcome.inserted, outcome.invalid) == (2236, 2066, 170)
+    assert outcome.error_counts == {"too_long": 43, "duplicate_key": 127}
+    assert (count(engine, categories), count(engine, subcategories)) == (1790, 276)
     assert outcome.categories_created == 0
     with engine.connect() as conn:
         names = list(conn.execute(sa.select(categories.c.name)).scalars())
@@ -200,7 +201,7 @@ def test_real_wordpress_category_export(engine, settings, real_samples):
 
     again = run_import(engine, real_samples / "foxreviews" / "categorie.csv", settings,
                        ImportOptions(profile="categories"))
-    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2067)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 2066)
 
 
 def test_real_city_list_pads_postal_codes(engine, settings, real_samples):

@@ -1,0 +1,378 @@
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nightshift.imports import values as v
+
+DTYPES = [object, "str", "string"]
+
+
+@pytest.fixture(params=DTYPES, ids=["object", "str", "string"])
+def series(request):
+    """Builds the raw cell Series in each dtype a reader may hand over."""
+    return lambda *items: pd.Series(list(items), dtype=request.param)
+
+
+def as_list(values: pd.Series) -> list:
+    return [None if pd.isna(x) else x for x in values]
+
+
+def as_dates(values: pd.Series) -> list:
+    return [None if pd.isna(x) else x.date() for x in values]
+
+
+# ---------------------------------------------------------------- clean_text, headers, slugs
+
+
+def test_clean_text_trims_spaces_including_nbsp_and_narrow_nbsp(series):
+    cleaned = v.clean_text(series(" a ", "\u00a0b\u202f", "\tc d\r\n", "x"))
+    assert cleaned.tolist() == ["a", "b", "c d", "x"]
+
+
+def test_clean_text_maps_empty_cells_and_exporter_null_texts_to_na(series):
+    cleaned = v.clean_text(series("", "   ", "\u00a0", None, "None", "nan", "NaN", "NULL", "null",
+                                  "Nan", "Nullité"))
+    assert cleaned.isna().tolist() == [True] * 9 + [False, False]
+    assert cleaned.iloc[9:].tolist() == ["Nan", "Nullité"]  # only the exact exporter spellings
+    assert cleaned.dtype == object and cleaned.iloc[0] is pd.NA
+
+
+def test_clean_text_removes_the_apostrophe_our_reports_put_before_formula_characters(series):
+    cleaned = v.clean_text(series("'=1+1", "'-4,5", "'+33612345678", "'@x", "'abc", "l'eau"))
+    assert cleaned.tolist() == ["=1+1", "-4,5", "+33612345678", "@x", "'abc", "l'eau"]
+
+
+def test_clean_text_keeps_a_duplicated_custom_index():
+    raw = pd.Series([" a", None, "b "], index=["x", "x", "y"], dtype=object)
+    cleaned = v.clean_text(raw)
+    assert cleaned.index.tolist() == ["x", "x", "y"] and as_list(cleaned) == ["a", None, "b"]
+
+
+@pytest.mark.parametrize("header", ["Sous-catégorie", "sous_categorie", "SOUS CATEGORIE",
+                                    "\ufeffSous catégorie "])
+def test_headers_compare_without_case_accents_spaces_dashes_or_underscores(header):
+    assert v.normalize_header(header) == "souscategorie"
+
+
+def test_header_cells_with_newlines_and_double_spaces():
+    assert v.normalize_header("Code\n postal  ") == "codepostal"
+    assert v.normalize_header("N° SIRET") == "nsiret"
+    assert v.normalize_header("Œuvre") == "oeuvre"
+
+
+def test_slugify_like_django_on_de_accented_text(series):
+    slugs = v.slugify(series(
+        "Éducation – Formation – E-learning", "Artisanat d’art", "Artisanat d'art", "Arts & Spectacles",
+        "  Hôtellerie / Restauration  ", "Œuvres &amp; Co", "---", None,
+    ))
+    assert as_list(slugs) == [
+        "education-formation-e-learning", "artisanat-dart", "artisanat-dart", "arts-spectacles",
+        "hotellerie-restauration", "oeuvres-co", None, None,
+    ]
+
+
+def test_slugify_keeps_the_index_and_repeated_values():
+    slugs = v.slugify(pd.Series(["Santé", "Santé", None, "Santé"], index=[7, 7, 3, 1], dtype=object))
+    assert slugs.index.tolist() == [7, 7, 3, 1] and as_list(slugs) == ["sante", "sante", None, "sante"]
+
+
+def test_decode_html_entities(series):
+    decoded = v.decode_html_entities(series("Arts &amp; Métiers", "R&D", "&eacute;t&eacute;", None, "plain"))
+    assert as_list(decoded) == ["Arts & Métiers", "R&D", "été", None, "plain"]
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def test_parse_decimal_reads_french_and_english_notations(series):
+    parsed = v.parse_decimal(series(
+        "12,6392", "12.6392", "-4,5", "+4,5", "1 234,5", "1\u00a0234,5", "1\u202f234,5", "1 234 567",
+        "1.234.567,89", "1,234.56", "1.234.567", "1,234,567", "1.234", "1,234", ",5", "1,5E-3", "42",
+    ))
+    assert parsed.values.tolist() == [
+        12.6392, 12.6392, -4.5, 4.5, 1234.5, 1234.5, 1234.5, 1234567.0,
+        1234567.89, 1234.56, 1234567.0, 1234567.0, 1.234, 1.234, 0.5, 0.0015, 42.0,
+    ]
+    assert parsed.values.dtype == "float64" and not parsed.invalid.any()
+
+
+def test_parse_decimal_flags_non_numbers_but_not_empty_cells(series):
+    parsed = v.parse_decimal(series("abc", "1.234.5", "1,2,3", "1 2", "12 €", "inf", "-Infinity",
+                                    "", "  ", None, "3,5"))
+    assert parsed.invalid.tolist() == [True] * 7 + [False] * 4
+    assert parsed.values.isna().tolist() == [True] * 10 + [False]
+
+
+def test_parse_integer_accepts_zero_fractions_only(series):
+    parsed = v.parse_integer(series("12", "1 200", "1.0", "12,0", "-3", "1.5", "1.000", "abc", "", None))
+    assert as_list(parsed.values) == [12, 1200, 1, 12, -3, None, None, None, None, None]
+    assert parsed.invalid.tolist() == [False] * 5 + [True, True, True, False, False]
+    assert parsed.values.dtype == "Int64"
+
+
+# ---------------------------------------------------------------- dates
+
+
+def test_parse_date_reads_day_first_iso_and_excel_serials(series):
+    parsed = v.parse_date(series(
+        "31/12/2024", "1/2/2024", "01-02-2024", "01.02.2024", "2024-03-01", "2024-03-01 10:15:00",
+        "2024-03-01T10:15:00", "45123", "45123.0", "45123.75", "31/12/9999",
+    ))
+    assert as_dates(parsed.values) == [
+        date(2024, 12, 31), date(2024, 2, 1), date(2024, 2, 1), date(2024, 2, 1), date(2024, 3, 1),
+        date(2024, 3, 1), date(2024, 3, 1), date(2023, 7, 16), date(2023, 7, 16), date(2023, 7, 16),
+        date(9999, 12, 31),
+    ]
+    assert not parsed.invalid.any()
+    assert str(parsed.values.dtype) == "datetime64[us]"
+    assert (parsed.values == parsed.values.dt.normalize()).all()
+
+
+def test_parse_date_never_reads_month_first_nor_impossible_dates(series):
+    parsed = v.parse_date(series("31/02/2024", "12/31/2024", "2024-02-30", "01/02-2024", "01/02/24", "hier",
+                                 "", None))
+    assert parsed.invalid.tolist() == [True] * 6 + [False, False]
+    assert parsed.values.isna().all()
+
+
+@pytest.mark.parametrize(("serial", "expected"), [
+    ("1", date(1900, 1, 1)),
+    ("59", date(1900, 2, 28)),
+    ("60", None),  # Excel's 29/02/1900 never existed
+    ("61", date(1900, 3, 1)),
+    ("2958465", date(9999, 12, 31)),
+    ("2958466", None),
+    ("0", None),
+    ("2024", None),  # a bare year, not the serial of 16/07/1905
+])
+def test_parse_date_excel_serial_range(serial, expected):
+    parsed = v.parse_date(pd.Series([serial], dtype=object))
+    assert as_dates(parsed.values) == [expected]
+    assert parsed.invalid.tolist() == [expected is None]
+
+
+# ---------------------------------------------------------------- booleans, e-mails, URLs
+
+
+def test_parse_bool(series):
+    parsed = v.parse_bool(series("oui", "NON", "True", "false", "Vrai", "faux", "1", "0", "1.0", "0.0",
+                                 "yes", "No", "O", "n", "Y", "x", "X", "", None, "peut-être"))
+    assert as_list(parsed.values) == [True, False, True, False, True, False, True, False, True, False,
+                                      True, False, True, False, True, True, True, None, None, None]
+    assert parsed.invalid.tolist() == [False] * 19 + [True]
+    assert parsed.values.dtype == "boolean"
+
+
+def test_parse_email_lowercases_the_domain_only(series):
+    parsed = v.parse_email(series(" Awa.Traore@Exemple.ML ", "contact@boulangerie-dupont.fr", "", None))
+    assert as_list(parsed.values) == ["Awa.Traore@exemple.ml", "contact@boulangerie-dupont.fr", None, None]
+    assert not parsed.invalid.any()
+
+
+@pytest.mark.parametrize("raw", ["pas-un-email", "a@b", "a b@c.fr", "a@b c.fr", "a@b@c.fr", "a@b..fr",
+                                 "a@b.fr,c@d.fr", "Awa <awa@exemple.ml>", "x" * 250 + "@b.fr"])
+def test_parse_email_rejects(raw):
+    parsed = v.parse_email(pd.Series([raw], dtype=object))
+    assert parsed.invalid.tolist() == [True] and parsed.values.isna().all()
+
+
+def test_parse_url_adds_https_when_there_is_no_scheme(series):
+    parsed = v.parse_url(series("www.foo.fr", "foo.fr/contact?x=1", "http://foo.fr", "HTTPS://www.Foo.fr:8443/a",
+                                "pas une url", "localhost", "https://intranet", "contact@foo.fr", "ftp://foo.fr",
+                                None))
+    assert as_list(parsed.values) == ["https://www.foo.fr", "https://foo.fr/contact?x=1", "http://foo.fr",
+                                      "https://www.Foo.fr:8443/a", None, None, None, None, None, None]
+    assert parsed.invalid.tolist() == [False] * 4 + [True] * 5 + [False]
+
+
+# ---------------------------------------------------------------- phones
+
+
+@pytest.mark.parametrize(("raw", "region", "expected"), [
+    ("70 12 34 56", "ML", "+22370123456"),
+    ("+223 70-12-34-56", "ML", "+22370123456"),
+    ("0022370123456", "ML", "+22370123456"),
+    ("00223 70 12 34 56", "ML", "+22370123456"),
+    ("0022370123456", "FR", "+22370123456"),
+    ("0022370123456", "US", "+22370123456"),  # US dials 011, "00" still means international
+    ("22370123456.0", "ML", "+22370123456"),  # Excel float artefact
+    ("0612345678", "ML", None),  # a French number is never made Malian
+    ("0612345678", "FR", "+33612345678"),
+    ("+33 6 12 34 56 78", "ML", "+33612345678"),
+    ("+33 6 12 34 56 78", "FR", "+33612345678"),
+    ("13812345678", "ML", None),
+    ("+86 138 1234 5678", "ML", "+8613812345678"),
+    ("12", "ML", None),
+    ("pas de téléphone", "ML", None),
+])
+def test_parse_phone_returns_e164_or_invalid(raw, region, expected):
+    parsed = v.parse_phone(pd.Series([raw], dtype=object), default_region=region)
+    assert as_list(parsed.values) == [expected]
+    assert parsed.invalid.tolist() == [expected is None]
+
+
+def test_parse_phone_parses_each_distinct_value_once(series, monkeypatch):
+    seen = []
+    real_parse = v.phonenumbers.parse
+
+    def counting_parse(number, region=None, *args, **kwargs):
+        seen.append(number)
+        return real_parse(number, region, *args, **kwargs)
+
+    monkeypatch.setattr(v.phonenumbers, "parse", counting_parse)
+    raw = series("70 12 34 56", " 70 12 34 56", None, "0612345678", "70 12 34 56", "")
+    parsed = v.parse_phone(raw)
+    assert as_list(parsed.values) == ["+22370123456", "+22370123456", None, None, "+22370123456", None]
+    assert parsed.invalid.tolist() == [False, False, False, True, False, False]
+    assert sorted(seen) == ["0612345678", "70 12 34 56"]
+
+
+# ---------------------------------------------------------------- SIREN, SIRET, Luhn
+
+
+def test_luhn_valid_on_mixed_lengths_and_garbage():
+    digits = pd.Series(["79927398713", "79927398710", "732829320", "0732829320", "35600000000048",
+                        "12a", "", None, "²"], dtype=object)
+    assert v.luhn_valid(digits).tolist() == [True, False, True, True, True, False, False, False, False]
+
+
+def test_parse_siren(series):
+    parsed = v.parse_siren(series("732 829 320", "732829320.0", "732.829.320", "732\u00a0829\u00a0320",
+                                  "010000008", "10000008", "123456789", "7328293200", "ABC", "", None))
+    assert as_list(parsed.values) == ["732829320"] * 4 + ["010000008"] + [None] * 6
+    # a SIREN that lost its leading zero (10000008) is not padded back
+    assert parsed.invalid.tolist() == [False] * 5 + [True] * 4 + [False, False]
+
+
+def test_parse_siret_luhn_and_la_poste_rule(series):
+    parsed = v.parse_siret(series(
+        "73282932000074", "552 100 554 00013", "55210055400013.0",
+        "35600000049837",  # La Poste: not Luhn, digit sum 45
+        "35600000000048",  # La Poste head office: Luhn
+        "73282932000075",  # bad check digit
+        "35600000049838",  # La Poste, digit sum 46
+        "73282932110006",  # Luhn-valid as 14 digits but its SIREN 732829321 is not
+        "7328293200007", None,
+    ))
+    assert as_list(parsed.values) == ["73282932000074", "55210055400013", "55210055400013",
+                                      "35600000049837", "35600000000048", None, None, None, None, None]
+    assert parsed.invalid.tolist() == [False] * 5 + [True] * 4 + [False]
+
+
+# ---------------------------------------------------------------- NAF, postal codes
+
+
+def test_parse_naf(series):
+    parsed = v.parse_naf(series("6201Z", "62.01z", "62 01Z", "1.11", "1.11Z", "01.11", "10.2", "6201",
+                                "ABC", "620", "62.011", "6201ZZ", None))
+    assert as_list(parsed.values) == ["62.01Z", "62.01Z", "62.01Z", "01.11", "01.11Z", "01.11", "10.20",
+                                      "62.01", None, None, None, None, None]
+    assert parsed.invalid.tolist() == [False] * 8 + [True] * 4 + [False]
+
+
+def test_parse_postal_code(series):
+    parsed = v.parse_postal_code(series("1400", "1400.0", "75001", "01400", "75 001", "2A004", "750011",
+                                        "400", "", None))
+    assert as_list(parsed.values) == ["01400", "01400", "75001", "01400", "75001"] + [None] * 5
+    assert parsed.invalid.tolist() == [False] * 5 + [True] * 3 + [False, False]
+
+
+def test_parse_postal_code_without_french_padding():
+    parsed = v.parse_postal_code(pd.Series(["1400", "75001"], dtype=object), pad_french=False)
+    assert as_list(parsed.values) == [None, "75001"] and parsed.invalid.tolist() == [True, False]
+
+
+# ---------------------------------------------------------------- lengths, formula neutralising
+
+
+def test_check_max_length(series):
+    assert v.check_max_length(series("abc", "abcd", "abcde", None), 4).tolist() == [False, False, True, False]
+
+
+def test_neutralize_formula_prefixes_every_cell_starting_with_a_formula_character():
+    raw = pd.Series(["=HYPERLINK(\"x\")", "+33612345678", "-4,5", "@SUM(A1)", "\tx", "\rx", "ok", "a=b",
+                     None, 5], dtype=object)
+    assert v.neutralize_formula(raw).tolist() == [
+        "'=HYPERLINK(\"x\")", "'+33612345678", "'-4,5", "'@SUM(A1)", "'\tx", "'\rx", "ok", "a=b", None, 5]
+
+
+def test_neutralize_formula_leaves_numeric_columns_alone():
+    numbers = pd.Series([1, -2, 3])
+    assert v.neutralize_formula(numbers).tolist() == [1, -2, 3]
+
+
+def test_neutralized_cells_read_back_unchanged():
+    raw = pd.Series(["=1+1", "-4,5", "texte"], dtype=object)
+    assert v.clean_text(v.neutralize_formula(raw)).tolist() == raw.tolist()
+
+
+# ---------------------------------------------------------------- common behaviour
+
+
+PARSERS = [v.parse_decimal, v.parse_integer, v.parse_date, v.parse_bool, v.parse_email, v.parse_url,
+           v.parse_phone, v.parse_siren, v.parse_siret, v.parse_naf, v.parse_postal_code]
+
+
+@pytest.mark.parametrize("parser", PARSERS, ids=lambda p: p.__name__)
+def test_parsers_keep_the_index_and_never_flag_empty_cells(parser, series):
+    raw = series("garbage ###", None, "", "   ", "None", "NULL").set_axis(["b", "b", "a", "z", "y", "x"])
+    parsed = parser(raw)
+    assert parsed.values.index.tolist() == parsed.invalid.index.tolist() == ["b", "b", "a", "z", "y", "x"]
+    assert parsed.invalid.tolist() == [True, False, False, False, False, False]
+    assert parsed.invalid.dtype == bool and parsed.values.isna().all()
+
+
+TEXT_FUNCTIONS = [v.clean_text, v.slugify, v.decode_html_entities, lambda s: v.check_max_length(s, 3),
+                  v.neutralize_formula, v.luhn_valid]
+
+
+@pytest.mark.parametrize("function", PARSERS + TEXT_FUNCTIONS)
+@pytest.mark.parametrize("raw", [pd.Series([None, None], dtype=object), pd.Series([], dtype=object)],
+                         ids=["all-missing", "empty"])
+def test_columns_without_any_value(function, raw):
+    result = function(raw)
+    for out in (result.values, result.invalid) if isinstance(result, v.Parsed) else (result,):
+        assert len(out) == len(raw) and not out.astype(object).fillna(False).astype(bool).any()
+
+
+def test_mixed_series_keeps_row_alignment(series):
+    raw = series("12,5", None, "x", "1 000", "", "-3").set_axis([5, 5, 4, 3, 2, 1])
+    parsed = v.parse_decimal(raw)
+    assert as_list(parsed.values) == [12.5, None, None, 1000.0, None, -3.0]
+    assert parsed.invalid.tolist() == [False, False, True, False, False, False]
+
+
+def test_on_distinct_gives_the_same_result_as_the_parser():
+    raw = v.clean_text(pd.Series(["6201Z", "6201Z", None, "ABC", "6201Z", "ABC", "1.11"], dtype=object))
+    direct, distinct = v.parse_naf(raw), v.on_distinct(v.parse_naf, raw)
+    assert as_list(distinct.values) == as_list(direct.values)
+    assert distinct.invalid.tolist() == direct.invalid.tolist()
+
+
+def test_large_columns_are_parsed_in_bulk():
+    rng = np.random.default_rng(7)
+    n = 200_000
+    cents = rng.integers(0, 10**8, n)
+    # French notation, a NBSP as thousands separator on every third row
+    text = [(f"{c // 100:,}".replace(",", "\u00a0") if i % 3 == 0 else f"{c // 100}") + f",{c % 100:02d}"
+            for i, c in enumerate(cents)]
+    parsed = v.parse_decimal(pd.Series(text, dtype=object))
+    assert not parsed.invalid.any()
+    np.testing.assert_allclose(parsed.values.to_numpy(), cents / 100, rtol=0, atol=1e-6)
+
+    sirens = pd.Series(rng.integers(10**8, 10**9, n).astype(str))
+    expected = np.array([_luhn_ok(x) for x in sirens])
+    parsed = v.parse_siren(sirens)
+    assert (parsed.values.notna().to_numpy() == expected).all()
+    assert (parsed.invalid.to_numpy() == ~expected).all()
+
+
+def _luhn_ok(digits: str) -> bool:
+    """Reference Luhn, one string at a time."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        digit = int(char) * (2 if position % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
