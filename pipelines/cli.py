@@ -225,6 +225,16 @@ def _engine(settings: Settings):
     return create_engine(settings.database_url)
 
 
+def _require_migrated(settings: Settings) -> None:
+    try:
+        current = migrate.current_revision(settings.database_url)
+    except sqlalchemy.exc.OperationalError as exc:
+        raise click.ClickException(f"cannot reach the database: {exc.orig}") from None
+    if current != migrate.head_revision():
+        raise UsageError(f"the database {_safe_url(settings)} is at revision {current or 'none'}, not "
+                         f"{migrate.head_revision()}: run `nightshift db upgrade`")
+
+
 def _account_id(engine, slug: str | None) -> int | None:
     if slug is None:
         return None
@@ -275,6 +285,7 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
     settings = settings_or_exit()
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    _require_migrated(settings)
     engine = _engine(settings)
     account_id = _account_id(engine, account)
     if dry_run:

@@ -12,8 +12,6 @@ from nightshift.db.engine import read_transaction, write_transaction
 from nightshift.db.schema import import_errors, imports
 
 STAGES = ("received", "parsed", "validated", "merged", "done")
-STATUSES = ("received", "running", "succeeded", "partial", "failed", "duplicate")
-FINISHED = ("succeeded", "partial", "failed", "duplicate")
 MAX_DETAILED_ERRORS = 10_000
 
 

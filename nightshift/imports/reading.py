@@ -118,7 +118,7 @@ def _detect_encoding(path: Path, head: bytes) -> str:
     sample = head.replace(b"\x00", b"")
     controls = sum(1 for b in sample[:65536] if b < 32 and b not in (9, 10, 13))
     nuls = head[:65536].count(b"\x00")
-    if nuls > len(head[:65536]) * 0.01 or controls > len(sample[:65536]) * 0.05:
+    if nuls > max(16, len(head[:65536]) * 0.01) or controls > max(16, len(sample[:65536]) * 0.05):
         raise FileRejected("not_tabular", f"{path.name}: this is not a text table (binary content); "
                                           "upload a CSV or an Excel file")
     for encoding in ("utf-8", "cp1252"):

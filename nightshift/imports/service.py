@@ -79,6 +79,7 @@ class ImportOutcome:
     failure_kind: str | None = None
     categories_created: int = 0
     unknown_columns: list[str] = field(default_factory=list)
+    nul_bytes_removed: int = 0
     dry_run: bool = False
     file_path: str | None = None
     unreadable: bool = False
@@ -308,6 +309,7 @@ def _execute(run: _Run, outcome: ImportOutcome, started: float) -> None:
                 _log_stage(run, "parsed")
                 run.reject_duplicates()
                 run.reject_unknown_categories(mapping)
+            outcome.nul_bytes_removed = info.nul_bytes_removed
             errors = run.error_frame(run.settings.lang, mapping, profile)
             _log_stage(run, "validated")
             _decide_and_merge(run, conn, info, profile, errors, outcome, started)
@@ -408,6 +410,8 @@ def _summary(outcome: ImportOutcome) -> str:
                f"{outcome.unchanged} unchanged, {outcome.invalid} invalid")
     if outcome.unknown_columns:
         summary += f"; unknown columns ignored: {', '.join(outcome.unknown_columns)}"
+    if outcome.nul_bytes_removed:
+        summary += f"; {outcome.nul_bytes_removed} NUL byte(s) removed from the text"
     return summary
 
 

@@ -169,3 +169,10 @@ def test_import_exit_codes(cli_env, db_url, tmp_path):
 
     missing = nightshift("import", str(tmp_path / "absent.csv"), env=cli_env, cwd=tmp_path)
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_import_into_an_unmigrated_database_says_what_to_do(cli_env, tmp_path):
+    path = write_cities(tmp_path / "villes.csv", ["Bourg;1000"])
+    result = nightshift("import", str(path), env=cli_env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "nightshift db upgrade" in result.stderr and "Traceback" not in result.stderr
