@@ -26,6 +26,7 @@ import pandas as pd
 HEADER_SEARCH_ROWS = 30
 SAMPLE_RECORDS = 50
 SAMPLE_BYTES = 256 * 1024
+SCAN_BLOCK_BYTES = 4 * 1024 * 1024
 DELIMITERS = (";", ",", "\t", "|")
 # Bytes a cp1252 file cannot contain (undefined code points).
 CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"
@@ -218,6 +219,9 @@ def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int,
         raise FileRejected("no_header", f"{path.name}: no header line found")
     header = _unique_header(header_record)
     info = TableInfo(path, "csv", encoding, delimiter, None, header, header_line)
+    if encoding != "utf-16" and _one_record_per_line(path):
+        handle.close()
+        return info, _c_parser_chunks(info, max_rows, chunk_rows)
 
     def chunks() -> Iterator[TableChunk]:
         nonlocal previous_end
@@ -255,6 +259,55 @@ def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int,
             handle.close()
 
     return info, chunks()
+
+
+def _one_record_per_line(path: Path) -> bool:
+    """True when every record is one LF or CRLF line: no quoted line break (a line with an odd number
+    of quotes), no CR-only line end, no NUL. pandas' C parser then reads the file, and a row's line
+    number is its position; otherwise the csv module does, counting physical lines."""
+    with path.open("rb") as handle:
+        while block := handle.read(SCAN_BLOCK_BYTES):
+            block += handle.readline()  # whole lines only
+            if b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
+                return False
+            if b'"' in block and any(line.count(b'"') % 2 for line in block.split(b"\n")):
+                return False
+    return True
+
+
+def _c_parser_chunks(info: TableInfo, max_rows: int, chunk_rows: int) -> Iterator[TableChunk]:
+    width = len(info.header)
+    reader = pd.read_csv(
+        info.path, sep=info.delimiter, header=None, names=info.header, usecols=range(width),
+        skiprows=info.header_line, dtype=object, keep_default_na=False, na_filter=False,
+        skip_blank_lines=False, encoding=info.encoding, chunksize=chunk_rows, engine="c",
+    )
+    first_line, data_rows = info.header_line + 1, 0
+    with reader:
+        for frame in reader:
+            lines = np.arange(first_line, first_line + len(frame), dtype=np.int64)
+            first_line += len(frame)
+            blank = _blank_rows(frame)
+            if blank.any():
+                frame, lines = frame.loc[~blank], lines[~blank]
+            data_rows += len(frame)
+            if data_rows > max_rows:
+                raise FileRejected("too_many_rows", f"{info.path.name}: more than {max_rows:,} data rows "
+                                                    "(setting imports.max_rows); split the file")
+            if len(frame):
+                yield TableChunk(frame.reset_index(drop=True), lines)
+
+
+def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Rows whose every cell is empty or spaces (short rows are padded with empty cells)."""
+    blank = np.ones(len(frame), dtype=bool)
+    for column in frame.columns:
+        candidates = np.flatnonzero(blank)
+        if len(candidates) == 0:
+            break
+        cells = frame[column].to_numpy()[candidates]
+        blank[candidates] = [not cell or cell.isspace() for cell in cells]
+    return blank
 
 
 def _chunk(rows: list[list[object]], line_numbers: list[int], header: list[str]) -> TableChunk:

@@ -19,10 +19,10 @@ import phonenumbers
 
 # What old exporters wrote for empty cells (str(None), str(nan), JavaScript, SQL dumps). Exactly
 # these spellings: "Nan" or "none" may be a name or a word.
-_NULL_TEXTS = ["None", "nan", "NaN", "NULL", "null"]
+_EMPTY_TEXTS = frozenset(["", "None", "nan", "NaN", "NULL", "null"])
+# Cells starting with one of these run as formulas in a spreadsheet; our error reports put an
+# apostrophe before them (see neutralize_formula), which cleaning removes again.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-# The apostrophe our own error reports put before such cells (see neutralize_formula).
-_NEUTRALISED = r"^'(?=[=+\-@\t\r])"
 # A whole number that went through an Excel float: "123456789.0".
 _FLOAT_ARTEFACT = r"^(\d+)\.0+$"
 # Ligatures NFKD leaves alone: "Œuvres" -> "oeuvres", not "uvres".
@@ -36,15 +36,29 @@ class Parsed:
     invalid: pd.Series  # bool
 
 
+def _clean_cell(value: object) -> str | None:
+    if value.__class__ is not str:
+        if value is None or value is pd.NA or value != value:  # NaN is the only value unequal to itself
+            return None
+        value = str(value)
+    text = value.strip()  # strip() removes NBSP, narrow NBSP too
+    if text in _EMPTY_TEXTS:
+        return None
+    if text[0] == "'" and text[1:2] in _FORMULA_START:
+        return text[1:]
+    return text
+
+
+def _cleaned_cells(s: pd.Series) -> list[str | None]:
+    # One Python pass per column: cheaper than chaining pandas string methods, each a pass of its own.
+    return [_clean_cell(value) for value in s.to_numpy(dtype=object)]
+
+
 def _text(s: pd.Series) -> pd.Series:
     """`clean_text` as pandas' str dtype (missing = NaN) on a 0..n-1 index, the form the parsers work
     on: results computed on a subset realign by label even when the caller's index has duplicates
     (`_result` puts the caller's index back)."""
-    text = s.astype("str").reset_index(drop=True).str.strip()  # strip() removes NBSP, narrow NBSP too
-    quoted = text.str.startswith("'")
-    if quoted.any():
-        text = text.where(~quoted, text[quoted].str.replace(_NEUTRALISED, "", regex=True))
-    return text.mask((text == "") | text.isin(_NULL_TEXTS))
+    return pd.Series(_cleaned_cells(s), dtype="str")
 
 
 def _as_object(text: pd.Series) -> pd.Series:
@@ -67,7 +81,9 @@ def clean_text(s: pd.Series) -> pd.Series:
     A leading apostrophe before = + - @ tab CR is removed: it is the one `neutralize_formula` wrote
     into an error report, so a corrected report can be imported again.
     """
-    return _as_object(_text(s)).set_axis(s.index)
+    cells = np.array(_cleaned_cells(s), dtype=object)
+    cells[pd.isna(cells)] = pd.NA
+    return pd.Series(cells, index=s.index, dtype=object)
 
 
 def on_distinct(parser, text: pd.Series, **kwargs) -> Parsed:

@@ -1,7 +1,7 @@
 """The reader on the real files users of the old system imported (read in place, never copied)."""
 
 from nightshift.imports.profiles import PROFILES
-from nightshift.imports.reading import open_table
+from nightshift.imports.reading import _one_record_per_line, open_table
 
 LIMITS = {"max_bytes": 200 * 1024 * 1024, "max_rows": 1_000_000}
 
@@ -35,3 +35,26 @@ def test_real_csvs_line_numbers_and_encoding(real_samples):
     assert sum(len(f.frame) for f in frames) == 2236 and frames[0].lines[0] == 2
     info, frames = rows_of(real_samples / "foxreviews" / "villes france.csv", PROFILES["cities"].score_header)
     assert info.header == ["Villes"] and sum(len(f.frame) for f in frames) == 39192
+
+
+def test_c_parser_and_csv_module_paths_give_the_same_rows_and_lines(tmp_path):
+    """Files whose records are one line each go through pandas' C parser; a quoted line break sends
+    the whole file to the csv module. Both must give the same cells and the same line numbers."""
+    body = ("Liste des entreprises;;\r\n\r\nnom;code_postal;ville\r\n"
+            "Boulangerie Diallo;01000;Bamako\r\n\r\n   ;  ;\r\n\"Café; bar\";69001\r\n"
+            "\"Garage \"\"Le Sahel\"\"\";75011;Paris;en trop\r\n")
+    one_line_records = tmp_path / "simple.csv"
+    one_line_records.write_bytes(body.encode("cp1252"))
+    spanning = tmp_path / "spanning.csv"
+    spanning.write_bytes((body + "\"Atelier\r\nsur deux lignes\";13001;Marseille\r\n").encode("cp1252"))
+
+    assert _one_record_per_line(one_line_records) and not _one_record_per_line(spanning)
+    score = PROFILES["businesses"].score_header
+    fast_info, fast = rows_of(one_line_records, score)
+    slow_info, slow = rows_of(spanning, score)
+    fast_rows = [(int(line), *row) for f in fast for line, row in zip(f.lines, f.frame.itertuples(index=False))]
+    slow_rows = [(int(line), *row) for f in slow for line, row in zip(f.lines, f.frame.itertuples(index=False))]
+    assert fast_info.header_line == slow_info.header_line == 3
+    assert fast_rows == [(4, "Boulangerie Diallo", "01000", "Bamako"), (7, "Café; bar", "69001", ""),
+                         (8, 'Garage "Le Sahel"', "75011", "Paris")]
+    assert slow_rows == [*fast_rows, (9, "Atelier\r\nsur deux lignes", "13001", "Marseille")]
