@@ -6,14 +6,17 @@ run, on the instance in DAGSTER_HOME (so the run shows in the UI), then prints a
 """
 
 import json
+import logging
 import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 import sqlalchemy.exc
@@ -268,6 +271,46 @@ def _print_import(summary: dict[str, Any], as_json: bool) -> None:
         click.echo(f"  error report: {summary['error_report']}")
 
 
+class ProgressLine(logging.Handler):
+    """Rows imported so far, redrawn in place on a terminal (records of nightshift.imports.progress)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(logging.INFO)
+        self.stream, self.started, self.drawn = stream, time.perf_counter(), False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        rows = getattr(record, "nightshift_rows", None)
+        if rows is None:
+            return
+        rate = rows / max(time.perf_counter() - self.started, 1e-6)
+        self.stream.write(f"\r\x1b[K{record.getMessage()} ({rate:,.0f} rows/s)")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+        super().close()
+
+
+@contextmanager
+def progress_line(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    from nightshift.imports.service import progress_logger
+
+    handler = ProgressLine(sys.stderr)
+    progress_logger.addHandler(handler)
+    progress_logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        progress_logger.removeHandler(handler)
+        handler.close()
+
+
 @main.command("import")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--profile", type=click.Choice(sorted(PROFILE_NAMES)), help="Default: sub-folder or headers.")
@@ -278,20 +321,33 @@ def _print_import(summary: dict[str, Any], as_json: bool) -> None:
 def import_command(path: Path, profile: str | None, account: str | None, dry_run: bool, strict: bool,
                    as_json: bool) -> None:
     """Import a CSV/Excel file (the same job the upload sensor runs)."""
-    from nightshift.imports import intake
-    from nightshift.imports import log as import_log
-    from nightshift.imports.profiles import PROFILES
-
     settings = settings_or_exit()
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     _require_migrated(settings)
     engine = _engine(settings)
     account_id = _account_id(engine, account)
+    # On a terminal a progress line replaces Dagster's per-chunk log lines.
+    show_progress = sys.stderr.isatty() and not as_json
+    with progress_line(show_progress):
+        summary, exit_code = _run_import_job(settings, engine, path, profile, account, account_id, dry_run, strict,
+                                             quiet=as_json or show_progress, as_json=as_json)
+    engine.dispose()
+    _print_import(summary, as_json)
+    sys.exit(exit_code)
+
+
+def _run_import_job(settings: Settings, engine, path: Path, profile: str | None, account: str | None,
+                    account_id: int | None, dry_run: bool, strict: bool, *, quiet: bool,
+                    as_json: bool) -> tuple[dict, int]:
+    from nightshift.imports import intake
+    from nightshift.imports import log as import_log
+    from nightshift.imports.profiles import PROFILES
+
     if dry_run:
         config = {"path": str(path.resolve()), "profile": profile, "account_id": account_id, "strict": strict}
         outcome = run_job("import_dry_run", run_config={"ops": {"dry_run_import": {"config": config}}},
-                          quiet=as_json)
+                          quiet=quiet)
         if not outcome.success:
             report(outcome, as_json, "")
         result = outcome.result.output_for_node("dry_run_import")
@@ -304,7 +360,7 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
             "import_job", partition_key=registered.partition_key,
             dynamic_partition=("import_files", registered.partition_key),
             run_config={"ops": {"import_batch": {"config": {"strict": strict}}}},
-            tags={"nightshift/import_id": str(registered.import_id)}, quiet=as_json,
+            tags={"nightshift/import_id": str(registered.import_id)}, quiet=quiet,
         )
         row = import_log.get(engine, registered.import_id)
         summary = import_log.summary(engine, row)
@@ -314,9 +370,7 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
         exit_code = (EXIT_OK if row["status"] in ("succeeded", "partial")
                      else EXIT_USAGE if row["stage"] == "received" and row["failure_kind"] == "bad_input"
                      else EXIT_FAILED)
-    engine.dispose()
-    _print_import(summary, as_json)
-    sys.exit(exit_code)
+    return summary, exit_code
 
 
 @main.group()

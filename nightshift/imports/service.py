@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from nightshift.config import Settings
-from nightshift.db.engine import begin_write
-from nightshift.db.schema import clients
+from nightshift.db.engine import begin_write, read_transaction
+from nightshift.db.schema import accounts, clients
 from nightshift.imports import hooks
 from nightshift.imports import log as import_log
 from nightshift.imports.files import move_without_overwrite
@@ -34,6 +34,8 @@ from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, build_rows, ta
 from nightshift.imports.validate import ColumnMapping, validate_chunk
 
 logger = logging.getLogger("nightshift.imports")
+# One record per chunk with the rows read so far (`nightshift_rows`): the CLI's terminal progress line.
+progress_logger = logging.getLogger("nightshift.imports.progress")
 
 PARENT_TARGETS = ("category_parents", "subcategory_parents")
 ERRORS_IN_OUTCOME = 100
@@ -88,7 +90,7 @@ class ImportOutcome:
         keys = ("import_id", "status", "profile", "rows_total", "inserted", "updated", "unchanged", "invalid",
                 "encoding", "delimiter", "error_report", "errors")
         extra = ("sheet", "error_counts", "message", "dry_run", "rows_per_second", "categories_created",
-                 "unknown_columns")
+                 "unknown_columns", "timings")
         return {k: getattr(self, k) for k in keys + extra}
 
 
@@ -110,6 +112,14 @@ def _score_any(cells: list[str]) -> float:
     return max(p.score_header(cells) for p in PROFILES.values())
 
 
+def _account_phone_region(engine: Engine, account_id: int | None) -> str | None:
+    """The owning account's region for phone numbers without a country code (None: the default)."""
+    if account_id is None:
+        return None
+    with read_transaction(engine) as conn:
+        return conn.execute(sa.select(accounts.c.phone_region).where(accounts.c.id == account_id)).scalar()
+
+
 class _Run:
     """State of one import while it runs (kept off the public API)."""
 
@@ -125,7 +135,8 @@ class _Run:
         self.rows_total = 0
         self.create_categories = (settings.imports.create_categories if options.create_categories is None
                                   else options.create_categories)
-        self.phone_region = options.phone_region or settings.imports.default_phone_region
+        self.phone_region = (options.phone_region or _account_phone_region(engine, options.account_id)
+                             or settings.imports.default_phone_region)
 
     def open(self, profile: Profile | None) -> tuple[TableInfo, Any, Profile]:
         scorer = profile.score_header if profile else _score_any
@@ -168,6 +179,8 @@ class _Run:
                     self.staging[name] = StagingTable(conn, target(name), list(rows.columns), suffix)
                 self.staging[name].append(rows)
             self.timings["stage_s"] += time.perf_counter() - started
+            progress_logger.info("%s: %d rows read and validated", self.path.name, self.rows_total,
+                                 extra={"nightshift_rows": self.rows_total})
             if self.progress:
                 self.progress(self.rows_total)
             read_started = time.perf_counter()

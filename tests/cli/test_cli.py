@@ -176,3 +176,31 @@ def test_import_into_an_unmigrated_database_says_what_to_do(cli_env, tmp_path):
     result = nightshift("import", str(path), env=cli_env, cwd=tmp_path)
     assert result.returncode == 2
     assert "nightshift db upgrade" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_import_on_a_terminal_shows_a_progress_line(cli_env, db_url, tmp_path):
+    """stderr is a real pseudo-terminal: the rows imported so far are redrawn in place, chunk by chunk."""
+    import pty
+
+    migrate.upgrade(db_url)
+    path = write_cities(tmp_path / "villes.csv", [f"Ville {n};{10000 + n % 80000:05d}" for n in range(60_000)])
+    controller, terminal = pty.openpty()
+    try:
+        result = subprocess.run([NIGHTSHIFT, "import", str(path), "--profile", "cities"], env=cli_env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=terminal, text=True, timeout=180)
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                block = os.read(controller, 65536)
+            except OSError:  # the terminal side is closed and drained
+                break
+            if not block:
+                break
+            shown += block
+    finally:
+        os.close(controller)
+    assert result.returncode == 0, shown.decode(errors="replace")
+    updates = [u for u in shown.decode().split("\r") if "rows read" in u]
+    assert [u.split(":")[1].strip().split(" rows")[0] for u in updates] == ["25000", "50000", "60000"]
+    assert all(u.rstrip().endswith("rows/s)") for u in updates) and "inserted 60000" in result.stdout

@@ -37,6 +37,11 @@ def test_real_csvs_line_numbers_and_encoding(real_samples):
     assert info.header == ["Villes"] and sum(len(f.frame) for f in frames) == 39192
 
 
+def numbered(frames) -> list[tuple]:
+    return [(int(line), *row) for f in frames for line, row in zip(f.lines, f.frame.itertuples(index=False),
+                                                                   strict=True)]
+
+
 def test_c_parser_and_csv_module_paths_give_the_same_rows_and_lines(tmp_path):
     """Files whose records are one line each go through pandas' C parser; a quoted line break sends
     the whole file to the csv module. Both must give the same cells and the same line numbers."""
@@ -52,8 +57,7 @@ def test_c_parser_and_csv_module_paths_give_the_same_rows_and_lines(tmp_path):
     score = PROFILES["businesses"].score_header
     fast_info, fast = rows_of(one_line_records, score)
     slow_info, slow = rows_of(spanning, score)
-    fast_rows = [(int(line), *row) for f in fast for line, row in zip(f.lines, f.frame.itertuples(index=False))]
-    slow_rows = [(int(line), *row) for f in slow for line, row in zip(f.lines, f.frame.itertuples(index=False))]
+    fast_rows, slow_rows = numbered(fast), numbered(slow)
     assert fast_info.header_line == slow_info.header_line == 3
     assert fast_rows == [(4, "Boulangerie Diallo", "01000", "Bamako"), (7, "Café; bar", "69001", ""),
                          (8, 'Garage "Le Sahel"', "75011", "Paris")]

@@ -305,3 +305,19 @@ def test_concurrent_imports_on_sqlite_never_hit_database_is_locked(engine, setti
     assert failures == []
     assert sorted(o.inserted for o in outcomes) == [3000] * 4
     assert count(engine, cities) == 12000
+
+
+def test_the_owning_accounts_phone_region_applies(engine, settings, tmp_path):
+    """National numbers are read in the account's region (accounts.phone_region), else the default."""
+    from nightshift.db.schema import accounts
+
+    with engine.begin() as conn:
+        french = conn.execute(accounts.insert().values(slug="paris", name="Paris", phone_region="FR")
+                              .returning(accounts.c.id)).scalar_one()
+    path = write(tmp_path / "clients.csv", "telephone;prenom\n06 12 34 56 78;Jean\n")
+    by_default = run_import(engine, path, settings, ImportOptions(profile="clients"))
+    assert (by_default.status, by_default.errors[0]["code"]) == ("failed", "invalid_phone")
+    for_the_account = run_import(engine, path, settings, ImportOptions(profile="clients", account_id=french))
+    assert (for_the_account.status, for_the_account.inserted) == ("succeeded", 1)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(clients.c.phone)).scalar_one() == "+33612345678"
