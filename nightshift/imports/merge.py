@@ -8,6 +8,7 @@ itself is one `INSERT … SELECT … ON CONFLICT … DO UPDATE … WHERE content
 
 from __future__ import annotations
 
+import csv
 import io
 from dataclasses import dataclass
 
@@ -40,6 +41,17 @@ def _staging_columns(target: Target, frame_columns: list[str]) -> list[sa.Column
     return columns
 
 
+def _columns_as_lists(frame: pd.DataFrame) -> list[list]:
+    """Plain Python values per column, None where missing, dates as ISO text: what both drivers take."""
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            column = column.dt.strftime("%Y-%m-%d")
+        columns.append(column.to_numpy(dtype=object, na_value=None).tolist())
+    return columns
+
+
 class StagingTable:
     """One temporary table holding the rows of one target for one import."""
 
@@ -60,29 +72,21 @@ class StagingTable:
     def append(self, frame: pd.DataFrame) -> None:
         if frame.empty:
             return
-        frame = frame[self.columns]
-        if self.conn.dialect.name == "postgresql":
-            self._copy(frame)
-        else:
-            # sqlite3 binds datetime.date, not pandas Timestamps.
-            dates = {c: frame[c].dt.date for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])}
-            frame = frame.assign(**dates) if dates else frame
-            records = frame.astype(object).where(frame.notna(), None).itertuples(index=False, name=None)
-            placeholders = ", ".join("?" for _ in self.columns)
-            cursor = self.conn.connection.driver_connection.cursor()
-            cursor.executemany(f'INSERT INTO "{self.table.name}" VALUES ({placeholders})', records)
-            cursor.close()
-        self.rows += len(frame)
-
-    def _copy(self, frame: pd.DataFrame) -> None:
-        buffer = io.StringIO()
-        # Empty values are NULL in COPY's CSV format; cleaned values are never empty strings.
-        frame.to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d")
-        columns = ", ".join(f'"{c}"' for c in self.columns)
+        records = zip(*_columns_as_lists(frame[self.columns]), strict=True)
         cursor = self.conn.connection.driver_connection.cursor()
-        with cursor.copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN (FORMAT csv)') as copy:
-            copy.write(buffer.getvalue())
+        if self.conn.dialect.name == "postgresql":
+            buffer = io.StringIO()
+            # None is written as an empty unquoted field: NULL in COPY's CSV format (cleaned values are
+            # never empty strings).
+            csv.writer(buffer, lineterminator="\n").writerows(records)
+            columns = ", ".join(f'"{c}"' for c in self.columns)
+            with cursor.copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN (FORMAT csv)') as copy:
+                copy.write(buffer.getvalue())
+        else:
+            placeholders = ", ".join("?" for _ in self.columns)
+            cursor.executemany(f'INSERT INTO "{self.table.name}" VALUES ({placeholders})', records)
         cursor.close()
+        self.rows += len(frame)
 
     def delete_lines(self, lines: np.ndarray) -> None:
         if len(lines) == 0:
