@@ -86,20 +86,23 @@ def _present(series: pd.Series) -> np.ndarray:
     return series.notna().to_numpy()
 
 
-def _parse_field(field: Field, raw: pd.Series, text: pd.Series, column: str, errors: _Errors,
-                 phone_region: str) -> pd.Series:
+def _parse_field(field: Field, raw: pd.Series, column: str, errors: _Errors,
+                 phone_region: str) -> tuple[pd.Series, np.ndarray]:
+    """The field's normalised values, and where the cell holds something once cleaned (valid or not)."""
     if field.kind in ("text", "city_with_postal_code"):
-        text = values.decode_html_entities(text)
+        text = values.decode_html_entities(values.clean_text(raw))
         if field.max_length is not None:
             errors.add(values.check_max_length(text, field.max_length), column, raw, "too_long")
-        return text
+        return text, _present(text)
+    # Parsers clean the raw text themselves: cleaning it here too would be a second pass.
     if field.kind == "phone":
-        parsed = values.on_distinct(values.parse_phone, text, default_region=phone_region)
+        parsed = values.on_distinct(values.parse_phone, raw, default_region=phone_region)
         code = "invalid_phone"
     else:
         parser, code = _KIND_PARSERS[field.kind]
-        parsed = values.on_distinct(parser, text)
+        parsed = values.on_distinct(parser, raw)
     errors.add(parsed.invalid, column, raw, code)
+    present = _present(parsed.values) | parsed.invalid.to_numpy(dtype=bool)
     result = parsed.values
     if field.min_value is not None or field.max_value is not None:
         numeric = pd.to_numeric(result, errors="coerce")
@@ -111,7 +114,7 @@ def _parse_field(field: Field, raw: pd.Series, text: pd.Series, column: str, err
         outside = outside.fillna(False).to_numpy(dtype=bool)
         errors.add(outside, column, raw, "out_of_range")
         result = result.mask(outside)
-    return result
+    return result, present
 
 
 def validate_chunk(
@@ -124,14 +127,13 @@ def validate_chunk(
 ) -> ChunkValidation:
     errors = _Errors(np.asarray(lines, dtype=np.int64))
     out = pd.DataFrame(index=frame.index)
-    # Each mapped column is cleaned once; parsers and the required checks share it.
-    cleaned = {column: values.clean_text(frame[column]) for column in mapping.by_field.values()}
+    present: dict[str, np.ndarray] = {}  # by column: a value is there once cleaned (valid or not)
     for field in profile.fields:
         column = mapping.by_field.get(field.name)
         if column is None:
             out[field.name] = pd.Series(pd.NA, index=frame.index, dtype=object)
             continue
-        out[field.name] = _parse_field(field, frame[column], cleaned[column], column, errors, phone_region)
+        out[field.name], present[column] = _parse_field(field, frame[column], column, errors, phone_region)
 
     if profile.name == "cities":
         _split_city_with_postal_code(out, frame, mapping, errors)
@@ -144,8 +146,8 @@ def validate_chunk(
             raw = frame[column] if column in frame.columns else None
             missing = ~_present(out[field.name])
             # A value that failed to parse already has its own error; required means "nothing there".
-            if raw is not None:
-                missing &= ~_present(cleaned[column])
+            if column in present:
+                missing &= ~present[column]
             errors.add(missing, column, raw, "required")
     for group in profile.required_any:
         missing = np.ones(len(out), dtype=bool)
@@ -154,8 +156,8 @@ def validate_chunk(
         present_columns = [mapping.by_field[n] for n in group if n in mapping.by_field]
         column = present_columns[0] if present_columns else group[0]
         raw = frame[column] if column in frame.columns else None
-        if raw is not None:
-            missing &= ~_present(cleaned[column])
+        if column in present:
+            missing &= ~present[column]
         errors.add(missing, column, raw, "required")
 
     valid = out.loc[~errors.bad].copy()

@@ -36,22 +36,18 @@ class Parsed:
     invalid: pd.Series  # bool
 
 
-def _clean_cell(value: object) -> str | None:
-    if value.__class__ is not str:
-        if value is None or value is pd.NA or value != value:  # NaN is the only value unequal to itself
-            return None
-        value = str(value)
-    text = value.strip()  # strip() removes NBSP, narrow NBSP too
-    if text in _EMPTY_TEXTS:
+def _stripped_non_text(value: object) -> str | None:
+    if value is None or value is pd.NA or value != value:  # NaN is the only value unequal to itself
         return None
-    if text[0] == "'" and text[1:2] in _FORMULA_START:
-        return text[1:]
-    return text
+    return str(value).strip()
 
 
 def _cleaned_cells(s: pd.Series) -> list[str | None]:
-    # One Python pass per column: cheaper than chaining pandas string methods, each a pass of its own.
-    return [_clean_cell(value) for value in s.to_numpy(dtype=object)]
+    # Two inline Python passes per column: cheaper than chaining pandas string methods (a pass each)
+    # or calling a function per cell. strip() removes NBSP and narrow NBSP too.
+    cells = [v.strip() if v.__class__ is str else _stripped_non_text(v) for v in s.to_numpy(dtype=object)]
+    return [None if c is None or c in _EMPTY_TEXTS else c[1:] if c[0] == "'" and c[1:2] in _FORMULA_START else c
+            for c in cells]
 
 
 def _text(s: pd.Series) -> pd.Series:
