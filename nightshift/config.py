@@ -35,6 +35,9 @@ class ImportSettings:
     default_phone_region: str = "ML"
     create_categories: bool = True
     sensor_interval_seconds: int = 5
+    # A registered import whose run has not started it after this long (and has no queued or running
+    # run) is re-requested once by import_failure_sensor.
+    stalled_after_seconds: int = 900
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,7 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
 
 
 def _validate_imports(imports: ImportSettings) -> None:
-    for key in ("max_bytes", "max_rows", "max_cells", "sensor_interval_seconds"):
+    for key in ("max_bytes", "max_rows", "max_cells", "sensor_interval_seconds", "stalled_after_seconds"):
         if getattr(imports, key) <= 0:
             raise ConfigError(f"imports.{key}: must be a positive integer")
     if not 0 < imports.abort_invalid_ratio <= 1:

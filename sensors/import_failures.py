@@ -1,16 +1,33 @@
-"""import_failure_sensor: an import that failed for a transient reason is re-requested once.
+"""import_failure_sensor: an import that failed for a transient reason, or that stalled, is re-requested
+once.
 
 Transient: the database was unavailable, or the run died (interrupted, crashed) while the import was
-running. Bad files are never re-requested: they wait for a fixed upload or a manual re-execution.
+running. Stalled: registered by the upload sensor (`received`) longer than imports.stalled_after_seconds
+ago with no queued or running run for its partition (the run was never launched, or ended before the
+import began). Bad files are never re-requested: they wait for a fixed upload or a manual re-execution.
 """
+
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from assets.imports import import_job
+from nightshift.config import load_settings
 from nightshift.imports import recovery
 from resources.database import Database
 
 FINISHED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def _has_run_in_flight(instance: dg.DagsterInstance, partition_key: str) -> bool:
+    runs = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=import_job.name, tags={"dagster/partition": partition_key},
+                              statuses=IN_FLIGHT),
+        limit=1,
+    )
+    return bool(runs)
 
 
 @dg.sensor(
@@ -18,7 +35,7 @@ FINISHED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
     job=import_job,
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Re-requests, once, each import that failed for a transient reason.",
+    description="Re-requests, once, each import that failed for a transient reason or stalled before starting.",
 )
 def import_failure_sensor(context: dg.SensorEvaluationContext, database: Database) -> dg.SensorResult:
     for running in recovery.running_imports(database.engine):
@@ -28,10 +45,22 @@ def import_failure_sensor(context: dg.SensorEvaluationContext, database: Databas
             context.log.info(f"import {running['id']}: its run {run.run_id} ended {run.status.value}")
     requests = []
     for failed in recovery.claim_transient_failures(database.engine):
-        requests.append(dg.RunRequest(
-            run_key=f"import-retry:{failed['id']}:{failed['auto_retries']}",
-            partition_key=failed["partition_key"],
-            tags={"nightshift/import_id": str(failed["id"]), "nightshift/auto_retry": "1"},
-        ))
+        requests.append(_retry(failed, "import-retry", "failed for a transient reason"))
         context.log.info(f"import {failed['id']} failed for a transient reason: re-requested once")
+
+    stalled_after = timedelta(seconds=load_settings().imports.stalled_after_seconds)
+    candidates = recovery.stalled_candidates(database.engine, datetime.now(UTC) - stalled_after)
+    stalled = [c["id"] for c in candidates if not _has_run_in_flight(context.instance, c["partition_key"])]
+    for row in recovery.claim_stalled(database.engine, stalled):
+        requests.append(_retry(row, "import-stalled", "stalled"))
+        context.log.info(f"import {row['id']} was registered over {stalled_after} ago and never started: "
+                         "re-requested once")
     return dg.SensorResult(run_requests=requests)
+
+
+def _retry(row: dict, kind: str, reason: str) -> dg.RunRequest:
+    return dg.RunRequest(
+        run_key=f"{kind}:{row['id']}:{row['auto_retries']}",
+        partition_key=row["partition_key"],
+        tags={"nightshift/import_id": str(row["id"]), "nightshift/auto_retry": reason},
+    )

@@ -75,10 +75,14 @@ def run_key(sha256: str, profile: Profile | None) -> str:
     return f"{sha256}:{profile.name}:{profile.version}" if profile else f"{sha256}:{AUTO_PROFILE}"
 
 
-def _in_flight_paths(engine: Engine) -> set[str]:
+def _in_flight_paths(engine: Engine, uploads_dir: Path) -> set[str]:
     """Files already registered and still in the upload folder (handled files are moved out; a file
-    whose import failed for a transient reason stays for its automatic retry)."""
-    query = sa.select(imports.c.file_path).where(imports.c.status.in_(("received", "running", "failed")))
+    whose import failed for a transient reason stays for its automatic retry). Only paths under the
+    upload folder are loaded: the failed imports of the past live in failed/."""
+    prefix = str(uploads_dir).rstrip(os.sep) + os.sep
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = sa.select(imports.c.file_path).where(imports.c.status.in_(("received", "running", "failed")),
+                                                 imports.c.file_path.like(escaped + "%", escape="\\"))
     with read_transaction(engine) as conn:
         return {row[0] for row in conn.execute(query)}
 
@@ -164,7 +168,7 @@ def scan(engine: Engine, settings: Settings, previous: dict[str, list[int]], *,
     result = ScanResult()
     if not uploads_dir.is_dir():
         return result
-    in_flight = _in_flight_paths(engine)
+    in_flight = _in_flight_paths(engine, settings.uploads_dir)
     ready: list[tuple[Upload, str]] = []
     for directory, subdirs, files in os.walk(uploads_dir):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))

@@ -81,6 +81,7 @@ def summary(engine: Engine, row: dict) -> dict[str, Any]:
     """The CLI/JSON view of an import: counts, first errors, report path."""
     return {
         "import_id": row["id"], "status": row["status"], "profile": row["profile"],
+        "partition_key": row["partition_key"],
         "rows_total": row["rows_total"], "inserted": row["inserted"], "updated": row["updated"],
         "unchanged": row["unchanged"], "invalid": row["invalid"], "encoding": row["encoding"],
         "delimiter": row["delimiter"], "error_report": row["error_report_path"],

@@ -1,6 +1,12 @@
-"""Imports that failed for a transient reason: found, claimed once for an automatic retry."""
+"""Imports that need an automatic second chance, each claimed once (auto_retries + 1):
+- failed for a transient reason (database unavailable, run interrupted);
+- stalled: registered by the upload sensor but never started (its run was never launched, or ended
+  before the import began).
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -9,6 +15,7 @@ from nightshift.db.engine import read_transaction, write_transaction
 from nightshift.db.schema import imports
 
 MAX_AUTO_RETRIES = 1
+STALLED_PER_TICK = 100
 
 
 def running_imports(engine: Engine) -> list[dict]:
@@ -27,16 +34,39 @@ def mark_interrupted(engine: Engine, import_id: int, run_id: str) -> None:
         )
 
 
-def claim_transient_failures(engine: Engine) -> list[dict]:
-    """Transient failures not yet retried automatically; each is claimed (auto_retries + 1) once."""
+_RETRYABLE = sa.and_(imports.c.auto_retries < MAX_AUTO_RETRIES, imports.c.partition_key.is_not(None))
+
+
+def _claim(engine: Engine, condition: sa.ColumnElement[bool]) -> list[dict]:
+    """The retryable imports matching `condition`, each claimed in the same transaction."""
     with write_transaction(engine) as conn:
         rows = [dict(r) for r in conn.execute(
             sa.select(imports.c.id, imports.c.partition_key, imports.c.auto_retries)
-            .where(imports.c.status == "failed", imports.c.failure_kind == "transient",
-                   imports.c.auto_retries < MAX_AUTO_RETRIES, imports.c.partition_key.is_not(None))
-            .order_by(imports.c.id)
+            .where(condition, _RETRYABLE).order_by(imports.c.id)
         ).mappings()]
-        for row in rows:
-            conn.execute(imports.update().where(imports.c.id == row["id"])
+        if rows:
+            conn.execute(imports.update().where(imports.c.id.in_([r["id"] for r in rows]))
                          .values(auto_retries=imports.c.auto_retries + 1))
     return rows
+
+
+def claim_transient_failures(engine: Engine) -> list[dict]:
+    """Transient failures not yet retried automatically."""
+    return _claim(engine, sa.and_(imports.c.status == "failed", imports.c.failure_kind == "transient"))
+
+
+def stalled_candidates(engine: Engine, registered_before: datetime) -> list[dict]:
+    """Imports still `received` since before `registered_before`, not yet retried automatically (oldest
+    first, at most STALLED_PER_TICK). The caller checks that no run is queued or running for them."""
+    query = (sa.select(imports.c.id, imports.c.partition_key)
+             .where(imports.c.status == "received", imports.c.created_at < registered_before, _RETRYABLE)
+             .order_by(imports.c.id).limit(STALLED_PER_TICK))
+    with read_transaction(engine) as conn:
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def claim_stalled(engine: Engine, import_ids: list[int]) -> list[dict]:
+    """Claims the given imports if they are still `received` (a run may have started one meanwhile)."""
+    if not import_ids:
+        return []
+    return _claim(engine, sa.and_(imports.c.id.in_(import_ids), imports.c.status == "received"))

@@ -3,6 +3,7 @@
 import json
 import os
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -191,3 +192,48 @@ def test_import_job_is_partitioned_by_file_and_tagged_imports():
     job = defs.resolve_job_def("import_job")
     assert job.partitions_def == import_files
     assert job.tags["nightshift/family"] == "imports"
+
+
+def evaluate_failure_sensor(instance, url):
+    with dg.build_sensor_context(instance=instance, resources={"database": Database(url=url)}) as context:
+        return import_failure_sensor(context)
+
+
+def test_stalled_registrations_are_rerequested_once_unless_a_run_is_in_flight(env):
+    """`received` imports whose run never started them: re-requested once after the grace period; one
+    with a run in flight for its partition, or registered recently, is left alone."""
+    from dagster._core.test_utils import create_run_for_test
+
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    rows = [("old.csv", "o", long_ago), ("queued.csv", "q", long_ago), ("new.csv", "n", datetime.now(UTC))]
+    with env["engine"].begin() as conn:
+        conn.execute(imports.insert(), [
+            {"file_name": name, "sha256": letter * 64, "size_bytes": 1, "status": "received", "stage": "received",
+             "partition_key": f"{letter}-{letter * 12}", "created_at": created}
+            for name, letter, created in rows])
+    with dg.instance_for_test() as instance:
+        create_run_for_test(instance, job_name="import_job", status=dg.DagsterRunStatus.STARTED,
+                            tags={"dagster/partition": "q-qqqqqqqqqqqq"})
+        [request] = evaluate_failure_sensor(instance, env["url"]).run_requests
+        assert request.partition_key == "o-oooooooooooo" and request.run_key.startswith("import-stalled:")
+        assert evaluate_failure_sensor(instance, env["url"]).run_requests == [], "once only"
+    with env["engine"].connect() as conn:
+        retries = dict(conn.execute(sa.select(imports.c.file_name, imports.c.auto_retries)).all())
+    assert retries == {"old.csv": 1, "queued.csv": 0, "new.csv": 0}
+
+
+def test_in_flight_paths_are_only_those_under_the_upload_folder(env, tmp_path):
+    """The upload sensor loads the registered files still in uploads/, not the failed ones of the past
+    (a sibling folder whose name extends `uploads` with `_` or `%` must not match either)."""
+    from nightshift.config import load_settings
+    from nightshift.imports.intake import _in_flight_paths
+
+    uploads = load_settings().uploads_dir
+    waiting = str(uploads / "cities" / "villes.csv")
+    elsewhere = [str(env["data"] / "failed" / "2026-11-01" / "vieux.csv"), str(env["data"] / "uploads_old" / "a.csv"),
+                 str(env["data"] / "uploads%" / "b.csv")]
+    with env["engine"].begin() as conn:
+        conn.execute(imports.insert(), [
+            {"file_name": Path(p).name, "sha256": str(n) * 64, "size_bytes": 1, "status": "failed",
+             "stage": "received", "file_path": p} for n, p in enumerate([waiting, *elsewhere])])
+    assert _in_flight_paths(env["engine"], uploads) == {waiting}
