@@ -1,7 +1,7 @@
 """A backfill of all failed import partitions, the way an operator runs it: the failed partition keys
 from `nightshift imports list --status failed --json`, then `dagster job backfill` of `import_job`, whose
 runs the instance launches in their own processes. Each failed file is re-imported from where it was
-kept, idempotently."""
+kept, idempotently; `dagster asset materialize --partition` re-runs one partition the same way."""
 
 import json
 import os
@@ -84,10 +84,19 @@ def test_backfill_of_all_failed_partitions_reimports_them(tmp_path, db_url):
     with engine.connect() as conn:
         log = {r.file_name: r for r in conn.execute(sa.select(imports))}
         names = set(conn.execute(sa.select(cities.c.name)).scalars())
-    engine.dispose()
     assert {name: row.status for name, row in log.items()} == {
         "bon.csv": "succeeded", "panne.csv": "succeeded", "mauvais.csv": "succeeded"}
     assert (log["panne.csv"].inserted, log["panne.csv"].unchanged) == (0, 1), "idempotent"
     assert (log["mauvais.csv"].inserted, log["mauvais.csv"].invalid) == (2, 0)
     assert "/processed/" in log["mauvais.csv"].file_path and not kept.exists()
     assert names == {"Bourg", "Lyon", "Nantes", "Agen", "Pau"}
+
+    # One partition once more from the command line: the same file again, nothing changes.
+    again = run("dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select", "import_batch",
+                "--partition", log["mauvais.csv"].partition_key, env=env)
+    assert again.returncode == 0, again.stderr
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(imports).where(imports.c.file_name == "mauvais.csv")).one()
+        assert (row.status, row.inserted, row.unchanged) == ("succeeded", 0, 2)
+        assert conn.execute(sa.select(sa.func.count()).select_from(cities)).scalar_one() == 5
+    engine.dispose()
