@@ -378,6 +378,18 @@ def imports() -> None:
     """The import log."""
 
 
+@imports.command("failed-partitions")
+@click.option("--json", "as_json", is_flag=True, help="A JSON list instead of one comma-separated line.")
+def imports_failed_partitions(as_json: bool) -> None:
+    """Partitions whose latest import failed in a run, for `dagster job backfill -j import_job --partitions`."""
+    from nightshift.imports import recovery
+
+    engine = _engine(settings_or_exit())
+    keys = recovery.failed_partition_keys(engine)
+    engine.dispose()
+    click.echo(json.dumps(keys) if as_json else ",".join(keys))
+
+
 @imports.command("list")
 @click.option("--status", type=click.Choice(["received", "running", "succeeded", "partial", "failed", "duplicate"]))
 @click.option("--limit", default=50, show_default=True)

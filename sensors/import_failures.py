@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.imports import import_job
+from assets.imports import import_files, import_job
 from nightshift.config import load_settings
 from nightshift.imports import recovery
 from resources.database import Database
@@ -22,10 +22,9 @@ IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.Dag
 
 
 def _has_run_in_flight(instance: dg.DagsterInstance, partition_key: str) -> bool:
+    # Any job: the UI's "Materialize" and asset backfills run the partition as `__ASSET_JOB`, not import_job.
     runs = instance.get_run_records(
-        filters=dg.RunsFilter(job_name=import_job.name, tags={"dagster/partition": partition_key},
-                              statuses=IN_FLIGHT),
-        limit=1,
+        filters=dg.RunsFilter(tags={"dagster/partition": partition_key}, statuses=IN_FLIGHT), limit=1,
     )
     return bool(runs)
 
@@ -51,11 +50,18 @@ def import_failure_sensor(context: dg.SensorEvaluationContext, database: Databas
     stalled_after = timedelta(seconds=load_settings().imports.stalled_after_seconds)
     candidates = recovery.stalled_candidates(database.engine, datetime.now(UTC) - stalled_after)
     stalled = [c["id"] for c in candidates if not _has_run_in_flight(context.instance, c["partition_key"])]
+    stalled_keys = []
     for row in recovery.claim_stalled(database.engine, stalled):
         requests.append(_retry(row, "import-stalled", "stalled"))
+        stalled_keys.append(row["partition_key"])
         context.log.info(f"import {row['id']} was registered over {stalled_after} ago and never started: "
                          "re-requested once")
-    return dg.SensorResult(run_requests=requests)
+    # A registration whose upload_sensor tick never reached Dagster has no partition yet: without this the
+    # request fails the whole tick (unknown partition) after the claim, and the import never runs.
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=[import_files.build_add_request(sorted(set(stalled_keys)))] if stalled_keys else [],
+    )
 
 
 def _retry(row: dict, kind: str, reason: str) -> dg.RunRequest:

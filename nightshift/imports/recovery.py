@@ -70,3 +70,21 @@ def claim_stalled(engine: Engine, import_ids: list[int]) -> list[dict]:
     if not import_ids:
         return []
     return _claim(engine, sa.and_(imports.c.id.in_(import_ids), imports.c.status == "received"))
+
+
+def failed_partition_keys(engine: Engine) -> list[str]:
+    """Every `import_batch` partition whose latest import failed in a run: what a backfill of the failed
+    partitions re-runs (each file is re-imported from where it was kept). Files rejected before any run
+    (unknown account folder) have no Dagster partition and are left out; so are partitions re-imported
+    since (their latest import is not `failed`)."""
+    later = imports.alias("later")
+    newer_import = (sa.select(later.c.id)
+                    .where(later.c.partition_key == imports.c.partition_key, later.c.id > imports.c.id,
+                           later.c.status != "duplicate")
+                    .exists())
+    query = (sa.select(imports.c.partition_key).distinct()
+             .where(imports.c.status == "failed", imports.c.dagster_run_id.is_not(None),
+                    imports.c.partition_key.is_not(None), ~newer_import)
+             .order_by(imports.c.partition_key))
+    with read_transaction(engine) as conn:
+        return list(conn.execute(query).scalars())

@@ -1,5 +1,5 @@
 """A backfill of all failed import partitions, the way an operator runs it: the failed partition keys
-from `nightshift imports list --status failed --json`, then `dagster job backfill` of `import_job`, whose
+from `nightshift imports failed-partitions`, then `dagster job backfill` of `import_job`, whose
 runs the instance launches in their own processes. Each failed file is re-imported from where it was
 kept, idempotently; `dagster asset materialize --partition` re-runs one partition the same way."""
 
@@ -59,8 +59,10 @@ def test_backfill_of_all_failed_partitions_reimports_them(tmp_path, db_url):
     failed = json.loads(run("nightshift", "imports", "list", "--status", "failed", "--json", env=env).stdout)
     keys = sorted(row["partition_key"] for row in failed)
     assert len(keys) == 2
+    listed = run("nightshift", "imports", "failed-partitions", env=env).stdout.strip()
+    assert listed == ",".join(keys)
     submitted = run("dagster", "job", "backfill", "-w", "workspace.yaml", "-j", "import_job",
-                    "--partitions", ",".join(keys), "--noprompt", env=env)
+                    "--partitions", listed, "--noprompt", env=env)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
 
     os.environ["DAGSTER_HOME"], previous_home = str(home), os.environ.get("DAGSTER_HOME")

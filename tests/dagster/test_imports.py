@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import pytest
 import sqlalchemy as sa
 
 from assets.imports import import_batch, import_files
@@ -17,20 +16,6 @@ from pipelines.definitions import defs
 from resources.database import Database
 from sensors.import_failures import import_failure_sensor
 from sensors.uploads import upload_sensor
-
-
-@pytest.fixture
-def env(tmp_path: Path, db, monkeypatch):
-    """NIGHTSHIFT_* pointing at a private data folder and the parametrized database."""
-    url = db.url.render_as_string(hide_password=False)
-    monkeypatch.setenv("NIGHTSHIFT_DATABASE_URL", url)
-    monkeypatch.setenv("NIGHTSHIFT_DATA_DIR", str(tmp_path / "data"))
-    config = tmp_path / "nightshift.yaml"
-    config.write_text("{}\n")
-    monkeypatch.setenv("NIGHTSHIFT_CONFIG", str(config))
-    uploads = tmp_path / "data" / "uploads"
-    uploads.mkdir(parents=True)
-    return {"url": url, "uploads": uploads, "data": tmp_path / "data", "engine": db}
 
 
 def tick(instance, cursor, url):
@@ -237,3 +222,91 @@ def test_in_flight_paths_are_only_those_under_the_upload_folder(env, tmp_path):
             {"file_name": Path(p).name, "sha256": str(n) * 64, "size_bytes": 1, "status": "failed",
              "stage": "received", "file_path": p} for n, p in enumerate([waiting, *elsewhere])])
     assert _in_flight_paths(env["engine"], uploads) == {waiting}
+
+
+def evaluate_as_the_daemon_does(instance):
+    """The code server's own evaluation of import_failure_sensor (grpc impl): the definitions' resources,
+    an instance ref, and every partitioned RunRequest checked against the instance's partitions."""
+    from dagster._grpc.impl import get_external_sensor_execution
+
+    result = get_external_sensor_execution(defs.get_repository_def(), None, instance.get_ref(),
+                                           "import_failure_sensor", None, None, None, None, None)
+    assert not hasattr(result, "error"), result.error.to_string()
+    return result
+
+
+def backdate_registrations(engine, **since):
+    with engine.begin() as conn:
+        conn.execute(imports.update().values(created_at=datetime.now(UTC) - timedelta(**since)))
+
+
+def test_stalled_registration_whose_sensor_tick_never_reached_dagster_is_added_and_requested(env):
+    """upload_sensor committed the registration, then its tick was lost (timeout, daemon restart): no
+    partition, no run. The failure sensor adds the partition with its request; without it the request
+    fails the tick (unknown partition) after the claim, and the import would stay `received` forever."""
+    (env["uploads"] / "villes.csv").write_text("nom;code_postal\nBourg;01000\n")
+    with dg.instance_for_test() as instance:
+        [lost] = tick(instance, tick(instance, None, env["url"]).cursor, env["url"]).run_requests
+        assert not instance.has_dynamic_partition("import_files", lost.partition_key)
+        backdate_registrations(env["engine"], hours=1)
+        result = evaluate_as_the_daemon_does(instance)
+        [request] = result.run_requests
+        assert request.partition_key == lost.partition_key and request.run_key.startswith("import-stalled:")
+        [add] = result.dynamic_partitions_requests
+        assert (add.partitions_def_name, add.partition_keys) == ("import_files", [lost.partition_key])
+        instance.add_dynamic_partitions("import_files", add.partition_keys)  # what the daemon does with it
+        assert evaluate_as_the_daemon_does(instance).run_requests == [], "once only"
+    row = import_log.by_partition(env["engine"], lost.partition_key)
+    assert (row["status"], row["auto_retries"]) == ("received", 1)
+
+
+def test_a_run_of_the_partition_from_any_job_keeps_a_stalled_import_waiting(env):
+    """The UI's Materialize and asset backfills run the partition as __ASSET_JOB: while such a run is
+    waiting to start, the import is not re-requested; once it ended without starting the import, it is."""
+    from dagster._core.test_utils import create_run_for_test
+
+    (env["uploads"] / "villes.csv").write_text("nom;code_postal\nBourg;01000\n")
+    with dg.instance_for_test() as instance:
+        [registered] = tick(instance, tick(instance, None, env["url"]).cursor, env["url"]).run_requests
+        backdate_registrations(env["engine"], hours=1)
+        waiting = create_run_for_test(instance, job_name="__ASSET_JOB", status=dg.DagsterRunStatus.NOT_STARTED,
+                                      tags={"dagster/partition": registered.partition_key})
+        assert evaluate_failure_sensor(instance, env["url"]).run_requests == []
+        instance.report_run_canceled(waiting)
+        [request] = evaluate_failure_sensor(instance, env["url"]).run_requests
+        assert request.partition_key == registered.partition_key
+        # The one automatic retry is spent: a transient failure of that run is not retried again.
+        with env["engine"].begin() as conn:
+            conn.execute(imports.update().values(status="failed", failure_kind="transient"))
+        assert evaluate_failure_sensor(instance, env["url"]).run_requests == []
+
+
+def test_upload_folder_whose_path_holds_like_wildcards(env, tmp_path, monkeypatch):
+    """`_` and `%` in the data folder's path are literal in the in-flight prefix; files in flight (here a
+    transient failure waiting for its retry) are still skipped by the upload sensor."""
+    from nightshift.imports.intake import _in_flight_paths
+
+    data = tmp_path / "lot_1%" / "data"
+    monkeypatch.setenv("NIGHTSHIFT_DATA_DIR", str(data))
+    (data / "uploads").mkdir(parents=True)
+    (data / "uploads" / "villes.csv").write_text("nom;code_postal\nBourg;01000\n")
+    # An unescaped prefix `…/lot_1%/data/uploads/%` would match both of these.
+    decoys = [str(tmp_path / "lotX1%" / "data" / "uploads" / "a.csv"),
+              str(tmp_path / "lot_1-old" / "data" / "uploads" / "b.csv")]
+    with env["engine"].begin() as conn:
+        conn.execute(imports.insert(), [
+            {"file_name": Path(p).name, "sha256": str(n) * 64, "size_bytes": 1, "status": "failed",
+             "stage": "received", "file_path": p} for n, p in enumerate(decoys)])
+    with dg.instance_for_test() as instance:
+        cursor = tick(instance, None, env["url"]).cursor
+        [request] = tick(instance, cursor, env["url"]).run_requests
+        with env["engine"].begin() as conn:
+            conn.execute(imports.update().where(imports.c.partition_key == request.partition_key)
+                         .values(status="failed", failure_kind="transient"))
+        assert _in_flight_paths(env["engine"], data / "uploads") == {str(data / "uploads" / "villes.csv")}
+        for _ in range(2):
+            later = tick(instance, cursor, env["url"])
+            assert later.run_requests == [] and json.loads(later.cursor) == {}, "skipped, not even tracked"
+            cursor = later.cursor
+    with env["engine"].connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(imports)).scalar_one() == 3
