@@ -78,7 +78,8 @@ class StagingTable:
             buffer = io.StringIO()
             # None is written as an empty unquoted field: NULL in COPY's CSV format (cleaned values are
             # never empty strings).
-            csv.writer(buffer, lineterminator="\n").writerows(records)
+            # CRLF as the line end makes the writer quote every field holding a CR or an LF.
+            csv.writer(buffer, lineterminator="\r\n").writerows(records)
             columns = ", ".join(f'"{c}"' for c in self.columns)
             with cursor.copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN (FORMAT csv)') as copy:
                 copy.write(buffer.getvalue())
