@@ -77,8 +77,7 @@ class StagingTable:
         if self.conn.dialect.name == "postgresql":
             buffer = io.StringIO()
             # None is written as an empty unquoted field: NULL in COPY's CSV format (cleaned values are
-            # never empty strings).
-            # CRLF as the line end makes the writer quote every field holding a CR or an LF.
+            # never empty strings). CRLF line ends make the writer quote every field holding a CR or LF.
             csv.writer(buffer, lineterminator="\r\n").writerows(records)
             columns = ", ".join(f'"{c}"' for c in self.columns)
             with cursor.copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN (FORMAT csv)') as copy:
