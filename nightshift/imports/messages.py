@@ -76,6 +76,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Doublon : la ligne {winner} du fichier a la même clé ({key}) et la remplace.",
         "en": "Duplicate: line {winner} of the file has the same key ({key}) and replaces this row.",
     },
+    "no_letter_or_digit": {
+        "fr": "« {column} » doit contenir au moins une lettre ou un chiffre (il sert à identifier la ligne).",
+        "en": "'{column}' must hold at least one letter or digit (it identifies the row).",
+    },
     "unknown_category": {
         "fr": "Catégorie inconnue « {value} » (création désactivée) : créez-la d'abord ou corrigez le nom.",
         "en": "Unknown category '{value}' (creation disabled): create it first or fix the name.",

@@ -29,6 +29,8 @@ class Field:
     max_length: int | None = None
     min_value: float | None = None
     max_value: float | None = None
+    # The value names a row or a parent (its slug is in a key): it must hold a letter or a digit.
+    names_row: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -90,10 +92,12 @@ BUSINESSES = Profile(
     version="1",
     description="Entreprises (FOX-Reviews export format imports unchanged)",
     fields=(
-        Field("nom", aliases=("name", "raison_sociale", "denomination"), required=True, max_length=255),
+        Field("nom", aliases=("name", "raison_sociale", "denomination"), required=True, max_length=255,
+              names_row=True),
         Field("nom_commercial", aliases=("trade_name", "enseigne"), max_length=255),
-        Field("categorie", aliases=("category", "categorie_nom"), max_length=100),
-        Field("sous_categorie", aliases=("subcategory", "sub_category", "souscategorie_nom"), max_length=100),
+        Field("categorie", aliases=("category", "categorie_nom"), max_length=100, names_row=True),
+        Field("sous_categorie", aliases=("subcategory", "sub_category", "souscategorie_nom"), max_length=100,
+              names_row=True),
         Field("siren", "siren"),
         Field("siret", "siret", aliases=("company_id",)),
         Field("naf_code", "naf", aliases=("code_naf", "naf", "ape", "code_ape")),
@@ -117,11 +121,11 @@ CATEGORIES = Profile(
     version="1",
     description="Catégories; the WordPress term export (rows with a parent become sub-categories)",
     fields=(
-        Field("nom", aliases=("name", "term_name", "categorie"), required=True, max_length=100),
+        Field("nom", aliases=("name", "term_name", "categorie"), required=True, max_length=100, names_row=True),
         Field("description"),
         Field("meta_description", max_length=500),
         Field("ordre", "integer", aliases=("order", "sort_order", "position"), min_value=0),
-        Field("parent", aliases=("parent_name", "categorie_parente"), max_length=100),
+        Field("parent", aliases=("parent_name", "categorie_parente"), max_length=100, names_row=True),
     ),
 )
 
@@ -130,8 +134,10 @@ SUBCATEGORIES = Profile(
     version="1",
     description="Sous-catégories, attached to a category by name or slug",
     fields=(
-        Field("categorie", aliases=("category", "categorie_parente", "parent"), required=True, max_length=100),
-        Field("nom", aliases=("name", "sous_categorie", "subcategory"), required=True, max_length=100),
+        Field("categorie", aliases=("category", "categorie_parente", "parent"), required=True, max_length=100,
+              names_row=True),
+        Field("nom", aliases=("name", "sous_categorie", "subcategory"), required=True, max_length=100,
+              names_row=True),
         Field("description"),
         Field("meta_description", max_length=500),
         Field("mots_cles", aliases=("keywords", "mots_clefs"), max_length=500),
@@ -144,7 +150,7 @@ CITIES = Profile(
     version="1",
     description="Villes; also the one-column form `Villes` = `Nom (CP)`",
     fields=(
-        Field("nom", aliases=("ville", "commune", "nom_commune", "name", "city"), max_length=255),
+        Field("nom", aliases=("ville", "commune", "nom_commune", "name", "city"), max_length=255, names_row=True),
         Field("code_postal", "postal_code", aliases=("cp", "postal_code", "zip", "code_postal_commune")),
         Field("villes", "city_with_postal_code", aliases=("ville_cp", "nom_cp")),
         Field("departement", aliases=("department", "dept", "nom_departement"), max_length=100),

@@ -12,7 +12,9 @@ import codecs
 import csv
 import io
 import itertools
+import logging
 import math
+import re
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -35,6 +37,7 @@ ZIP_MAGIC, OLE_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0"
 XML_BYTES_PER_CELL = 20
 
 csv.field_size_limit(2**31 - 1)
+logger = logging.getLogger("nightshift.imports")
 
 ScoreHeader = Callable[[list[str]], float]
 
@@ -79,9 +82,11 @@ def _unique_header(cells: Iterable[object]) -> list[str]:
 
 
 def _detect_format(path: Path, head: bytes) -> str:
+    """By content, not by name: an .xlsx saved as .xls (or a spreadsheet named .csv) is read as what it is."""
     if head.startswith(ZIP_MAGIC):
-        suffix = path.suffix.lower()
-        return "ods" if suffix == ".ods" else "xlsx"
+        # An OpenDocument archive starts with its stored, uncompressed `mimetype` entry.
+        is_ods = b"mimetypeapplication/vnd.oasis.opendocument" in head[:128] or path.suffix.lower() == ".ods"
+        return "ods" if is_ods else "xlsx"
     if head.startswith(OLE_MAGIC):
         return "xls"
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"):
@@ -111,10 +116,61 @@ def open_table(path: Path, *, score_header: ScoreHeader, max_bytes: int, max_row
 # ---------------------------------------------------------------- CSV
 
 
+# Mixed files (UTF-8 with some lines pasted from a Windows-1252 source): the bytes that are not UTF-8
+# are read as Windows-1252, one character each, instead of turning the whole file into mojibake.
+CP1252_FALLBACK = "nightshift-cp1252-fallback"
+MIXED_SUFFIX = "+cp1252"
+# A UTF-8 multi-byte sequence: its presence shows that a file which is not all UTF-8 was meant to be.
+_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _decode_as_cp1252(error: UnicodeDecodeError) -> tuple[str, int]:
+    return error.object[error.start:error.end].decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error(CP1252_FALLBACK, _decode_as_cp1252)
+
+
+def text_codec(encoding: str) -> tuple[str, str]:
+    """(codec, errors) to open a file whose detected encoding is `encoding` (as recorded in the log)."""
+    if encoding.endswith(MIXED_SUFFIX):
+        return encoding.removesuffix(MIXED_SUFFIX), CP1252_FALLBACK
+    return encoding, "strict"
+
+
+def _first_undecodable(path: Path, encoding: str, skip: int = 0) -> tuple[int, int] | None:
+    """(line, byte offset) of the first bytes `encoding` cannot decode, or None when it decodes all."""
+    decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
+    line, offset = 1, 0
+    with path.open("rb") as handle:
+        handle.seek(skip)
+        while True:
+            block = handle.read(1024 * 1024)
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as exc:
+                return line + block[:exc.start].count(b"\n"), skip + offset + exc.start
+            if not block:
+                return None
+            line += block.count(b"\n")
+            offset += len(block)
+
+
+def _has_utf8_multibyte(path: Path) -> bool:
+    with path.open("rb") as handle:
+        while block := handle.read(SCAN_BLOCK_BYTES):
+            if _UTF8_MULTIBYTE.search(block + handle.read(3)):
+                return True
+    return False
+
+
 def _detect_encoding(path: Path, head: bytes) -> str:
-    if head.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
+    """BOM → strict UTF-8 → UTF-8 mixed with Windows-1252 → Windows-1252; anything else is refused."""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        bad = _first_undecodable(path, "utf-16")
+        if bad:
+            raise FileRejected("unreadable", f"{path.name}: the UTF-16 text is damaged or truncated (byte "
+                                             f"{bad[1]:,}); save the file again as CSV UTF-8")
         return "utf-16"
     sample = head.replace(b"\x00", b"")
     controls = sum(1 for b in sample[:65536] if b < 32 and b not in (9, 10, 13))
@@ -122,36 +178,61 @@ def _detect_encoding(path: Path, head: bytes) -> str:
     if nuls > max(16, len(head[:65536]) * 0.01) or controls > max(16, len(sample[:65536]) * 0.05):
         raise FileRejected("not_tabular", f"{path.name}: this is not a text table (binary content); "
                                           "upload a CSV or an Excel file")
-    for encoding in ("utf-8", "cp1252"):
-        decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
-        try:
-            with path.open("rb") as handle:
-                while block := handle.read(1024 * 1024):
-                    decoder.decode(block)
-                decoder.decode(b"", final=True)
-            return encoding
-        except UnicodeDecodeError:
-            continue
-    raise FileRejected("unreadable", f"{path.name}: the text encoding is neither UTF-8 nor Windows-1252; "
-                                     "save the file as CSV UTF-8")
+    bom = head.startswith(codecs.BOM_UTF8)
+    utf8 = "utf-8-sig" if bom else "utf-8"
+    not_utf8 = _first_undecodable(path, "utf-8", skip=len(codecs.BOM_UTF8) if bom else 0)
+    if not_utf8 is None:
+        return utf8
+    if bom or _has_utf8_multibyte(path):
+        logger.warning("%s: UTF-8 text with bytes that are not UTF-8 (first on line %d): those are read as "
+                       "Windows-1252", path.name, not_utf8[0])
+        return utf8 + MIXED_SUFFIX
+    if _first_undecodable(path, "cp1252") is None:
+        return "cp1252"
+    raise FileRejected("unreadable", f"{path.name}: line {not_utf8[0]}: the text encoding is neither UTF-8 nor "
+                                     "Windows-1252; save the file as CSV UTF-8")
+
+
+# Fed to the csv reader after the last line. NUL never reaches the reader otherwise (_NulStripper removes
+# it), so this text cannot be data: alone it is a record of its own; appended to a cell, that cell was a
+# quoted field still open at the end of the file.
+_END_OF_FILE = "\x00end of file\x00"
 
 
 class _NulStripper:
-    """Line iterator that drops stray NUL bytes (csv cannot parse them) and counts them."""
+    """Line iterator that drops stray NUL bytes (counting them), then ends with the _END_OF_FILE line."""
 
     def __init__(self, lines: Iterable[str]) -> None:
         self.lines = iter(lines)
         self.removed = 0
+        # A line break first, in case the file's last line has none: the end record stands alone.
+        self.closing = ["\n", _END_OF_FILE]
 
     def __iter__(self) -> Iterator[str]:
         return self
 
     def __next__(self) -> str:
-        line = next(self.lines)
+        try:
+            line = next(self.lines)
+        except StopIteration:
+            if self.closing:
+                return self.closing.pop(0)
+            raise
         if "\x00" in line:
             self.removed += line.count("\x00")
             line = line.replace("\x00", "")
         return line
+
+
+def _is_end(record: list[str], path: Path, start: int) -> bool:
+    """True for the end-of-file record; a quoted field left open until the end of the file is refused."""
+    if not record or not record[-1].endswith(_END_OF_FILE):
+        return False
+    if record != [_END_OF_FILE]:
+        raise FileRejected("unclosed_quote", f"{path.name}: line {start}: a quoted field (\") opens in the record "
+                                             "starting here and never closes, so the rest of the file would be "
+                                             "one cell; close the quote or remove it, then upload the file again")
+    return True
 
 
 def _sample_records(text: str, delimiter: str) -> list[list[str]]:
@@ -193,72 +274,104 @@ def _choose_delimiter(text: str, score_header: ScoreHeader) -> tuple[str, int]:
 def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int,
               chunk_rows: int) -> tuple[TableInfo, Iterator[TableChunk]]:
     encoding = _detect_encoding(path, head)
-    sample_text = head.decode(encoding, errors="ignore").replace("\x00", "")
+    codec, errors = text_codec(encoding)
+    sample_text = head.decode(codec, errors="replace" if errors == "strict" else errors).replace("\x00", "")
     if not sample_text.strip():
         raise FileRejected("empty_file", f"{path.name}: the file holds no text")
     delimiter, header_index = _choose_delimiter(sample_text, score_header)
 
-    handle = path.open("r", encoding=encoding, newline="")
-    lines = _NulStripper(handle)
-    reader = csv.reader(lines, delimiter=delimiter)
-    header_record, header_line, previous_end, non_blank = None, 0, 0, -1
-    try:
-        for record in reader:
-            start, previous_end = previous_end + 1, reader.line_num
-            if any(cell.strip() for cell in record):
-                non_blank += 1
-                if non_blank == header_index:
-                    header_record, header_line = record, start
-                    break
-    except csv.Error as exc:
-        handle.close()
-        raise FileRejected("unreadable",
-                           f"{path.name}: CSV structure error near line {reader.line_num}: {exc}") from None
+    records = _CsvRecords(path, encoding, delimiter)
+    header_record, header_line, non_blank = None, 0, -1
+    for start, record in records:
+        if any(cell.strip() for cell in record):
+            non_blank += 1
+            if non_blank == header_index:
+                header_record, header_line = record, start
+                break
     if header_record is None:
-        handle.close()
+        records.close()
         raise FileRejected("no_header", f"{path.name}: no header line found")
-    header = _unique_header(header_record)
-    info = TableInfo(path, "csv", encoding, delimiter, None, header, header_line)
+    info = TableInfo(path, "csv", encoding, delimiter, None, _unique_header(header_record), header_line)
     if encoding != "utf-16" and _one_record_per_line(path):
-        handle.close()
+        records.close()
         return info, _c_parser_chunks(info, max_rows, chunk_rows)
+    return info, _record_chunks(info, records, max_rows, chunk_rows)
 
-    def chunks() -> Iterator[TableChunk]:
-        nonlocal previous_end
-        width = len(header)
-        rows: list[list[str]] = []
-        line_numbers: list[int] = []
-        data_rows = 0
+
+class _CsvRecords:
+    """The records of a text file read by the csv module, each with the physical line it starts on."""
+
+    def __init__(self, path: Path, encoding: str, delimiter: str, skip_lines: int = 0) -> None:
+        codec, errors = text_codec(encoding)
+        self.path = path
+        self.handle = path.open("r", encoding=codec, errors=errors, newline="")
+        for _ in range(skip_lines):
+            self.handle.readline()
+        self.lines = _NulStripper(self.handle)
+        self.reader = csv.reader(self.lines, delimiter=delimiter)
+        self.skipped = skip_lines
+        self.records = self._records()
+
+    def _records(self) -> Iterator[tuple[int, list[str]]]:
+        previous_end = self.skipped
         try:
             while True:
                 try:
-                    record = next(reader)
+                    record = next(self.reader)
                 except StopIteration:
-                    break
+                    return
                 except csv.Error as exc:
-                    raise FileRejected("unreadable",
-                                       f"{path.name}: CSV structure error near line {reader.line_num}: {exc}") from None
-                start, previous_end = previous_end + 1, reader.line_num
-                if not "".join(record).strip():
-                    continue
-                data_rows += 1
-                if data_rows > max_rows:
-                    raise FileRejected("too_many_rows", f"{path.name}: more than {max_rows:,} data rows "
-                                                        "(setting imports.max_rows); split the file")
-                if len(record) != width:
-                    record = (record + [""] * width)[:width]
-                rows.append(record)
-                line_numbers.append(start)
-                if len(rows) >= chunk_rows:
-                    yield _chunk(rows, line_numbers, header)
-                    rows, line_numbers = [], []
-            if rows:
-                yield _chunk(rows, line_numbers, header)
-            info.nul_bytes_removed = lines.removed
+                    near = self.skipped + self.reader.line_num
+                    raise FileRejected("unreadable", f"{self.path.name}: CSV structure error near line {near}: "
+                                                     f"{exc}") from None
+                start, previous_end = previous_end + 1, self.skipped + self.reader.line_num
+                if _is_end(record, self.path, start):
+                    return
+                yield start, record
         finally:
-            handle.close()
+            self.handle.close()
 
-    return info, chunks()
+    def __iter__(self) -> Iterator[tuple[int, list[str]]]:
+        return self.records
+
+    @property
+    def nul_bytes_removed(self) -> int:
+        return self.lines.removed
+
+    def close(self) -> None:
+        self.records.close()
+        self.handle.close()
+
+
+def _too_many_rows(path: Path, max_rows: int) -> FileRejected:
+    return FileRejected("too_many_rows", f"{path.name}: more than {max_rows:,} data rows "
+                                         "(setting imports.max_rows); split the file")
+
+
+def _record_chunks(info: TableInfo, records: _CsvRecords, max_rows: int, chunk_rows: int,
+                   data_rows: int = 0) -> Iterator[TableChunk]:
+    width = len(info.header)
+    rows: list[list[str]] = []
+    line_numbers: list[int] = []
+    try:
+        for start, record in records:
+            if not "".join(record).strip():
+                continue
+            data_rows += 1
+            if data_rows > max_rows:
+                raise _too_many_rows(info.path, max_rows)
+            if len(record) != width:
+                record = (record + [""] * width)[:width]
+            rows.append(record)
+            line_numbers.append(start)
+            if len(rows) >= chunk_rows:
+                yield _chunk(rows, line_numbers, info.header)
+                rows, line_numbers = [], []
+        if rows:
+            yield _chunk(rows, line_numbers, info.header)
+        info.nul_bytes_removed = records.nul_bytes_removed
+    finally:
+        records.close()
 
 
 def _one_record_per_line(path: Path) -> bool:
@@ -277,25 +390,32 @@ def _one_record_per_line(path: Path) -> bool:
 
 def _c_parser_chunks(info: TableInfo, max_rows: int, chunk_rows: int) -> Iterator[TableChunk]:
     width = len(info.header)
+    codec, errors = text_codec(info.encoding)
     reader = pd.read_csv(
         info.path, sep=info.delimiter, header=None, names=info.header, usecols=range(width),
         skiprows=info.header_line, dtype=object, keep_default_na=False, na_filter=False,
-        skip_blank_lines=False, encoding=info.encoding, chunksize=chunk_rows, engine="c",
+        skip_blank_lines=False, encoding=codec, encoding_errors=errors, chunksize=chunk_rows, engine="c",
     )
     first_line, data_rows = info.header_line + 1, 0
     with reader:
-        for frame in reader:
-            lines = np.arange(first_line, first_line + len(frame), dtype=np.int64)
-            first_line += len(frame)
-            blank = _blank_rows(frame)
-            if blank.any():
-                frame, lines = frame.loc[~blank], lines[~blank]
-            data_rows += len(frame)
-            if data_rows > max_rows:
-                raise FileRejected("too_many_rows", f"{info.path.name}: more than {max_rows:,} data rows "
-                                                    "(setting imports.max_rows); split the file")
-            if len(frame):
-                yield TableChunk(frame.reset_index(drop=True), lines)
+        try:
+            for frame in reader:
+                lines = np.arange(first_line, first_line + len(frame), dtype=np.int64)
+                first_line += len(frame)
+                blank = _blank_rows(frame)
+                if blank.any():
+                    frame, lines = frame.loc[~blank], lines[~blank]
+                data_rows += len(frame)
+                if data_rows > max_rows:
+                    raise _too_many_rows(info.path, max_rows)
+                if len(frame):
+                    yield TableChunk(frame.reset_index(drop=True), lines)
+            return
+        except pd.errors.ParserError:
+            pass  # a shape the C parser refuses (e.g. no line of a chunk as wide as the header)
+    # Records are single lines here: the csv module goes on from the first line not yet yielded.
+    records = _CsvRecords(info.path, info.encoding, info.delimiter, skip_lines=first_line - 1)
+    yield from _record_chunks(info, records, max_rows, chunk_rows, data_rows)
 
 
 def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
@@ -357,7 +477,9 @@ def _guard_xlsx_cells(path: Path, max_cells: int) -> None:
 def _read_calamine(path: Path, max_cells: int) -> list[_Sheet]:
     from python_calamine import CalamineWorkbook
 
-    workbook = CalamineWorkbook.from_path(str(path))
+    # From a file object, calamine chooses its reader by content (from a path, by the extension).
+    with path.open("rb") as handle:
+        workbook = CalamineWorkbook.from_filelike(handle)
     sheets = []
     for name in workbook.sheet_names:
         sheet = workbook.get_sheet_by_name(name)
@@ -372,11 +494,12 @@ def _read_calamine(path: Path, max_cells: int) -> list[_Sheet]:
 def _read_openpyxl(path: Path) -> list[_Sheet]:
     from openpyxl import load_workbook
 
-    workbook = load_workbook(path, read_only=True, data_only=True)
-    try:
-        return [_Sheet(ws.title, [list(r) for r in ws.iter_rows(values_only=True)], []) for ws in workbook]
-    finally:
-        workbook.close()
+    with path.open("rb") as handle:  # a file object: openpyxl checks a path's extension, not its content
+        workbook = load_workbook(handle, read_only=True, data_only=True)
+        try:
+            return [_Sheet(ws.title, [list(r) for r in ws.iter_rows(values_only=True)], []) for ws in workbook]
+        finally:
+            workbook.close()
 
 
 def _header_row(sheet: _Sheet, score_header: ScoreHeader) -> tuple[float, int, list[str]]:
@@ -445,8 +568,7 @@ def _open_spreadsheet(path: Path, file_format: str, score_header: ScoreHeader, m
                 continue
             data_rows += 1
             if data_rows > max_rows:
-                raise FileRejected("too_many_rows", f"{path.name}: more than {max_rows:,} data rows "
-                                                    "(setting imports.max_rows); split the file")
+                raise _too_many_rows(path, max_rows)
             rows.append(values + [None] * (width - len(values)))
             line_numbers.append(index + 1)
             if len(rows) >= chunk_rows:

@@ -29,7 +29,8 @@ _KIND_PARSERS = {
     "naf": (values.parse_naf, "invalid_naf"),
     "postal_code": (values.parse_postal_code, "invalid_postal_code"),
 }
-_CITY_WITH_POSTAL_CODE = r"^(?P<name>.*\S)\s*\(\s*(?P<cp>\d{4,5})\s*\)$"
+# The name must hold a letter or digit: it becomes the city's slug.
+_CITY_WITH_POSTAL_CODE = r"^(?P<name>.*?[^\W_].*?)\s*\(\s*(?P<cp>\d{4,5})\s*\)$"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ def _parse_field(field: Field, raw: pd.Series, column: str, errors: _Errors,
         text = values.decode_html_entities(values.clean_text(raw))
         if field.max_length is not None:
             errors.add(values.check_max_length(text, field.max_length), column, raw, "too_long")
+        if field.names_row:
+            errors.add(values.check_no_letter_or_digit(text), column, raw, "no_letter_or_digit")
         return text, _present(text)
     # Parsers clean the raw text themselves: cleaning it here too would be a second pass.
     if field.kind == "phone":

@@ -26,7 +26,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A whole number that went through an Excel float: "123456789.0".
 _FLOAT_ARTEFACT = r"^(\d+)\.0+$"
 # Ligatures NFKD leaves alone: "Œuvres" -> "oeuvres", not "uvres".
-_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+# Latin letters that NFKD does not split into a base letter and a mark.
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "ł": "l", "Ł": "L", "ø": "o",
+                            "Ø": "O", "đ": "d", "Đ": "D", "ı": "i"})
 _COMBINING_MARKS = r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
 
 
@@ -128,14 +130,16 @@ def _slugs(text: pd.Series) -> pd.Series:
         .str.normalize("NFKD")
         .str.replace(_COMBINING_MARKS, "", regex=True)
         .str.lower()
-        .str.replace(r"[^a-z0-9]+", "-", regex=True)
+        # Letters of other scripts stay (北京饭店 has a slug too); punctuation and spaces become "-".
+        .str.replace(r"[\W_]+", "-", regex=True)
         .str.strip("-")
     )
     return slug.mask(slug == "")
 
 
 def slugify(s: pd.Series) -> pd.Series:
-    """Slugs of the de-accented text, like Django's slugify: "Artisanat d’art" -> "artisanat-dart".
+    """Slugs of the de-accented text, like Django's slugify: "Artisanat d’art" -> "artisanat-dart",
+    "北京饭店" -> "北京饭店" (letters without a Latin form are kept, as Django's allow_unicode does).
 
     Apostrophes and "&" are dropped, every other run of non-alphanumerics becomes one "-", "-" is
     stripped at both ends; HTML entities are decoded first. NA (or nothing left) -> NA.
@@ -427,6 +431,13 @@ def parse_postal_code(s: pd.Series, pad_french: bool = True) -> Parsed:
     if pad_french:
         digits = digits.where(~digits.str.fullmatch(r"\d{4}"), "0" + digits)
     return _result(_as_object(digits.where(digits.str.fullmatch(r"\d{5}"))), text, s.index)
+
+
+def check_no_letter_or_digit(s: pd.Series) -> pd.Series:
+    """True where the text holds no letter or digit of any script ("...", "--"): it has no slug, so it
+    cannot name a row (never for NA)."""
+    has_one = s.astype("str").str.contains(r"[^\W_]", regex=True).fillna(True).astype(bool)
+    return s.notna() & ~has_one
 
 
 def check_max_length(s: pd.Series, n: int) -> pd.Series:

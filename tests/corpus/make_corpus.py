@@ -5,6 +5,7 @@ The files are committed; this script documents how each was made and rebuilds th
 """
 
 import random
+import re
 import zipfile
 from datetime import date, datetime
 from pathlib import Path
@@ -21,9 +22,12 @@ def text(name: str, content: str, encoding: str = "utf-8") -> None:
 
 
 def fixed_zip_times(path: Path) -> None:
-    """Rewrite a zip with constant timestamps so the bytes do not depend on the day it was made."""
+    """Rewrite a zip with constant timestamps so the bytes do not depend on the day it was made (openpyxl
+    stamps the save time into docProps/core.xml whatever the workbook's properties say)."""
     with zipfile.ZipFile(path) as source:
         entries = [(info, source.read(info.filename)) for info in source.infolist()]
+    entries = [(info, re.sub(rb"<dcterms:modified([^>]*)>[^<]*<", rb"<dcterms:modified\1>2024-01-01T00:00:00Z<", data)
+                if info.filename == "docProps/core.xml" else data) for info, data in entries]
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
         for info, data in entries:
             info.date_time = (2024, 1, 1, 0, 0, 0)
@@ -97,6 +101,15 @@ def csv_files() -> None:
          "www.dupont.fr,true\n")
     text("strict_mode_cities.csv", "nom;code_postal\nAgen;47000\nNérac;4760X\n")
     text("path_traversal_cities.csv", "nom;code_postal\nPau;64000\n")
+    text("trailing_delimiter_cities.csv", "nom;code_postal;\nLyon;69001\nBron;69500\n")
+    text("unclosed_quote_cities.csv", 'nom;code_postal\nLyon;69001\n"Bron;69500\nVénissieux;69200\n')
+    (FILES / "bom_then_cp1252_cities.csv").write_bytes(
+        b"\xef\xbb\xbfnom;code_postal\n" + "Béziers;34500\nSète;34200\n".encode("cp1252"))
+    (FILES / "mixed_utf8_cp1252_cities.csv").write_bytes(
+        "nom;code_postal\nBéziers;34500\n".encode() + "Nîmes;30000\nL’Œuvre;30100\n".encode("cp1252"))
+    (FILES / "truncated_utf16_cities.csv").write_bytes(
+        "nom;code_postal\nLyon;69001\nBéziers;34500\n".encode("utf-16")[:-1])
+    text("non_latin_names_businesses.csv", "nom;ville\n北京饭店;Paris\nΩmega Café;Lyon\n...;Lyon\n")
 
 
 def spreadsheets() -> None:
@@ -120,6 +133,7 @@ def spreadsheets() -> None:
                    ["Sans date", 75001, None, None], ["Date folle", 75002, "31/02/2024", 12]],
     })
     good = FILES / "several_sheets_businesses.xlsx"
+    (FILES / "xlsx_named_xls_businesses.xls").write_bytes(good.read_bytes())
     (FILES / "truncated.xlsx").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     ods()
 

@@ -1,7 +1,9 @@
 """The reader on the real files users of the old system imported (read in place, never copied)."""
 
+import pytest
+
 from nightshift.imports.profiles import PROFILES
-from nightshift.imports.reading import _one_record_per_line, open_table
+from nightshift.imports.reading import FileRejected, _one_record_per_line, open_table
 
 LIMITS = {"max_bytes": 200 * 1024 * 1024, "max_rows": 1_000_000}
 
@@ -62,3 +64,34 @@ def test_c_parser_and_csv_module_paths_give_the_same_rows_and_lines(tmp_path):
     assert fast_rows == [(4, "Boulangerie Diallo", "01000", "Bamako"), (7, "Café; bar", "69001", ""),
                          (8, 'Garage "Le Sahel"', "75011", "Paris")]
     assert slow_rows == [*fast_rows, (9, "Atelier\r\nsur deux lignes", "13001", "Marseille")]
+
+
+def test_c_parser_refusing_the_shape_hands_over_to_the_csv_module(tmp_path):
+    """A header ending with the delimiter and no data line as wide: pandas' C parser refuses the first
+    chunk; the csv module reads on from there with the same line numbers."""
+    path = tmp_path / "trailing.csv"
+    path.write_bytes(b"nom;code_postal;\r\nLyon;69001\r\n\r\nBron;69500\r\nVaulx;69120;x\r\n")
+    assert _one_record_per_line(path)
+    info, frames = rows_of(path, PROFILES["cities"].score_header)
+    assert info.header == ["nom", "code_postal", "(colonne 3)"]
+    assert numbered(frames) == [(2, "Lyon", "69001", ""), (4, "Bron", "69500", ""), (5, "Vaulx", "69120", "x")]
+
+
+def test_quoted_field_closing_at_the_very_end_of_the_file_is_kept(tmp_path):
+    """The end-of-file marker must not disturb a last record whose quoted field closes at the end,
+    with or without a final line break."""
+    score = PROFILES["cities"].score_header
+    for ending in ("", "\n"):
+        path = tmp_path / f"end{len(ending)}.csv"
+        path.write_text('nom;code_postal\nLyon;69001\n"Saint-\nÉtienne";42000' + ending, encoding="utf-8")
+        _, frames = rows_of(path, score)
+        assert numbered(frames) == [(2, "Lyon", "69001"), (3, "Saint-\nÉtienne", "42000")]
+
+
+def test_unclosed_quote_is_refused_with_the_line_it_opens_on(tmp_path):
+    path = tmp_path / "open.csv"
+    path.write_text('nom;code_postal\nLyon;69001\nBron;69500\n"Vaulx;69120\nVilleurbanne;69100\n', encoding="utf-8")
+    _, chunks = open_table(path, score_header=PROFILES["cities"].score_header, **LIMITS)
+    with pytest.raises(FileRejected) as raised:
+        list(chunks)
+    assert raised.value.code == "unclosed_quote" and "line 4" in raised.value.message
