@@ -38,6 +38,8 @@ class ImportSettings:
     # A registered import whose run has not started it after this long (and has no queued or running
     # run) is re-requested once by import_failure_sensor.
     stalled_after_seconds: int = 900
+    # Worker processes that validate the chunks of a big file (0: one per core, at most 4; 1: none).
+    workers: int = 0
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ def _validate_imports(imports: ImportSettings) -> None:
     for key in ("max_bytes", "max_rows", "max_cells", "sensor_interval_seconds", "stalled_after_seconds"):
         if getattr(imports, key) <= 0:
             raise ConfigError(f"imports.{key}: must be a positive integer")
+    if imports.workers < 0:
+        raise ConfigError("imports.workers: must be 0 (one per core) or a positive integer")
     if not 0 < imports.abort_invalid_ratio <= 1:
         raise ConfigError("imports.abort_invalid_ratio: must be in (0, 1]")
     import phonenumbers  # only the region table; kept local so config loads fast

@@ -52,6 +52,19 @@ def _columns_as_lists(frame: pd.DataFrame) -> list[list]:
     return columns
 
 
+def staging_payload(frame: pd.DataFrame, dialect: str) -> str | list[tuple]:
+    """The rows as a staging table takes them: PostgreSQL, COPY's CSV text; SQLite, executemany's tuples.
+    Needs no connection, so worker processes can encode while this one writes."""
+    records = zip(*_columns_as_lists(frame), strict=True)
+    if dialect != "postgresql":
+        return list(records)
+    buffer = io.StringIO()
+    # None is written as an empty unquoted field: NULL in COPY's CSV format (cleaned values are never
+    # empty strings). CRLF line ends make the writer quote every field holding a CR or LF.
+    csv.writer(buffer, lineterminator="\r\n").writerows(records)
+    return buffer.getvalue()
+
+
 class StagingTable:
     """One temporary table holding the rows of one target for one import."""
 
@@ -70,23 +83,23 @@ class StagingTable:
         return [c for c in self.columns if c not in _META_COLUMNS and c not in self.target.lookup_columns]
 
     def append(self, frame: pd.DataFrame) -> None:
-        if frame.empty:
+        if not frame.empty:
+            self.write(staging_payload(frame[self.columns], self.conn.dialect.name), len(frame))
+
+    def write(self, payload: str | list[tuple], rows: int) -> None:
+        """Write rows encoded by `staging_payload` (possibly in another process) for these columns."""
+        if not rows:
             return
-        records = zip(*_columns_as_lists(frame[self.columns]), strict=True)
         cursor = self.conn.connection.driver_connection.cursor()
         if self.conn.dialect.name == "postgresql":
-            buffer = io.StringIO()
-            # None is written as an empty unquoted field: NULL in COPY's CSV format (cleaned values are
-            # never empty strings). CRLF line ends make the writer quote every field holding a CR or LF.
-            csv.writer(buffer, lineterminator="\r\n").writerows(records)
             columns = ", ".join(f'"{c}"' for c in self.columns)
             with cursor.copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN (FORMAT csv)') as copy:
-                copy.write(buffer.getvalue())
+                copy.write(payload)
         else:
             placeholders = ", ".join("?" for _ in self.columns)
-            cursor.executemany(f'INSERT INTO "{self.table.name}" VALUES ({placeholders})', records)
+            cursor.executemany(f'INSERT INTO "{self.table.name}" VALUES ({placeholders})', payload)
         cursor.close()
-        self.rows += len(frame)
+        self.rows += rows
 
     def delete_lines(self, lines: np.ndarray) -> None:
         if len(lines) == 0:

@@ -14,7 +14,6 @@ import io
 import itertools
 import logging
 import math
-import re
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -120,8 +119,6 @@ def open_table(path: Path, *, score_header: ScoreHeader, max_bytes: int, max_row
 # are read as Windows-1252, one character each, instead of turning the whole file into mojibake.
 CP1252_FALLBACK = "nightshift-cp1252-fallback"
 MIXED_SUFFIX = "+cp1252"
-# A UTF-8 multi-byte sequence: its presence shows that a file which is not all UTF-8 was meant to be.
-_UTF8_MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 
 
 def _decode_as_cp1252(error: UnicodeDecodeError) -> tuple[str, int]:
@@ -157,9 +154,14 @@ def _first_undecodable(path: Path, encoding: str, skip: int = 0) -> tuple[int, i
 
 
 def _has_utf8_multibyte(path: Path) -> bool:
+    """True when some non-ASCII bytes of the file are valid UTF-8 (they decode to something other than
+    the replacement character)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     with path.open("rb") as handle:
         while block := handle.read(SCAN_BLOCK_BYTES):
-            if _UTF8_MULTIBYTE.search(block + handle.read(3)):
+            text = decoder.decode(block)
+            non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
+            if non_ascii > text.count("\ufffd"):
                 return True
     return False
 

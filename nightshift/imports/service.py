@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,18 +27,20 @@ from nightshift.imports import log as import_log
 from nightshift.imports.files import move_without_overwrite
 from nightshift.imports.merge import MergeCounts, StagingTable
 from nightshift.imports.messages import message
+from nightshift.imports.prepare import PARENT_TARGETS, ChunkJob, PreparedTarget, prepared_chunks, worker_count
 from nightshift.imports.profiles import PROFILES, Field, Profile, detect_profile
-from nightshift.imports.reading import FileRejected, TableInfo, open_table
+from nightshift.imports.reading import FileRejected, TableChunk, TableInfo, open_table
 from nightshift.imports.report import REPORT_COLUMNS, ErrorReport
-from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, build_rows, target
-from nightshift.imports.validate import ColumnMapping, validate_chunk
+from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, target
+from nightshift.imports.validate import ColumnMapping
 
 logger = logging.getLogger("nightshift.imports")
 # One record per chunk with the rows read so far (`nightshift_rows`): the CLI's terminal progress line.
 progress_logger = logging.getLogger("nightshift.imports.progress")
 
-PARENT_TARGETS = ("category_parents", "subcategory_parents")
 ERRORS_IN_OUTCOME = 100
+# Rows validated and staged together: bounds memory whatever the file size.
+CHUNK_ROWS = 25_000
 
 
 class ImportRejected(Exception):
@@ -85,12 +87,13 @@ class ImportOutcome:
     dry_run: bool = False
     file_path: str | None = None
     unreadable: bool = False
+    workers: int = 0  # worker processes that validated the chunks (0: this process)
 
     def as_json(self) -> dict[str, Any]:
         keys = ("import_id", "status", "profile", "rows_total", "inserted", "updated", "unchanged", "invalid",
                 "encoding", "delimiter", "error_report", "errors")
         extra = ("sheet", "error_counts", "message", "dry_run", "rows_per_second", "categories_created",
-                 "unknown_columns", "timings")
+                 "unknown_columns", "timings", "workers")
         return {k: getattr(self, k) for k in keys + extra}
 
 
@@ -106,6 +109,19 @@ def _profile_for(options: ImportOptions) -> Profile | None:
         raise ImportRejected(
             "unknown_profile", f"unknown profile {options.profile!r} (known: {', '.join(PROFILES)})"
         ) from None
+
+
+def _timed(items: Iterator[Any], timings: dict[str, float], key: str) -> Iterator[Any]:
+    """The items, with the time spent producing them added to timings[key]."""
+    while True:
+        started = time.perf_counter()
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        finally:
+            timings[key] += time.perf_counter() - started
+        yield item
 
 
 def _score_any(cells: list[str]) -> float:
@@ -133,6 +149,7 @@ class _Run:
         self.staging: dict[str, StagingTable] = {}
         self.parent_keys: dict[str, set[str]] = {name: set() for name in PARENT_TARGETS}
         self.rows_total = 0
+        self.workers = 0
         self.create_categories = (settings.imports.create_categories if options.create_categories is None
                                   else options.create_categories)
         self.phone_region = (options.phone_region or _account_phone_region(engine, options.account_id)
@@ -142,7 +159,7 @@ class _Run:
         scorer = profile.score_header if profile else _score_any
         info, chunks = open_table(self.path, score_header=scorer, max_bytes=self.settings.imports.max_bytes,
                                   max_rows=self.settings.imports.max_rows,
-                                  max_cells=self.settings.imports.max_cells)
+                                  max_cells=self.settings.imports.max_cells, chunk_rows=CHUNK_ROWS)
         if profile is None:
             profile, _ = detect_profile([info.header])
             if profile is None:
@@ -154,37 +171,40 @@ class _Run:
                 )
         return info, chunks, profile
 
-    def stage_chunks(self, conn: Connection, chunks, profile: Profile, mapping: ColumnMapping) -> None:
+    def stage_chunks(self, conn: Connection, chunks: Iterator[TableChunk], profile: Profile,
+                     mapping: ColumnMapping) -> None:
         suffix = f"{self.import_id or 'dry'}_{int(time.time() * 1000) % 100000}"
-        read_started = time.perf_counter()
-        for chunk in chunks:
-            self.timings["read_s"] += time.perf_counter() - read_started
+        job = ChunkJob(profile.name, mapping, self.phone_region, conn.dialect.name)
+        self.workers = worker_count(self.settings.imports.workers, self.path.stat().st_size)
+        if self.workers:
+            logger.info("%s: validating in %d worker processes", self.path.name, self.workers)
+        for prepared in prepared_chunks(job, _timed(chunks, self.timings, "read_s"), self.workers):
+            self.rows_total += prepared.rows
+            if not prepared.errors.empty:
+                self.errors.append(prepared.errors)
+            self.timings["validate_s"] += prepared.validate_s
             started = time.perf_counter()
-            result = validate_chunk(chunk.frame, chunk.lines, profile, mapping, phone_region=self.phone_region)
-            self.rows_total += result.rows
-            if not result.errors.empty:
-                self.errors.append(result.errors)
-            self.timings["validate_s"] += time.perf_counter() - started
-
-            started = time.perf_counter()
-            for name, rows in build_rows(profile, result.valid).items():
-                if name in PARENT_TARGETS:
-                    if not self.create_categories:
-                        continue
-                    rows = rows[~rows["_key"].isin(self.parent_keys[name])]
-                    self.parent_keys[name].update(rows["_key"])
-                else:
-                    self.keys.setdefault(name, []).append(rows[["_key", "_line"]])
-                if name not in self.staging:
-                    self.staging[name] = StagingTable(conn, target(name), list(rows.columns), suffix)
-                self.staging[name].append(rows)
-            self.timings["stage_s"] += time.perf_counter() - started
+            for prepared_target in prepared.targets:
+                self._stage(conn, prepared_target, suffix)
+            self.timings["stage_s"] += prepared.build_s + time.perf_counter() - started
             progress_logger.info("%s: %d rows read and validated", self.path.name, self.rows_total,
                                  extra={"nightshift_rows": self.rows_total})
             if self.progress:
                 self.progress(self.rows_total)
-            read_started = time.perf_counter()
-        self.timings["read_s"] += time.perf_counter() - read_started
+
+    def _stage(self, conn: Connection, prepared: PreparedTarget, suffix: str) -> None:
+        name = prepared.name
+        if prepared.parents is not None and not self.create_categories:
+            return
+        if name not in self.staging:
+            self.staging[name] = StagingTable(conn, target(name), prepared.columns, suffix)
+        if prepared.parents is not None:
+            rows = prepared.parents[~prepared.parents["_key"].isin(self.parent_keys[name])]
+            self.parent_keys[name].update(rows["_key"])
+            self.staging[name].append(rows)
+        else:
+            self.keys.setdefault(name, []).append(prepared.keys)
+            self.staging[name].write(prepared.payload, prepared.count)
 
     def reject_duplicates(self) -> None:
         """Later row wins; each earlier line gets a duplicate_key error naming the winning line."""
@@ -322,7 +342,7 @@ def _execute(run: _Run, outcome: ImportOutcome, started: float) -> None:
                 _log_stage(run, "parsed")
                 run.reject_duplicates()
                 run.reject_unknown_categories(mapping)
-            outcome.nul_bytes_removed = info.nul_bytes_removed
+            outcome.nul_bytes_removed, outcome.workers = info.nul_bytes_removed, run.workers
             errors = run.error_frame(run.settings.lang, mapping, profile)
             _log_stage(run, "validated")
             _decide_and_merge(run, conn, info, profile, errors, outcome, started)

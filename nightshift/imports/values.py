@@ -427,10 +427,16 @@ def parse_postal_code(s: pd.Series, pad_french: bool = True) -> Parsed:
     """Text of 5 digits, leading zeros kept. With `pad_french` a 4-digit code is a French code that
     lost its leading zero as an Excel number: "1400" and "1400.0" -> "01400"."""
     text = _text(s)
-    digits = text.str.replace(_FLOAT_ARTEFACT, r"\1", regex=True).str.replace(r"\s", "", regex=True)
-    if pad_french:
-        digits = digits.where(~digits.str.fullmatch(r"\d{4}"), "0" + digits)
-    return _result(_as_object(digits.where(digits.str.fullmatch(r"\d{5}"))), text, s.index)
+    # Most codes are already 5 plain digits: only the others go through the regexes.
+    plain = (text.str.len() == 5) & _is_ascii_digits(text)
+    other = text.notna() & ~plain
+    codes = text.where(plain)
+    if other.any():
+        digits = text[other].str.replace(_FLOAT_ARTEFACT, r"\1", regex=True).str.replace(r"\s", "", regex=True)
+        if pad_french:
+            digits = digits.where(~digits.str.fullmatch(r"[0-9]{4}"), "0" + digits)
+        codes = codes.fillna(digits.where(digits.str.fullmatch(r"[0-9]{5}")))
+    return _result(_as_object(codes), text, s.index)
 
 
 def check_no_letter_or_digit(s: pd.Series) -> pd.Series:

@@ -274,9 +274,9 @@ def test_parse_naf(series):
 
 def test_parse_postal_code(series):
     parsed = v.parse_postal_code(series("1400", "1400.0", "75001", "01400", "75 001", "2A004", "750011",
-                                        "400", "", None))
-    assert as_list(parsed.values) == ["01400", "01400", "75001", "01400", "75001"] + [None] * 5
-    assert parsed.invalid.tolist() == [False] * 5 + [True] * 3 + [False, False]
+                                        "400", "٦٩٠٠١", "", None))
+    assert as_list(parsed.values) == ["01400", "01400", "75001", "01400", "75001"] + [None] * 6
+    assert parsed.invalid.tolist() == [False] * 5 + [True] * 4 + [False, False]
 
 
 def test_parse_postal_code_without_french_padding():

@@ -1,0 +1,77 @@
+"""Big files are validated in worker processes: the outcome, the errors and the rows written must be
+exactly those of the same import done in one process (chunks come back in file order)."""
+
+from dataclasses import replace
+
+import sqlalchemy as sa
+
+from nightshift.db.schema import businesses, categories, subcategories
+from nightshift.imports import prepare, service
+from nightshift.imports.service import ImportOptions, run_import
+
+ROWS = 3_000
+CHUNK = 500  # six chunks: more than the two workers keep in flight
+
+
+def luhn(prefix: str) -> str:
+    """`prefix` followed by its Luhn check digit."""
+    total = sum(d if i % 2 else (2 * d if d < 5 else 2 * d - 9) for i, d in enumerate(map(int, reversed(prefix))))
+    return prefix + str((10 - total % 10) % 10)
+
+
+def siret(number: int) -> str:
+    """A valid SIRET whose SIREN (itself valid) is made from `number`."""
+    return luhn(luhn(f"{number:08d}") + "0001")
+
+
+def big_file(path):
+    lines = ["nom;siret;categorie;sous_categorie;email;code_postal;ville"]
+    for n in range(ROWS):
+        key = siret(7_000_000 + n % 2_000)  # rows 2000+ repeat keys of rows 0–999: the later line wins
+        email = "pas-un-email" if n % 97 == 0 else f"contact{n}@exemple.fr"
+        category = ("Boulangerie", "Café d’art", "北京饭店", "Garage")[n % 4]
+        name = f"Société n°{n}" if n % 250 else "..."
+        lines.append(f"{name};{key};{category};Sous {n % 3};{email};{(n % 900) + 1000};Lyon")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def snapshot(engine):
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(businesses.c.natural_key, businesses.c.name, businesses.c.email,
+                                      businesses.c.postal_code, businesses.c.content_hash,
+                                      categories.c.slug, subcategories.c.slug)
+                            .select_from(businesses.outerjoin(categories, businesses.c.category_id == categories.c.id)
+                                         .outerjoin(subcategories, businesses.c.subcategory_id == subcategories.c.id))
+                            .order_by(businesses.c.natural_key)).all()
+        return [tuple(r) for r in rows]
+
+
+def clear(engine):
+    with engine.begin() as conn:
+        for table in (businesses, subcategories, categories):
+            conn.execute(table.delete())
+
+
+def test_worker_processes_give_the_same_import_as_one_process(db, settings, tmp_path, monkeypatch):
+    monkeypatch.setattr(service, "CHUNK_ROWS", CHUNK)
+    monkeypatch.setattr(prepare, "PARALLEL_MIN_BYTES", 0)
+    path = big_file(tmp_path / "entreprises.csv")
+    options = ImportOptions(profile="businesses")
+
+    parallel = run_import(db, path, replace(settings, imports=replace(settings.imports, workers=2)), options)
+    parallel_rows = snapshot(db)
+    clear(db)
+    serial = run_import(db, path, replace(settings, imports=replace(settings.imports, workers=1)), options)
+
+    assert (parallel.workers, serial.workers) == (2, 0)
+    # Invalid: 31 bad e-mails (every 97th row), 12 names without a letter (every 250th), and the earlier
+    # line of each SIRET repeated on rows 2000–2999 (duplicate_key).
+    assert parallel.status == serial.status == "partial"
+    assert parallel.rows_total == serial.rows_total == ROWS
+    assert (parallel.inserted, parallel.invalid) == (serial.inserted, serial.invalid)
+    assert parallel.errors == serial.errors and parallel.error_counts == serial.error_counts
+    assert parallel.error_counts["invalid_email"] == 31 and parallel.error_counts["no_letter_or_digit"] == 12
+    assert parallel.inserted + parallel.invalid == ROWS
+    assert parallel_rows == snapshot(db) and len(parallel_rows) == parallel.inserted
+    assert {row[5] for row in parallel_rows} == {"boulangerie", "cafe-dart", "北京饭店", "garage"}
