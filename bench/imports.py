@@ -72,31 +72,55 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - started, result
 
 
-# Linux keeps a process's peak RSS across exec, so a child forked from this (large) process would report
-# our memory: a small launcher starts the CLI and reports its child's peak instead.
-LAUNCHER = ("import resource, subprocess, sys; code = subprocess.call(sys.argv[1:]); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); sys.exit(code)")
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            tree.setdefault(int(fields[1]), []).append(int(entry.name))
+    return tree
+
+
+def _tree_memory_kb(root: int) -> int:
+    """Memory of a process and all its descendants (the import's worker processes too): the sum of their
+    proportional set sizes, so pages the workers share with their parent count once."""
+    tree, total, stack = _children(), 0, [root]
+    while stack:
+        pid = stack.pop()
+        stack.extend(tree.get(pid, []))
+        try:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+    return total
 
 
 def run_cli_import(path: Path, database_url: str, workdir: Path) -> dict:
-    """`nightshift import` in a subprocess: wall time, and its own peak RSS."""
+    """`nightshift import` in a subprocess: wall time, and the peak memory of the CLI and its worker
+    processes together (sampled every 50 ms)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTSHIFT_")}
     env.update(NIGHTSHIFT_DATABASE_URL=database_url, NIGHTSHIFT_DATA_DIR=str(workdir / "data"),
                DAGSTER_HOME=str(workdir / "dagster_home"))
     nightshift = str(PROJECT_ROOT / ".venv" / "bin" / "nightshift")
     subprocess.run([nightshift, "db", "upgrade"], env=env, check=True, capture_output=True)
     started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, nightshift, "import", str(path), "--profile", "businesses", "--json"],
-        env=env, capture_output=True, text=True,
-    )
-    seconds = time.perf_counter() - started
-    summary = json.loads(result.stdout)
-    peak_kb = int(result.stderr.strip().splitlines()[-1])
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        process = subprocess.Popen([nightshift, "import", str(path), "--profile", "businesses", "--json"],
+                                   env=env, stdout=out, stderr=err, text=True)
+        peak_kb = 0
+        while process.poll() is None:
+            peak_kb = max(peak_kb, _tree_memory_kb(process.pid))
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        out.seek(0)
+        summary = json.loads(out.read())
     return {"seconds": seconds, "rows": summary["rows_total"], "inserted": summary["inserted"],
             "invalid": summary["invalid"], "status": summary["status"], "peak_rss_mb": peak_kb / 1024,
-            "timings": summary["timings"],
-            "exit": result.returncode}
+            "timings": summary["timings"], "exit": process.returncode}
 
 
 def create_pg_database() -> str:

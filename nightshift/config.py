@@ -38,7 +38,8 @@ class ImportSettings:
     # A registered import whose run has not started it after this long (and has no queued or running
     # run) is re-requested once by import_failure_sensor.
     stalled_after_seconds: int = 900
-    # Worker processes that validate the chunks of a big file (0: one per core, at most 4; 1: none).
+    # Processes that validate the chunks of a big file, the import's own included (0: one per core, at
+    # most 4; 1: the import's process alone).
     workers: int = 0
 
 
@@ -101,7 +102,7 @@ def _validate_imports(imports: ImportSettings) -> None:
         if getattr(imports, key) <= 0:
             raise ConfigError(f"imports.{key}: must be a positive integer")
     if imports.workers < 0:
-        raise ConfigError("imports.workers: must be 0 (one per core) or a positive integer")
+        raise ConfigError("imports.workers: must be 0 (one per core) or a positive number of processes")
     if not 0 < imports.abort_invalid_ratio <= 1:
         raise ConfigError("imports.abort_invalid_ratio: must be in (0, 1]")
     import phonenumbers  # only the region table; kept local so config loads fast

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,17 +54,27 @@ def _columns_as_lists(frame: pd.DataFrame) -> list[list]:
     return columns
 
 
-def staging_payload(frame: pd.DataFrame, dialect: str) -> str | list[tuple]:
-    """The rows as a staging table takes them: PostgreSQL, COPY's CSV text; SQLite, executemany's tuples.
-    Needs no connection, so worker processes can encode while this one writes."""
-    records = zip(*_columns_as_lists(frame), strict=True)
+@dataclass
+class StagingPayload:
+    """Rows encoded for a staging table, for the columns that hold a value in at least one row (the
+    others stay NULL): PostgreSQL, COPY's CSV text; SQLite, executemany's tuples."""
+
+    columns: list[str]
+    data: str | list[tuple]
+    rows: int
+
+
+def staging_payload(frame: pd.DataFrame, dialect: str) -> StagingPayload:
+    """Needs no connection, so worker processes can encode while this one writes."""
+    columns = [c for c in frame.columns if frame[c].notna().any()]
+    records = zip(*_columns_as_lists(frame[columns]), strict=True)
     if dialect != "postgresql":
-        return list(records)
+        return StagingPayload(columns, list(records), len(frame))
     buffer = io.StringIO()
     # None is written as an empty unquoted field: NULL in COPY's CSV format (cleaned values are never
     # empty strings). CRLF line ends make the writer quote every field holding a CR or LF.
     csv.writer(buffer, lineterminator="\r\n").writerows(records)
-    return buffer.getvalue()
+    return StagingPayload(columns, buffer.getvalue(), len(frame))
 
 
 class StagingTable:
@@ -84,28 +96,47 @@ class StagingTable:
 
     def append(self, frame: pd.DataFrame) -> None:
         if not frame.empty:
-            self.write(staging_payload(frame[self.columns], self.conn.dialect.name), len(frame))
+            self.write(staging_payload(frame[self.columns], self.conn.dialect.name))
 
-    def write(self, payload: str | list[tuple], rows: int) -> None:
-        """Write rows encoded by `staging_payload` (possibly in another process) for these columns."""
-        if not rows:
+    def write(self, payload: StagingPayload) -> None:
+        """Write rows encoded by `staging_payload` (possibly in another process)."""
+        if not payload.rows:
             return
+        columns = ", ".join(f'"{c}"' for c in payload.columns)
         cursor = self.conn.connection.driver_connection.cursor()
         if self.conn.dialect.name == "postgresql":
-            columns = ", ".join(f'"{c}"' for c in self.columns)
             with cursor.copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN (FORMAT csv)') as copy:
-                copy.write(payload)
+                copy.write(payload.data)
         else:
-            placeholders = ", ".join("?" for _ in self.columns)
-            cursor.executemany(f'INSERT INTO "{self.table.name}" VALUES ({placeholders})', payload)
+            placeholders = ", ".join("?" for _ in payload.columns)
+            cursor.executemany(f'INSERT INTO "{self.table.name}" ({columns}) VALUES ({placeholders})', payload.data)
         cursor.close()
-        self.rows += rows
+        self.rows += payload.rows
+
+    @contextmanager
+    def _lines(self, lines: np.ndarray) -> Iterator[sa.Select]:
+        """SELECT of the given line numbers from a temporary table: one statement however many lines
+        (an IN list has a parameter limit on SQLite and rescans the staging table per batch)."""
+        table = sa.Table(f"{self.table.name}_lines", sa.MetaData(), sa.Column("line", sa.Integer, primary_key=True),
+                         prefixes=["TEMPORARY"])
+        table.create(self.conn)
+        try:
+            self.conn.execute(table.insert(), [{"line": int(line)} for line in np.unique(lines)])
+            yield sa.select(table.c.line)
+        finally:
+            table.drop(self.conn)
+
+    def keys_at(self, lines: np.ndarray) -> dict[int, str]:
+        """The staged `_key` of each of these lines."""
+        with self._lines(lines) as selected:
+            query = sa.select(self.table.c._line, self.table.c._key).where(self.table.c._line.in_(selected))
+            return {int(line): key for line, key in self.conn.execute(query)}
 
     def delete_lines(self, lines: np.ndarray) -> None:
         if len(lines) == 0:
             return
-        self.conn.execute(self.table.delete().where(self.table.c._line.in_([int(x) for x in lines])))
-        self.rows -= len(lines)
+        with self._lines(lines) as selected:
+            self.rows -= self.conn.execute(self.table.delete().where(self.table.c._line.in_(selected))).rowcount
 
     def drop(self) -> None:
         self.conn.execute(sa.text(f'DROP TABLE IF EXISTS "{self.table.name}"'))

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nightshift.imports.merge import staging_payload
+from nightshift.imports.merge import StagingPayload, staging_payload
 from nightshift.imports.profiles import PROFILES
 from nightshift.imports.reading import TableChunk
 from nightshift.imports.targets import build_rows
@@ -28,7 +28,7 @@ from nightshift.imports.validate import ColumnMapping, validate_chunk
 PARENT_TARGETS = ("category_parents", "subcategory_parents")
 # Below this size starting worker processes costs more than it saves.
 PARALLEL_MIN_BYTES = 16 * 1024 * 1024
-MAX_AUTO_WORKERS = 4
+MAX_PROCESSES = 4
 # Chunks submitted ahead per worker: enough to keep workers busy, few enough to bound memory.
 IN_FLIGHT_PER_WORKER = 2
 
@@ -44,12 +44,20 @@ class ChunkJob:
 
 
 @dataclass
+class KeyHashes:
+    """64-bit hashes of the rows' keys and their lines: duplicate detection across the whole file at
+    16 bytes a row (the key text stays in the staging table)."""
+
+    hashes: np.ndarray
+    lines: np.ndarray
+
+
+@dataclass
 class PreparedTarget:
     name: str
     columns: list[str]
-    count: int
-    keys: pd.DataFrame | None = None  # `_key`, `_line`: duplicate detection across the whole file
-    payload: str | list[tuple] | None = None  # staging_payload of the rows
+    keys: KeyHashes | None = None
+    payload: StagingPayload | None = None
     parents: pd.DataFrame | None = None  # parent targets: the rows, filtered by the caller
 
 
@@ -62,6 +70,10 @@ class PreparedChunk:
     build_s: float
 
 
+def hash_keys(keys: pd.Series) -> np.ndarray:
+    return pd.util.hash_array(keys.to_numpy(dtype=object))
+
+
 def prepare_chunk(job: ChunkJob, frame: pd.DataFrame, lines: np.ndarray) -> PreparedChunk:
     started = time.perf_counter()
     profile = PROFILES[job.profile]
@@ -71,22 +83,25 @@ def prepare_chunk(job: ChunkJob, frame: pd.DataFrame, lines: np.ndarray) -> Prep
     for name, rows in build_rows(profile, result.valid).items():
         columns = list(rows.columns)
         if name in PARENT_TARGETS:
-            targets.append(PreparedTarget(name, columns, len(rows), parents=rows))
+            targets.append(PreparedTarget(name, columns, parents=rows))
         else:
-            targets.append(PreparedTarget(name, columns, len(rows), keys=rows[["_key", "_line"]],
-                                          payload=staging_payload(rows, job.dialect) if len(rows) else None))
+            hashes = hash_keys(rows["_key"])
+            targets.append(PreparedTarget(name, columns, keys=KeyHashes(hashes, rows["_line"].to_numpy(np.int64)),
+                                          payload=staging_payload(rows, job.dialect)))
     return PreparedChunk(result.rows, result.errors, targets, validated - started, time.perf_counter() - validated)
 
 
 def worker_count(setting: int, file_bytes: int) -> int:
-    """Worker processes for a file: none for small files; `imports.workers`, or one per core (0)."""
-    if file_bytes < PARALLEL_MIN_BYTES or setting == 1:
+    """Worker processes for a file: none for small files; else `imports.workers` processes prepare the
+    chunks (0: one per core, at most MAX_PROCESSES), this one included, as it prepares chunks too."""
+    if file_bytes < PARALLEL_MIN_BYTES:
         return 0
-    return setting or min(os.cpu_count() or 1, MAX_AUTO_WORKERS)
+    return (setting or min(os.cpu_count() or 1, MAX_PROCESSES)) - 1
 
 
 def prepared_chunks(job: ChunkJob, chunks: Iterator[TableChunk], workers: int) -> Iterator[PreparedChunk]:
-    """The chunks prepared, in file order: in this process (workers == 0) or in `workers` processes."""
+    """The chunks prepared, in file order. With workers, each chunk goes to a worker while fewer than
+    IN_FLIGHT_PER_WORKER per worker are queued; otherwise this process prepares it itself."""
     if workers == 0:
         for chunk in chunks:
             yield prepare_chunk(job, chunk.frame, chunk.lines)
@@ -94,15 +109,29 @@ def prepared_chunks(job: ChunkJob, chunks: Iterator[TableChunk], workers: int) -
     # forkserver: workers start from a clean process (this one may hold threads and database sockets).
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    pending: deque[Future[PreparedChunk]] = deque()
+    pending: deque[Future[PreparedChunk] | PreparedChunk] = deque()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         try:
             for chunk in chunks:
-                pending.append(pool.submit(prepare_chunk, job, chunk.frame, chunk.lines))
-                if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
-                    yield pending.popleft().result()
+                queued = sum(1 for item in pending if isinstance(item, Future) and not item.done())
+                if queued < workers * IN_FLIGHT_PER_WORKER:
+                    pending.append(pool.submit(prepare_chunk, job, chunk.frame, chunk.lines))
+                else:
+                    pending.append(prepare_chunk(job, chunk.frame, chunk.lines))
+                # Hand over what is ready at the head; wait for it once enough is held back.
+                while pending and (_ready(pending[0]) or len(pending) > 2 * workers * IN_FLIGHT_PER_WORKER):
+                    yield _result(pending.popleft())
             while pending:
-                yield pending.popleft().result()
+                yield _result(pending.popleft())
         finally:
-            for future in pending:
-                future.cancel()
+            for item in pending:
+                if isinstance(item, Future):
+                    item.cancel()
+
+
+def _ready(item: Future[PreparedChunk] | PreparedChunk) -> bool:
+    return not isinstance(item, Future) or item.done()
+
+
+def _result(item: Future[PreparedChunk] | PreparedChunk) -> PreparedChunk:
+    return item.result() if isinstance(item, Future) else item

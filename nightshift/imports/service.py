@@ -39,8 +39,10 @@ logger = logging.getLogger("nightshift.imports")
 progress_logger = logging.getLogger("nightshift.imports.progress")
 
 ERRORS_IN_OUTCOME = 100
-# Rows validated and staged together: bounds memory whatever the file size.
-CHUNK_ROWS = 25_000
+# Rows validated and staged together: bounds memory whatever the file size (several chunks are in
+# flight when worker processes validate).
+CHUNK_ROWS = 10_000
+PROGRESS_EVERY_ROWS = 50_000
 
 
 class ImportRejected(Exception):
@@ -93,7 +95,7 @@ class ImportOutcome:
         keys = ("import_id", "status", "profile", "rows_total", "inserted", "updated", "unchanged", "invalid",
                 "encoding", "delimiter", "error_report", "errors")
         extra = ("sheet", "error_counts", "message", "dry_run", "rows_per_second", "categories_created",
-                 "unknown_columns", "timings", "workers")
+                 "unknown_columns", "timings")
         return {k: getattr(self, k) for k in keys + extra}
 
 
@@ -149,6 +151,7 @@ class _Run:
         self.staging: dict[str, StagingTable] = {}
         self.parent_keys: dict[str, set[str]] = {name: set() for name in PARENT_TARGETS}
         self.rows_total = 0
+        self.reported_rows = 0
         self.workers = 0
         self.create_categories = (settings.imports.create_categories if options.create_categories is None
                                   else options.create_categories)
@@ -177,7 +180,7 @@ class _Run:
         job = ChunkJob(profile.name, mapping, self.phone_region, conn.dialect.name)
         self.workers = worker_count(self.settings.imports.workers, self.path.stat().st_size)
         if self.workers:
-            logger.info("%s: validating in %d worker processes", self.path.name, self.workers)
+            logger.info("%s: validating in this process and %d worker processes", self.path.name, self.workers)
         for prepared in prepared_chunks(job, _timed(chunks, self.timings, "read_s"), self.workers):
             self.rows_total += prepared.rows
             if not prepared.errors.empty:
@@ -187,10 +190,17 @@ class _Run:
             for prepared_target in prepared.targets:
                 self._stage(conn, prepared_target, suffix)
             self.timings["stage_s"] += prepared.build_s + time.perf_counter() - started
-            progress_logger.info("%s: %d rows read and validated", self.path.name, self.rows_total,
-                                 extra={"nightshift_rows": self.rows_total})
-            if self.progress:
-                self.progress(self.rows_total)
+            if self.rows_total - self.reported_rows >= PROGRESS_EVERY_ROWS:
+                self.report_progress()
+        if self.rows_total > self.reported_rows:
+            self.report_progress()
+
+    def report_progress(self) -> None:
+        self.reported_rows = self.rows_total
+        progress_logger.info("%s: %d rows read and validated", self.path.name, self.rows_total,
+                             extra={"nightshift_rows": self.rows_total})
+        if self.progress:
+            self.progress(self.rows_total)
 
     def _stage(self, conn: Connection, prepared: PreparedTarget, suffix: str) -> None:
         name = prepared.name
@@ -204,21 +214,32 @@ class _Run:
             self.staging[name].append(rows)
         else:
             self.keys.setdefault(name, []).append(prepared.keys)
-            self.staging[name].write(prepared.payload, prepared.count)
+            self.staging[name].write(prepared.payload)
 
     def reject_duplicates(self) -> None:
-        """Later row wins; each earlier line gets a duplicate_key error naming the winning line."""
+        """Later row wins; each earlier line gets a duplicate_key error naming the winning line. Keys travel
+        as hashes: the rows whose hash repeats are then compared by their staged key text (a hash
+        collision is not a duplicate)."""
         for name, parts in self.keys.items():
-            keys = pd.concat(parts, ignore_index=True).sort_values("_line", kind="stable")
-            losers = keys[keys.duplicated("_key", keep="last")]
-            if losers.empty:
+            hashes = pd.Series(np.concatenate([p.hashes for p in parts]))
+            lines = np.concatenate([p.lines for p in parts])
+            candidates = lines[hashes.duplicated(keep=False).to_numpy()]
+            if len(candidates) == 0:
                 continue
-            winners = keys.drop_duplicates("_key", keep="last").set_index("_key")["_line"]
+            staging = self.staging[name]
+            texts = staging.keys_at(candidates)
+            keys = pd.DataFrame({"line": np.sort(candidates)})
+            keys["key"] = keys["line"].map(texts)
+            earlier = keys.duplicated("key", keep="last")
+            if not earlier.any():
+                continue
+            winner_of = keys.drop_duplicates("key", keep="last").set_index("key")["line"]
+            losers = keys.loc[earlier]
             self.errors.append(pd.DataFrame({
-                "line": losers["_line"].to_numpy(), "column": None, "value": losers["_key"].to_numpy(),
-                "code": "duplicate_key", "winner": losers["_key"].map(winners).to_numpy(),
+                "line": losers["line"].to_numpy(), "column": None, "value": losers["key"].to_numpy(),
+                "code": "duplicate_key", "winner": losers["key"].map(winner_of).to_numpy(),
             }))
-            self.staging[name].delete_lines(losers["_line"].to_numpy())
+            staging.delete_lines(losers["line"].to_numpy())
 
     def reject_unknown_categories(self, mapping: ColumnMapping) -> None:
         if self.create_categories:

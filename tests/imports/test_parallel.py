@@ -3,6 +3,7 @@ exactly those of the same import done in one process (chunks come back in file o
 
 from dataclasses import replace
 
+import numpy as np
 import sqlalchemy as sa
 
 from nightshift.db.schema import businesses, categories, subcategories
@@ -59,12 +60,12 @@ def test_worker_processes_give_the_same_import_as_one_process(db, settings, tmp_
     path = big_file(tmp_path / "entreprises.csv")
     options = ImportOptions(profile="businesses")
 
-    parallel = run_import(db, path, replace(settings, imports=replace(settings.imports, workers=2)), options)
+    parallel = run_import(db, path, replace(settings, imports=replace(settings.imports, workers=3)), options)
     parallel_rows = snapshot(db)
     clear(db)
     serial = run_import(db, path, replace(settings, imports=replace(settings.imports, workers=1)), options)
 
-    assert (parallel.workers, serial.workers) == (2, 0)
+    assert (parallel.workers, serial.workers) == (2, 0)  # worker processes besides the import's own
     # Invalid: 31 bad e-mails (every 97th row), 12 names without a letter (every 250th), and the earlier
     # line of each SIRET repeated on rows 2000–2999 (duplicate_key).
     assert parallel.status == serial.status == "partial"
@@ -75,3 +76,17 @@ def test_worker_processes_give_the_same_import_as_one_process(db, settings, tmp_
     assert parallel.inserted + parallel.invalid == ROWS
     assert parallel_rows == snapshot(db) and len(parallel_rows) == parallel.inserted
     assert {row[5] for row in parallel_rows} == {"boulangerie", "cafe-dart", "北京饭店", "garage"}
+
+
+def test_keys_are_compared_by_hash_then_confirmed_by_their_text(db, settings, tmp_path, monkeypatch):
+    """Every key hashing alike (the worst collision): only rows whose staged key texts are equal are
+    duplicates; the others are imported."""
+    monkeypatch.setattr(prepare, "hash_keys", lambda keys: np.zeros(len(keys), dtype=np.uint64))
+    path = tmp_path / "villes.csv"
+    path.write_text("nom;code_postal\nLyon;69001\nBron;69500\nLYON;69001\nVénissieux;69200\n", encoding="utf-8")
+
+    outcome = run_import(db, path, settings, ImportOptions(profile="cities"))
+
+    assert (outcome.status, outcome.rows_total, outcome.inserted, outcome.invalid) == ("partial", 4, 3, 1)
+    assert [(e["line"], e["code"]) for e in outcome.errors] == [(2, "duplicate_key")]
+    assert "4" in outcome.errors[0]["message"]
