@@ -8,8 +8,6 @@ itself is one `INSERT … SELECT … ON CONFLICT … DO UPDATE … WHERE content
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,24 +55,35 @@ def _columns_as_lists(frame: pd.DataFrame) -> list[list]:
 @dataclass
 class StagingPayload:
     """Rows encoded for a staging table, for the columns that hold a value in at least one row (the
-    others stay NULL): PostgreSQL, COPY's CSV text; SQLite, executemany's tuples."""
+    others stay NULL): PostgreSQL, COPY's text format; SQLite, executemany's tuples."""
 
     columns: list[str]
     data: str | list[tuple]
     rows: int
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(values: list) -> list[str]:
+    """One column in COPY's text format: NULL as \\N; backslash, tab, LF and CR escaped (scanned for
+    once per column, since they are rare)."""
+    texts = [v if v.__class__ is str else None if v is None else str(v) for v in values]
+    present = [t for t in texts if t is not None]
+    if any(ch in "".join(present) for ch in "\\\t\n\r"):
+        texts = [None if t is None else t.translate(_COPY_ESCAPES) for t in texts]
+    return ["\\N" if t is None else t for t in texts]
+
+
 def staging_payload(frame: pd.DataFrame, dialect: str) -> StagingPayload:
     """Needs no connection, so worker processes can encode while this one writes."""
     columns = [c for c in frame.columns if frame[c].notna().any()]
-    records = zip(*_columns_as_lists(frame[columns]), strict=True)
+    values = _columns_as_lists(frame[columns])
     if dialect != "postgresql":
-        return StagingPayload(columns, list(records), len(frame))
-    buffer = io.StringIO()
-    # None is written as an empty unquoted field: NULL in COPY's CSV format (cleaned values are never
-    # empty strings). CRLF line ends make the writer quote every field holding a CR or LF.
-    csv.writer(buffer, lineterminator="\r\n").writerows(records)
-    return StagingPayload(columns, buffer.getvalue(), len(frame))
+        return StagingPayload(columns, list(zip(*values, strict=True)), len(frame))
+    # Text format, built by joins: several times faster than csv.writer.
+    lines = map("\t".join, zip(*(_copy_text(column) for column in values), strict=True))
+    return StagingPayload(columns, "\n".join(lines) + "\n", len(frame))
 
 
 class StagingTable:
@@ -105,7 +114,7 @@ class StagingTable:
         columns = ", ".join(f'"{c}"' for c in payload.columns)
         cursor = self.conn.connection.driver_connection.cursor()
         if self.conn.dialect.name == "postgresql":
-            with cursor.copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN (FORMAT csv)') as copy:
+            with cursor.copy(f'COPY "{self.table.name}" ({columns}) FROM STDIN') as copy:
                 copy.write(payload.data)
         else:
             placeholders = ", ".join("?" for _ in payload.columns)

@@ -1,0 +1,45 @@
+"""Staging tables take every value back exactly as encoded by `staging_payload`, on both databases:
+COPY's text format on PostgreSQL (escapes, NULL marker), executemany on SQLite."""
+
+from datetime import date
+
+import pandas as pd
+import sqlalchemy as sa
+
+from nightshift.imports.merge import StagingTable, staging_payload
+from nightshift.imports.targets import target
+
+TRICKY = ["tab\there", "line\nbreak", "lone\rCR", "crlf\r\nend", "back\\slash", "\\N", "\\\\N", "’œ€ 北京",
+          "ends with backslash\\", "", "  spaced  "]
+
+
+def test_tricky_values_round_trip_through_the_staging_table(db):
+    n = len(TRICKY)
+    descriptions = [None if i % 3 == 0 else text for i, text in enumerate(TRICKY)]
+    frame = pd.DataFrame({
+        "name": pd.Series(TRICKY, dtype=object),
+        "description": pd.Series(descriptions, dtype=object),
+        "latitude": [0.1 * i if i % 2 else None for i in range(n)],
+        "is_active": pd.array([True, False, None] * (n // 3) + [True] * (n % 3), dtype="boolean"),
+        "founded_on": [date(2020, 1, i + 1) if i % 4 else None for i in range(n)],
+        "website": [None] * n,  # NULL in every row: left out of the write
+        "_line": list(range(2, n + 2)),
+        "_key": [f"key {i}" for i in range(n)],
+    })
+    with db.connect() as conn, conn.begin():
+        staging = StagingTable(conn, target("businesses"), list(frame.columns), "roundtrip")
+        payload = staging_payload(frame, conn.dialect.name)
+        assert "website" not in payload.columns
+        staging.write(payload)
+        stored = conn.execute(sa.select(staging.table).order_by(staging.table.c._line)).all()
+        staging.drop()
+
+    assert staging.rows == n
+    assert [row.description for row in stored] == descriptions
+    for row, expected in zip(stored, frame.itertuples(index=False), strict=True):
+        assert row.name == expected.name
+        assert row.latitude == (None if pd.isna(expected.latitude) else expected.latitude)
+        assert row.is_active == (None if pd.isna(expected.is_active) else bool(expected.is_active))
+        assert row.founded_on == expected.founded_on
+        assert row.website is None
+    assert [row._key for row in stored] == list(frame["_key"])
