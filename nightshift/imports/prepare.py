@@ -8,6 +8,7 @@ tables; results come back in file order, so the import is the same whichever way
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import time
 from collections import deque
@@ -99,6 +100,20 @@ def worker_count(setting: int, file_bytes: int) -> int:
     return (setting or min(os.cpu_count() or 1, MAX_PROCESSES)) - 1
 
 
+def _context() -> multiprocessing.context.BaseContext:
+    # forkserver: workers start from a clean process (this one may hold threads and database sockets).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
+def start_worker_server() -> None:
+    """Start the process workers fork from now: it imports pandas and this module (about a second) while
+    this process scans the file."""
+    _context()
+    multiprocessing.forkserver.ensure_running()
+
+
 def prepared_chunks(job: ChunkJob, chunks: Iterator[TableChunk], workers: int) -> Iterator[PreparedChunk]:
     """The chunks prepared, in file order. With workers, each chunk goes to a worker while fewer than
     IN_FLIGHT_PER_WORKER per worker are queued; otherwise this process prepares it itself."""
@@ -106,9 +121,7 @@ def prepared_chunks(job: ChunkJob, chunks: Iterator[TableChunk], workers: int) -
         for chunk in chunks:
             yield prepare_chunk(job, chunk.frame, chunk.lines)
         return
-    # forkserver: workers start from a clean process (this one may hold threads and database sockets).
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
+    context = _context()
     pending: deque[Future[PreparedChunk] | PreparedChunk] = deque()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         try:

@@ -153,6 +153,14 @@ def _first_undecodable(path: Path, encoding: str, skip: int = 0) -> tuple[int, i
             offset += len(block)
 
 
+def _holds_any(path: Path, byte_values: bytes) -> bool:
+    with path.open("rb") as handle:
+        while block := handle.read(SCAN_BLOCK_BYTES):
+            if any(bytes([value]) in block for value in byte_values):
+                return True
+    return False
+
+
 def _has_utf8_multibyte(path: Path) -> bool:
     """True when some non-ASCII bytes of the file are valid UTF-8 (they decode to something other than
     the replacement character)."""
@@ -189,7 +197,7 @@ def _detect_encoding(path: Path, head: bytes) -> str:
         logger.warning("%s: UTF-8 text with bytes that are not UTF-8 (first on line %d): those are read as "
                        "Windows-1252", path.name, not_utf8[0])
         return utf8 + MIXED_SUFFIX
-    if _first_undecodable(path, "cp1252") is None:
+    if not _holds_any(path, CP1252_UNDEFINED):
         return "cp1252"
     raise FileRejected("unreadable", f"{path.name}: line {not_utf8[0]}: the text encoding is neither UTF-8 nor "
                                      "Windows-1252; save the file as CSV UTF-8")

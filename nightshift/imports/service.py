@@ -27,7 +27,14 @@ from nightshift.imports import log as import_log
 from nightshift.imports.files import move_without_overwrite
 from nightshift.imports.merge import MergeCounts, StagingTable
 from nightshift.imports.messages import message
-from nightshift.imports.prepare import PARENT_TARGETS, ChunkJob, PreparedTarget, prepared_chunks, worker_count
+from nightshift.imports.prepare import (
+    PARENT_TARGETS,
+    ChunkJob,
+    PreparedTarget,
+    prepared_chunks,
+    start_worker_server,
+    worker_count,
+)
 from nightshift.imports.profiles import PROFILES, Field, Profile, detect_profile
 from nightshift.imports.reading import FileRejected, TableChunk, TableInfo, open_table
 from nightshift.imports.report import REPORT_COLUMNS, ErrorReport
@@ -159,6 +166,9 @@ class _Run:
                              or settings.imports.default_phone_region)
 
     def open(self, profile: Profile | None) -> tuple[TableInfo, Any, Profile]:
+        self.workers = worker_count(self.settings.imports.workers, self.path.stat().st_size)
+        if self.workers:
+            start_worker_server()
         scorer = profile.score_header if profile else _score_any
         info, chunks = open_table(self.path, score_header=scorer, max_bytes=self.settings.imports.max_bytes,
                                   max_rows=self.settings.imports.max_rows,
@@ -178,7 +188,6 @@ class _Run:
                      mapping: ColumnMapping) -> None:
         suffix = f"{self.import_id or 'dry'}_{int(time.time() * 1000) % 100000}"
         job = ChunkJob(profile.name, mapping, self.phone_region, conn.dialect.name)
-        self.workers = worker_count(self.settings.imports.workers, self.path.stat().st_size)
         if self.workers:
             logger.info("%s: validating in this process and %d worker processes", self.path.name, self.workers)
         for prepared in prepared_chunks(job, _timed(chunks, self.timings, "read_s"), self.workers):

@@ -66,7 +66,8 @@ _NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
 def content_hash(frame: pd.DataFrame) -> pd.Series:
     """Stable per-row hash of the imported content (64-bit, hex): changes iff a written value changes."""
     as_text = frame.astype(object).where(frame.notna(), "\x00").astype(str)
-    hashed = pd.util.hash_pandas_object(as_text, index=False).to_numpy(dtype=np.uint64)
+    # categorize=False: the same hashes, without factorizing columns whose values are mostly distinct.
+    hashed = pd.util.hash_pandas_object(as_text, index=False, categorize=False).to_numpy(dtype=np.uint64)
     nibbles = (hashed[:, None] >> _NIBBLE_SHIFTS) & np.uint64(0xF)
     hex_bytes = _HEX[nibbles.astype(np.intp)].copy().view("S16").ravel()
     return pd.Series(hex_bytes.astype(str).astype(object), index=frame.index)

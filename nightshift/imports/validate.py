@@ -87,15 +87,29 @@ def _present(series: pd.Series) -> np.ndarray:
     return series.notna().to_numpy()
 
 
+def _text_field(field: Field, raw: pd.Series) -> tuple[pd.Series, np.ndarray, np.ndarray]:
+    """Cleaned text, and where it is too long or names a row without a letter or digit."""
+    text = values.decode_html_entities(values.clean_text(raw))
+    nowhere = np.zeros(len(text), dtype=bool)
+    too_long = values.check_max_length(text, field.max_length).to_numpy() if field.max_length else nowhere
+    nameless = values.check_no_letter_or_digit(text).to_numpy() if field.names_row else nowhere
+    return text, too_long, nameless
+
+
 def _parse_field(field: Field, raw: pd.Series, column: str, errors: _Errors,
                  phone_region: str) -> tuple[pd.Series, np.ndarray]:
     """The field's normalised values, and where the cell holds something once cleaned (valid or not)."""
     if field.kind in ("text", "city_with_postal_code"):
-        text = values.decode_html_entities(values.clean_text(raw))
-        if field.max_length is not None:
-            errors.add(values.check_max_length(text, field.max_length), column, raw, "too_long")
-        if field.names_row:
-            errors.add(values.check_no_letter_or_digit(text), column, raw, "no_letter_or_digit")
+        codes, distinct = pd.factorize(raw)
+        if 0 < len(distinct) <= len(raw) // 2:  # repeated values (cities, labels): each cleaned once
+            text, too_long, nameless = _text_field(field, pd.Series(distinct, dtype=object))
+            text = pd.Series(pd.api.extensions.take(text.to_numpy(dtype=object), codes, allow_fill=True,
+                                                    fill_value=pd.NA), index=raw.index, dtype=object)
+            too_long, nameless = too_long[codes] & (codes >= 0), nameless[codes] & (codes >= 0)
+        else:
+            text, too_long, nameless = _text_field(field, raw)
+        errors.add(too_long, column, raw, "too_long")
+        errors.add(nameless, column, raw, "no_letter_or_digit")
         return text, _present(text)
     # Parsers clean the raw text themselves: cleaning it here too would be a second pass.
     if field.kind == "phone":

@@ -144,6 +144,8 @@ def slugify(s: pd.Series) -> pd.Series:
     Apostrophes and "&" are dropped, every other run of non-alphanumerics becomes one "-", "-" is
     stripped at both ends; HTML entities are decoded first. NA (or nothing left) -> NA.
     """
+    if not s.notna().any():  # a column the file does not fill
+        return pd.Series(pd.NA, index=s.index, dtype=object)
     # Names repeat a lot (categories, cities): slugify each distinct one once.
     codes, distinct = pd.factorize(s.astype("str"))
     slugs = _as_object(_slugs(pd.Series(distinct, dtype="str"))).to_numpy()
@@ -361,11 +363,17 @@ def luhn_valid(digits: pd.Series) -> pd.Series:
         width = int(lengths.max())
         if (lengths != width).any():
             candidates = candidates.str.zfill(width)  # leading zeros do not change a Luhn sum
-        matrix = _digit_matrix(candidates, width)
-        doubled = (width - 1 - np.arange(width)) % 2 == 1
-        matrix[:, doubled] = _LUHN_DOUBLED[matrix[:, doubled]]
-        valid[shaped] = matrix.sum(axis=1) % 10 == 0
+        valid[shaped] = _luhn_rows_valid(_digit_matrix(candidates, width))
     return pd.Series(valid, index=digits.index)
+
+
+def _luhn_rows_valid(matrix: np.ndarray) -> np.ndarray:
+    """Luhn check of each row of a digit matrix."""
+    width = matrix.shape[1]
+    doubled = (width - 1 - np.arange(width)) % 2 == 1
+    weighted = matrix.copy()
+    weighted[:, doubled] = _LUHN_DOUBLED[matrix[:, doubled]]
+    return weighted.sum(axis=1) % 10 == 0
 
 
 def _identifier_digits(text: pd.Series) -> pd.Series:
@@ -386,6 +394,7 @@ def parse_siren(s: pd.Series) -> Parsed:
 
 
 LA_POSTE_SIREN = "356000000"
+_LA_POSTE_DIGITS = np.frombuffer(LA_POSTE_SIREN.encode("ascii"), dtype=np.uint8) - ord("0")
 
 
 def parse_siret(s: pd.Series) -> Parsed:
@@ -395,12 +404,12 @@ def parse_siret(s: pd.Series) -> Parsed:
     instead (Luhn stays accepted for them, as for the head office 35600000000048)."""
     text = _text(s)
     digits = _identifier_digits(text)
-    shaped = (digits.str.len() == 14) & _is_ascii_digits(digits)
-    ok = shaped & luhn_valid(digits) & luhn_valid(digits.str[:9])
-    la_poste = shaped & digits.str.startswith(LA_POSTE_SIREN)
-    if la_poste.any():
-        digit_sums = pd.Series(_digit_matrix(digits[la_poste], 14).sum(axis=1), index=digits.index[la_poste])
-        ok = ok | (digit_sums % 5 == 0).reindex(digits.index, fill_value=False)
+    shaped = ((digits.str.len() == 14) & _is_ascii_digits(digits)).to_numpy()
+    ok = np.zeros(len(digits), dtype=bool)
+    if shaped.any():
+        matrix = _digit_matrix(digits[shaped], 14)  # one matrix for the SIRET and its SIREN
+        la_poste = (matrix[:, :9] == _LA_POSTE_DIGITS).all(axis=1) & (matrix.sum(axis=1) % 5 == 0)
+        ok[shaped] = (_luhn_rows_valid(matrix) & _luhn_rows_valid(matrix[:, :9])) | la_poste
     return _result(_as_object(digits.where(ok)), text, s.index)
 
 

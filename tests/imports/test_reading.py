@@ -95,3 +95,11 @@ def test_unclosed_quote_is_refused_with_the_line_it_opens_on(tmp_path):
     with pytest.raises(FileRejected) as raised:
         list(chunks)
     assert raised.value.code == "unclosed_quote" and "line 4" in raised.value.message
+
+
+def test_bytes_neither_utf8_nor_windows_1252_are_refused_with_their_line(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(b"nom;code_postal\nLyon;69001\nB\x81ziers;34500\n")
+    with pytest.raises(FileRejected) as raised:
+        open_table(path, score_header=PROFILES["cities"].score_header, **LIMITS)
+    assert raised.value.code == "unreadable" and "line 3" in raised.value.message
