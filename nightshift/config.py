@@ -38,9 +38,10 @@ class ImportSettings:
     # A registered import whose run has not started it after this long (and has no queued or running
     # run) is re-requested once by import_failure_sensor.
     stalled_after_seconds: int = 900
-    # Processes that validate the chunks of a big file, the import's own included (0: one per core, at
-    # most 4; 1: the import's process alone).
+    # Processes that validate the chunks of a file of at least parallel_min_bytes, the import's own
+    # included (0: one per core, at most 4; 1: the import's process alone).
     workers: int = 0
+    parallel_min_bytes: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,8 @@ def _validate_imports(imports: ImportSettings) -> None:
     for key in ("max_bytes", "max_rows", "max_cells", "sensor_interval_seconds", "stalled_after_seconds"):
         if getattr(imports, key) <= 0:
             raise ConfigError(f"imports.{key}: must be a positive integer")
+    if imports.parallel_min_bytes < 0:
+        raise ConfigError("imports.parallel_min_bytes: must be 0 or a positive number of bytes")
     if imports.workers < 0:
         raise ConfigError("imports.workers: must be 0 (one per core) or a positive number of processes")
     if not 0 < imports.abort_invalid_ratio <= 1:

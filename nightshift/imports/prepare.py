@@ -27,8 +27,6 @@ from nightshift.imports.validate import ColumnMapping, validate_chunk
 
 # Parent categories a file names: few rows, filtered against the ones already staged by this process.
 PARENT_TARGETS = ("category_parents", "subcategory_parents")
-# Below this size starting worker processes costs more than it saves.
-PARALLEL_MIN_BYTES = 16 * 1024 * 1024
 MAX_PROCESSES = 4
 # Chunks submitted ahead per worker: enough to keep workers busy, few enough to bound memory.
 IN_FLIGHT_PER_WORKER = 2
@@ -92,12 +90,13 @@ def prepare_chunk(job: ChunkJob, frame: pd.DataFrame, lines: np.ndarray) -> Prep
     return PreparedChunk(result.rows, result.errors, targets, validated - started, time.perf_counter() - validated)
 
 
-def worker_count(setting: int, file_bytes: int) -> int:
-    """Worker processes for a file: none for small files; else `imports.workers` processes prepare the
-    chunks (0: one per core, at most MAX_PROCESSES), this one included, as it prepares chunks too."""
-    if file_bytes < PARALLEL_MIN_BYTES:
+def worker_count(processes: int, min_bytes: int, file_bytes: int) -> int:
+    """Worker processes for a file: none below `min_bytes` (starting them would cost more than they
+    save); else `processes` prepare the chunks (0: one per core, at most MAX_PROCESSES), this one
+    included, as it prepares chunks too."""
+    if file_bytes < min_bytes:
         return 0
-    return (setting or min(os.cpu_count() or 1, MAX_PROCESSES)) - 1
+    return (processes or min(os.cpu_count() or 1, MAX_PROCESSES)) - 1
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -166,7 +166,8 @@ class _Run:
                              or settings.imports.default_phone_region)
 
     def open(self, profile: Profile | None) -> tuple[TableInfo, Any, Profile]:
-        self.workers = worker_count(self.settings.imports.workers, self.path.stat().st_size)
+        imports = self.settings.imports
+        self.workers = worker_count(imports.workers, imports.parallel_min_bytes, self.path.stat().st_size)
         if self.workers:
             start_worker_server()
         scorer = profile.score_header if profile else _score_any
@@ -480,6 +481,8 @@ def _summary(outcome: ImportOutcome) -> str:
         summary += f"; unknown columns ignored: {', '.join(outcome.unknown_columns)}"
     if outcome.nul_bytes_removed:
         summary += f"; {outcome.nul_bytes_removed} NUL byte(s) removed from the text"
+    if outcome.workers:
+        summary += f"; validated by {outcome.workers + 1} processes"
     return summary
 
 

@@ -205,3 +205,17 @@ def test_import_on_a_terminal_shows_a_progress_line(cli_env, db_url, tmp_path):
     updates = [u for u in shown.decode().split("\r") if "rows read" in u]
     assert [u.split(":")[1].strip().split(" rows")[0] for u in updates] == ["50000", "60000"]
     assert all(u.rstrip().endswith("rows/s)") for u in updates) and "inserted 60000" in result.stdout
+
+
+def test_import_with_worker_processes_from_the_console_script(cli_env, db_url, tmp_path):
+    """The workers start from the real `nightshift` process (forkserver) and the import is recorded
+    like any other."""
+    migrate.upgrade(db_url)
+    config = tmp_path / "nightshift.yaml"
+    config.write_text("imports:\n  workers: 2\n  parallel_min_bytes: 0\n", encoding="utf-8")
+    path = write_cities(tmp_path / "villes.csv", [f"Ville {n};{10000 + n:05d}" for n in range(2_000)] + ["X;ABCDE"])
+    result = nightshift("import", str(path), "--profile", "cities", env={**cli_env, "NIGHTSHIFT_CONFIG": str(config)},
+                        cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "inserted 2000" in result.stdout and "invalid 1" in result.stdout
+    assert "validated by 2 processes" in result.stdout

@@ -1,7 +1,10 @@
 """Big files are validated in worker processes: the outcome, the errors and the rows written must be
 exactly those of the same import done in one process (chunks come back in file order)."""
 
+import multiprocessing.forkserver
+import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
@@ -37,6 +40,10 @@ def big_file(path):
     return path
 
 
+def with_processes(settings, processes: int):
+    return replace(settings, imports=replace(settings.imports, workers=processes, parallel_min_bytes=0))
+
+
 def snapshot(engine):
     with engine.connect() as conn:
         rows = conn.execute(sa.select(businesses.c.natural_key, businesses.c.name, businesses.c.email,
@@ -56,14 +63,13 @@ def clear(engine):
 
 def test_worker_processes_give_the_same_import_as_one_process(db, settings, tmp_path, monkeypatch):
     monkeypatch.setattr(service, "CHUNK_ROWS", CHUNK)
-    monkeypatch.setattr(prepare, "PARALLEL_MIN_BYTES", 0)
     path = big_file(tmp_path / "entreprises.csv")
     options = ImportOptions(profile="businesses")
 
-    parallel = run_import(db, path, replace(settings, imports=replace(settings.imports, workers=3)), options)
+    parallel = run_import(db, path, with_processes(settings, 3), options)
     parallel_rows = snapshot(db)
     clear(db)
-    serial = run_import(db, path, replace(settings, imports=replace(settings.imports, workers=1)), options)
+    serial = run_import(db, path, with_processes(settings, 1), options)
 
     assert (parallel.workers, serial.workers) == (2, 0)  # worker processes besides the import's own
     # Invalid: 31 bad e-mails (every 97th row), 12 names without a letter (every 250th), and the earlier
@@ -90,3 +96,36 @@ def test_keys_are_compared_by_hash_then_confirmed_by_their_text(db, settings, tm
     assert (outcome.status, outcome.rows_total, outcome.inserted, outcome.invalid) == ("partial", 4, 3, 1)
     assert [(e["line"], e["code"]) for e in outcome.errors] == [(2, "duplicate_key")]
     assert "4" in outcome.errors[0]["message"]
+
+
+def test_a_bad_file_found_out_while_workers_run_fails_cleanly(db, settings, tmp_path, monkeypatch):
+    """A quoted field left open near the end is only found once workers hold chunks: the import fails
+    with the line, writes nothing, and the workers are shut down with it."""
+    monkeypatch.setattr(service, "CHUNK_ROWS", CHUNK)
+    path = big_file(tmp_path / "entreprises.csv")
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write('"Garage sans fin;12345678900011;Garage;Sous 1;a@b.fr;1000;Lyon\nSuite;;;;;;\n')
+
+    outcome = run_import(db, path, with_processes(settings, 2), ImportOptions(profile="businesses"))
+
+    assert (outcome.status, outcome.unreadable, outcome.inserted) == ("failed", True, 0)
+    assert f"line {ROWS + 2}" in outcome.message and "never closes" in outcome.message
+    assert snapshot(db) == []
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    deadline = time.monotonic() + 10  # the server reaps its exited children asynchronously
+    while children_of(server) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert children_of(server) == []
+
+
+def children_of(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError):
+                continue
+            if parent == pid:
+                children.append(int(entry.name))
+    return children
