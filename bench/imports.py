@@ -162,6 +162,7 @@ def pg_limit(csv_path: Path, url: str) -> float:
     import psycopg
 
     from nightshift.db.migrate import upgrade
+    from nightshift.imports.merge import sort_memory_mb
 
     upgrade(url)
     conninfo = sa.engine.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -173,7 +174,9 @@ def pg_limit(csv_path: Path, url: str) -> float:
         with conn.cursor().copy(copy_sql) as copy, csv_path.open("rb") as handle:
             while block := handle.read(1 << 20):
                 copy.write(block)
-        conn.execute("SET LOCAL work_mem = '256MB'")
+        # The same sort memory as the import's own merge.
+        staged_bytes = conn.execute("SELECT pg_total_relation_size('limit_staging')").fetchone()[0]
+        conn.execute(f"SET LOCAL work_mem = '{sort_memory_mb(staged_bytes)}MB'")
         conn.execute(_limit_upsert("left(md5(limit_staging::text), 16)", "limit_staging"))
         conn.commit()
         return time.perf_counter() - started

@@ -20,6 +20,14 @@ from sqlalchemy.engine import Connection
 from nightshift.imports.targets import Reference, Target
 
 _META_COLUMNS = ("_line", "_key")
+# PostgreSQL work_mem of the merge (MB): the least, and the most an import may take for its sort.
+SORT_MEMORY_MB = (256, 1024)
+
+
+def sort_memory_mb(staged_bytes: int) -> int:
+    """work_mem to sort staged rows in memory (an on-disk sort costs about a second per million rows):
+    their size and a quarter, within SORT_MEMORY_MB."""
+    return min(max(int(staged_bytes * 1.25) >> 20, SORT_MEMORY_MB[0]), SORT_MEMORY_MB[1])
 
 
 @dataclass
@@ -219,8 +227,9 @@ class StagingTable:
     def _merge_counted_by_returning(self, upsert: sa.Insert, import_id: int | None) -> MergeCounts:
         """PostgreSQL: one pass. The upsert returns the rows it inserted (xmax = 0) or updated; the
         rows its WHERE skipped are the unchanged ones. Saves the join of the staged rows with the table."""
-        # Room to sort and hash a big file's rows in memory, for this transaction only.
-        self.conn.execute(sa.text("SET LOCAL work_mem = '256MB'"))
+        # Room to sort the staged rows by key in memory, for this transaction only.
+        staged_bytes = self.conn.execute(sa.select(sa.func.pg_total_relation_size(self.table.name))).scalar_one()
+        self.conn.execute(sa.text(f"SET LOCAL work_mem = '{sort_memory_mb(staged_bytes)}MB'"))
         written = upsert.returning(sa.literal_column("xmax = 0", sa.Boolean).label("inserted")).cte("written")
         inserted, updated = self.conn.execute(
             sa.select(sa.func.count().filter(written.c.inserted), sa.func.count().filter(~written.c.inserted))

@@ -1,8 +1,9 @@
 """Chunk preparation: validate the raw rows, build the target rows, encode them for the staging tables.
 
 This is the CPU-bound part of an import (Python string work). For a big file it runs in worker
-processes, a few chunks in flight per worker, while this process reads the file and writes the staging
-tables; results come back in file order, so the import is the same whichever way it ran.
+processes, a few chunks in flight per worker, while this process reads the file, writes the staging
+tables and prepares chunks itself when the workers are busy; results come back in file order, so the
+import is the same whichever way it ran.
 """
 
 from __future__ import annotations

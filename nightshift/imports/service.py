@@ -36,13 +36,13 @@ from nightshift.imports.prepare import (
     worker_count,
 )
 from nightshift.imports.profiles import PROFILES, Field, Profile, detect_profile
-from nightshift.imports.reading import FileRejected, TableChunk, TableInfo, open_table
+from nightshift.imports.reading import MIXED_SUFFIX, FileRejected, TableChunk, TableInfo, open_table
 from nightshift.imports.report import REPORT_COLUMNS, ErrorReport
 from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, target
 from nightshift.imports.validate import ColumnMapping
 
 logger = logging.getLogger("nightshift.imports")
-# One record per chunk with the rows read so far (`nightshift_rows`): the CLI's terminal progress line.
+# One record every PROGRESS_EVERY_ROWS rows and at the end (`nightshift_rows`): the CLI's terminal progress line.
 progress_logger = logging.getLogger("nightshift.imports.progress")
 
 ERRORS_IN_OUTCOME = 100
@@ -481,6 +481,8 @@ def _summary(outcome: ImportOutcome) -> str:
         summary += f"; unknown columns ignored: {', '.join(outcome.unknown_columns)}"
     if outcome.nul_bytes_removed:
         summary += f"; {outcome.nul_bytes_removed} NUL byte(s) removed from the text"
+    if outcome.encoding and outcome.encoding.endswith(MIXED_SUFFIX):
+        summary += "; bytes that are not UTF-8 were read as Windows-1252: check the accents"
     if outcome.workers:
         summary += f"; validated by {outcome.workers + 1} processes"
     return summary
