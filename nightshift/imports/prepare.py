@@ -71,7 +71,8 @@ class PreparedChunk:
 
 
 def hash_keys(keys: pd.Series) -> np.ndarray:
-    return pd.util.hash_array(keys.to_numpy(dtype=object))
+    # Keys are mostly distinct: hashing them directly beats factorizing them first.
+    return pd.util.hash_array(keys.to_numpy(dtype=object), categorize=False)
 
 
 def prepare_chunk(job: ChunkJob, frame: pd.DataFrame, lines: np.ndarray) -> PreparedChunk:
