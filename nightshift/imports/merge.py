@@ -137,11 +137,9 @@ class StagingTable:
         table = sa.Table(f"{self.table.name}_lines", sa.MetaData(), sa.Column("line", sa.Integer, primary_key=True),
                          prefixes=["TEMPORARY"])
         table.create(self.conn)
-        try:
-            self.conn.execute(table.insert(), [{"line": int(line)} for line in np.unique(lines)])
-            yield sa.select(table.c.line)
-        finally:
-            table.drop(self.conn)
+        self.conn.execute(table.insert(), [{"line": int(line)} for line in np.unique(lines)])
+        yield sa.select(table.c.line)
+        table.drop(self.conn)  # after an error, the rollback of the import's transaction takes it away
 
     def keys_at(self, lines: np.ndarray) -> dict[int, str]:
         """The staged `_key` of each of these lines."""

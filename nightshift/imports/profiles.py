@@ -152,7 +152,7 @@ CITIES = Profile(
     fields=(
         Field("nom", aliases=("ville", "commune", "nom_commune", "name", "city"), max_length=255, names_row=True),
         Field("code_postal", "postal_code", aliases=("cp", "postal_code", "zip", "code_postal_commune")),
-        Field("villes", "city_with_postal_code", aliases=("ville_cp", "nom_cp")),
+        Field("villes", "city_with_postal_code", aliases=("ville_cp", "nom_cp"), max_length=300),
         Field("departement", aliases=("department", "dept", "nom_departement"), max_length=100),
         Field("region", aliases=("nom_region",), max_length=100),
         Field("latitude", "decimal", aliases=("lat",), min_value=-90, max_value=90),

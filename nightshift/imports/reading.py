@@ -1,9 +1,10 @@
 """Reading uploaded tables (CSV, XLSX, XLS, ODS) as raw text cells, in chunks, with file line numbers.
 
-CSV: encoding by BOM → strict UTF-8 → cp1252 (not latin-1: € ’ œ live in 0x80–0x9F); delimiter among
-`; , tab |` chosen by consistent field counts and by the header matching the profile (not
-csv.Sniffer). Spreadsheets: python-calamine (openpyxl read-only as fallback for .xlsx); the sheet and
-header row (first 30 rows) that best match the profile. No type conversion happens here.
+CSV: encoding by BOM → strict UTF-8 → UTF-8 mixed with cp1252 → cp1252 (not latin-1: € ’ œ live in
+0x80–0x9F), damaged UTF-16 refused; delimiter among `; , tab |` chosen by consistent field counts and
+by the header matching the profile (not csv.Sniffer). Spreadsheets, recognised by content: python-calamine
+(openpyxl read-only as fallback for .xlsx); the sheet and header row (first 30 rows) that best match
+the profile. No type conversion happens here.
 """
 
 from __future__ import annotations
@@ -161,17 +162,19 @@ def _holds_any(path: Path, byte_values: bytes) -> bool:
     return False
 
 
-def _has_utf8_multibyte(path: Path) -> bool:
-    """True when some non-ASCII bytes of the file are valid UTF-8 (they decode to something other than
-    the replacement character)."""
+def _mostly_utf8(path: Path) -> bool:
+    """True when the file's non-ASCII characters are more often valid UTF-8 than not: a UTF-8 file with a
+    few Windows-1252 lines. A Windows-1252 file can hold a valid UTF-8 pair by chance ("É" before a
+    no-break space): one such pair among its accents does not make it UTF-8."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    valid = invalid = 0
     with path.open("rb") as handle:
         while block := handle.read(SCAN_BLOCK_BYTES):
             text = decoder.decode(block)
-            non_ascii = len(text) - len(text.encode("ascii", errors="ignore"))
-            if non_ascii > text.count("\ufffd"):
-                return True
-    return False
+            replaced = text.count("\ufffd")
+            valid += len(text) - len(text.encode("ascii", errors="ignore")) - replaced
+            invalid += replaced
+    return valid >= invalid
 
 
 def _detect_encoding(path: Path, head: bytes) -> str:
@@ -193,7 +196,7 @@ def _detect_encoding(path: Path, head: bytes) -> str:
     not_utf8 = _first_undecodable(path, "utf-8", skip=len(codecs.BOM_UTF8) if bom else 0)
     if not_utf8 is None:
         return utf8
-    if bom or _has_utf8_multibyte(path):
+    if bom or _mostly_utf8(path):
         logger.warning("%s: UTF-8 text with bytes that are not UTF-8 (first on line %d): those are read as "
                        "Windows-1252", path.name, not_utf8[0])
         return utf8 + MIXED_SUFFIX
@@ -401,14 +404,14 @@ def _one_record_per_line(path: Path) -> bool:
 def _c_parser_chunks(info: TableInfo, max_rows: int, chunk_rows: int) -> Iterator[TableChunk]:
     width = len(info.header)
     codec, errors = text_codec(info.encoding)
-    reader = pd.read_csv(
-        info.path, sep=info.delimiter, header=None, names=info.header, usecols=range(width),
-        skiprows=info.header_line, dtype=object, keep_default_na=False, na_filter=False,
-        skip_blank_lines=False, encoding=codec, encoding_errors=errors, chunksize=chunk_rows, engine="c",
-    )
     first_line, data_rows = info.header_line + 1, 0
-    with reader:
-        try:
+    try:
+        # read_csv parses the first rows at once: it stays inside the try.
+        with pd.read_csv(
+            info.path, sep=info.delimiter, header=None, names=info.header, usecols=range(width),
+            skiprows=info.header_line, dtype=object, keep_default_na=False, na_filter=False,
+            skip_blank_lines=False, encoding=codec, encoding_errors=errors, chunksize=chunk_rows, engine="c",
+        ) as reader:
             for frame in reader:
                 lines = np.arange(first_line, first_line + len(frame), dtype=np.int64)
                 first_line += len(frame)
@@ -420,9 +423,9 @@ def _c_parser_chunks(info: TableInfo, max_rows: int, chunk_rows: int) -> Iterato
                     raise _too_many_rows(info.path, max_rows)
                 if len(frame):
                     yield TableChunk(frame.reset_index(drop=True), lines)
-            return
-        except pd.errors.ParserError:
-            pass  # a shape the C parser refuses (e.g. no line of a chunk as wide as the header)
+        return
+    except pd.errors.ParserError:
+        pass  # a shape the C parser refuses: a header wider than every line of a chunk, a quote it reads as open
     # Records are single lines here: the csv module goes on from the first line not yet yielded.
     records = _CsvRecords(info.path, info.encoding, info.delimiter, skip_lines=first_line - 1)
     yield from _record_chunks(info, records, max_rows, chunk_rows, data_rows)

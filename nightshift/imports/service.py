@@ -30,6 +30,7 @@ from nightshift.imports.messages import message
 from nightshift.imports.prepare import (
     PARENT_TARGETS,
     ChunkJob,
+    KeyHashes,
     PreparedTarget,
     prepared_chunks,
     start_worker_server,
@@ -154,7 +155,7 @@ class _Run:
         self.import_id, self.progress = import_id, progress
         self.timings: dict[str, float] = {"read_s": 0.0, "validate_s": 0.0, "stage_s": 0.0}
         self.errors: list[pd.DataFrame] = []
-        self.keys: dict[str, list[pd.DataFrame]] = {}
+        self.keys: dict[str, list[KeyHashes]] = {}
         self.staging: dict[str, StagingTable] = {}
         self.parent_keys: dict[str, set[str]] = {name: set() for name in PARENT_TARGETS}
         self.rows_total = 0
@@ -385,9 +386,10 @@ def _drop_staging(run: _Run, conn: Connection) -> None:
     try:
         if conn.in_transaction():
             conn.rollback()
-        if conn.dialect.name == "sqlite":
+        if conn.dialect.name == "sqlite" and conn.engine.url.database not in (None, "", ":memory:"):
             # Closing the connection deletes its temporary database in one go; DROP TABLE would free a
-            # big staging table page by page (about a second per million rows).
+            # big staging table page by page (about a second per million rows). Not for an in-memory
+            # database, which would go with it.
             conn.invalidate()
             return
         with conn.begin():

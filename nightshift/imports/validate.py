@@ -29,8 +29,7 @@ _KIND_PARSERS = {
     "naf": (values.parse_naf, "invalid_naf"),
     "postal_code": (values.parse_postal_code, "invalid_postal_code"),
 }
-# The name must hold a letter or digit: it becomes the city's slug.
-_CITY_WITH_POSTAL_CODE = r"^(?P<name>.*?[^\W_].*?)\s*\(\s*(?P<cp>\d{4,5})\s*\)$"
+_CITY_WITH_POSTAL_CODE = r"^(?P<name>.*\S)\s*\(\s*(?P<cp>\d{4,5})\s*\)$"
 
 
 @dataclass(frozen=True)
@@ -190,6 +189,8 @@ def _split_city_with_postal_code(out: pd.DataFrame, frame: pd.DataFrame, mapping
         return
     combined = out["villes"]
     parts = combined.str.extract(_CITY_WITH_POSTAL_CODE)
+    # The name must hold a letter or digit: it becomes the city's slug.
+    parts["name"] = parts["name"].mask(values.check_no_letter_or_digit(parts["name"]))
     malformed = combined.notna() & parts["name"].isna()
     errors.add(malformed.to_numpy(), column, frame[column], "invalid_city")
     postal = values.parse_postal_code(parts["cp"])

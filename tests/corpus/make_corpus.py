@@ -106,7 +106,7 @@ def csv_files() -> None:
     (FILES / "bom_then_cp1252_cities.csv").write_bytes(
         b"\xef\xbb\xbfnom;code_postal\n" + "Béziers;34500\nSète;34200\n".encode("cp1252"))
     (FILES / "mixed_utf8_cp1252_cities.csv").write_bytes(
-        "nom;code_postal\nBéziers;34500\n".encode() + "Nîmes;30000\nL’Œuvre;30100\n".encode("cp1252"))
+        "nom;code_postal\nBéziers;34500\nNîmes;30000\n".encode() + "L’Œuvre;30100\n".encode("cp1252"))
     (FILES / "truncated_utf16_cities.csv").write_bytes(
         "nom;code_postal\nLyon;69001\nBéziers;34500\n".encode("utf-16")[:-1])
     text("non_latin_names_businesses.csv", "nom;ville\n北京饭店;Paris\nΩmega Café;Lyon\n...;Lyon\n")

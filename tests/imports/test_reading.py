@@ -103,3 +103,25 @@ def test_bytes_neither_utf8_nor_windows_1252_are_refused_with_their_line(tmp_pat
     with pytest.raises(FileRejected) as raised:
         open_table(path, score_header=PROFILES["cities"].score_header, **LIMITS)
     assert raised.value.code == "unreadable" and "line 3" in raised.value.message
+
+
+def test_a_quote_the_c_parser_reads_as_open_on_the_first_line_is_a_clean_refusal(tmp_path):
+    """Every line has an even number of quotes (so the C parser is chosen), but `;"69001` opens a
+    quoted field that never closes: the csv module takes over and refuses the file with the line."""
+    path = tmp_path / "quote.csv"
+    path.write_text('nom;code_postal\nLy"on;"69001\nBron;69500\n', encoding="utf-8")
+    assert _one_record_per_line(path)
+    _, chunks = open_table(path, score_header=PROFILES["cities"].score_header, **LIMITS)
+    with pytest.raises(FileRejected) as raised:
+        list(chunks)
+    assert raised.value.code == "unclosed_quote" and "line 2" in raised.value.message
+
+
+def test_a_windows_1252_file_with_a_utf8_looking_pair_stays_windows_1252(tmp_path):
+    """"É" before a no-break space is a valid UTF-8 pair by chance; the file's other accents are not
+    UTF-8, so the whole file is read as Windows-1252."""
+    path = tmp_path / "villes.csv"
+    path.write_bytes("nom;code_postal\nCAFÉ\xa0: Béziers;34500\nSète;34200\n".encode("cp1252"))
+    info, frames = rows_of(path, PROFILES["cities"].score_header)
+    assert info.encoding == "cp1252"
+    assert list(frames[0].frame["nom"]) == ["CAFÉ\xa0: Béziers", "Sète"]

@@ -13,6 +13,11 @@ def run_migrations_online() -> None:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
+            if is_sqlite(url):
+                # Batch mode rebuilds a table by copy, DROP and rename: with foreign keys on, the DROP
+                # would fire the ON DELETE actions of the rows that refer to it (cascades, SET NULL).
+                # The pragma only takes effect outside a transaction, hence on the driver connection.
+                connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
             context.configure(
                 connection=connection,
                 target_metadata=metadata,
@@ -22,6 +27,10 @@ def run_migrations_online() -> None:
             )
             with context.begin_transaction():
                 context.run_migrations()
+                if is_sqlite(url):
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"migration left rows with dangling foreign keys: {broken[:5]}")
     finally:
         engine.dispose()
 

@@ -22,6 +22,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in TABLES:
+        # Provenance of pruned import logs cannot be a foreign key.
+        op.execute(f"UPDATE {table} SET import_id = NULL WHERE import_id NOT IN (SELECT id FROM imports)")
         with op.batch_alter_table(table) as batch:
             batch.create_foreign_key(f"fk_{table}_import_id_imports", "imports", ["import_id"], ["id"],
                                      ondelete="SET NULL")
