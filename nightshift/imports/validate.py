@@ -99,9 +99,10 @@ def _parse_field(field: Field, raw: pd.Series, column: str, errors: _Errors,
                  phone_region: str) -> tuple[pd.Series, np.ndarray]:
     """The field's normalised values, and where the cell holds something once cleaned (valid or not)."""
     if field.kind in ("text", "city_with_postal_code"):
-        codes, distinct = pd.factorize(raw)
-        if 0 < len(distinct) <= len(raw) // 2:  # repeated values (cities, labels): each cleaned once
-            text, too_long, nameless = _text_field(field, pd.Series(distinct, dtype=object))
+        found = values.repeated(raw)
+        if found is not None:  # each distinct value cleaned once, then spread back
+            codes, distinct = found
+            text, too_long, nameless = _text_field(field, distinct)
             text = pd.Series(pd.api.extensions.take(text.to_numpy(dtype=object), codes, allow_fill=True,
                                                     fill_value=pd.NA), index=raw.index, dtype=object)
             too_long, nameless = too_long[codes] & (codes >= 0), nameless[codes] & (codes >= 0)

@@ -84,13 +84,23 @@ def clean_text(s: pd.Series) -> pd.Series:
     return pd.Series(cells, index=s.index, dtype=object)
 
 
+def repeated(s: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
+    """(codes, distinct values) of a column whose values repeat enough (cities, NAF codes, flags,
+    sites...) that working on the distinct ones pays; None otherwise. Code -1 marks a missing cell."""
+    codes, uniques = pd.factorize(s)
+    if len(uniques) == 0 or len(uniques) > len(s) // 2:
+        return None
+    return codes, pd.Series(uniques, dtype=object)
+
+
 def on_distinct(parser, text: pd.Series, **kwargs) -> Parsed:
-    """Run an element-wise parser on the distinct values only when they repeat (cities, NAF codes,
-    flags, sites...), then spread the results back: same output, a fraction of the work."""
-    codes, uniques = pd.factorize(text)
-    if len(uniques) == 0 or len(uniques) > len(text) // 2:
+    """Run an element-wise parser on the distinct values only when they repeat, then spread the results
+    back: same output, a fraction of the work."""
+    found = repeated(text)
+    if found is None:
         return parser(text, **kwargs)
-    parsed = parser(pd.Series(uniques, dtype=object), **kwargs)
+    codes, distinct = found
+    parsed = parser(distinct, **kwargs)
     spread = pd.api.extensions.take(parsed.values.array, codes, allow_fill=True)
     invalid = parsed.invalid.to_numpy(dtype=bool)[codes] & (codes >= 0)
     return Parsed(pd.Series(spread, index=text.index), pd.Series(invalid, index=text.index))
