@@ -3,7 +3,8 @@
 This is the CPU-bound part of an import (Python string work). For a big file it runs in worker
 processes, a few chunks in flight per worker, while this process reads the file, writes the staging
 tables and prepares chunks itself when the workers are busy; results come back in file order, so the
-import is the same whichever way it ran.
+import is the same whichever way it ran. On SQLite a worker also writes its rows to a scratch file
+(`scratch_dir`), which this process copies into the staging table in one statement.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from nightshift.imports.merge import StagingPayload, staging_payload
+from nightshift.imports.merge import ScratchRows, StagingPayload, staging_payload, write_scratch
 from nightshift.imports.profiles import PROFILES
 from nightshift.imports.reading import TableChunk
 from nightshift.imports.targets import build_rows
@@ -41,6 +43,7 @@ class ChunkJob:
     mapping: ColumnMapping
     phone_region: str
     dialect: str
+    scratch_dir: str | None = None  # SQLite: where worker processes write the rows they prepared
 
 
 @dataclass
@@ -57,7 +60,7 @@ class PreparedTarget:
     name: str
     columns: list[str]
     keys: KeyHashes | None = None
-    payload: StagingPayload | None = None
+    payload: StagingPayload | ScratchRows | None = None
     parents: pd.DataFrame | None = None  # parent targets: the rows, filtered by the caller
 
 
@@ -90,6 +93,17 @@ def prepare_chunk(job: ChunkJob, frame: pd.DataFrame, lines: np.ndarray) -> Prep
             targets.append(PreparedTarget(name, columns, keys=KeyHashes(hashes, rows["_line"].to_numpy(np.int64)),
                                           payload=staging_payload(rows, job.dialect)))
     return PreparedChunk(result.rows, result.errors, targets, validated - started, time.perf_counter() - validated)
+
+
+def _prepare_in_worker(job: ChunkJob, frame: pd.DataFrame, lines: np.ndarray, number: int) -> PreparedChunk:
+    prepared = prepare_chunk(job, frame, lines)
+    if job.scratch_dir is not None:
+        started = time.perf_counter()
+        for target in prepared.targets:
+            if isinstance(target.payload, StagingPayload) and target.payload.rows:
+                target.payload = write_scratch(target.payload, Path(job.scratch_dir) / f"{number}-{target.name}.db")
+        prepared.build_s += time.perf_counter() - started
+    return prepared
 
 
 def worker_count(processes: int, min_bytes: int, file_bytes: int) -> int:
@@ -126,10 +140,10 @@ def prepared_chunks(job: ChunkJob, chunks: Iterator[TableChunk], workers: int) -
     pending: deque[Future[PreparedChunk] | PreparedChunk] = deque()
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         try:
-            for chunk in chunks:
+            for number, chunk in enumerate(chunks):
                 queued = sum(1 for item in pending if isinstance(item, Future) and not item.done())
                 if queued < workers * IN_FLIGHT_PER_WORKER:
-                    pending.append(pool.submit(prepare_chunk, job, chunk.frame, chunk.lines))
+                    pending.append(pool.submit(_prepare_in_worker, job, chunk.frame, chunk.lines, number))
                 else:
                     pending.append(prepare_chunk(job, chunk.frame, chunk.lines))
                 # Hand over what is ready at the head; wait for it once enough is held back.

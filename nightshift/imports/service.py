@@ -7,8 +7,10 @@ half-written: the merge of every target and the log's final state commit in one 
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ from nightshift.imports.prepare import (
     PARENT_TARGETS,
     ChunkJob,
     KeyHashes,
+    PreparedChunk,
     PreparedTarget,
     prepared_chunks,
     start_worker_server,
@@ -189,10 +192,18 @@ class _Run:
     def stage_chunks(self, conn: Connection, chunks: Iterator[TableChunk], profile: Profile,
                      mapping: ColumnMapping) -> None:
         suffix = f"{self.import_id or 'dry'}_{int(time.time() * 1000) % 100000}"
-        job = ChunkJob(profile.name, mapping, self.phone_region, conn.dialect.name)
         if self.workers:
             logger.info("%s: validating in this process and %d worker processes", self.path.name, self.workers)
-        for prepared in prepared_chunks(job, _timed(chunks, self.timings, "read_s"), self.workers):
+        # Closed in this order: the workers are done before their scratch folder goes.
+        with (tempfile.TemporaryDirectory(prefix="nightshift-import-", ignore_cleanup_errors=True) as scratch,
+              closing(prepared_chunks(
+                  ChunkJob(profile.name, mapping, self.phone_region, conn.dialect.name,
+                           scratch_dir=scratch if conn.dialect.name == "sqlite" else None),
+                  _timed(chunks, self.timings, "read_s"), self.workers)) as prepared_in_order):
+            self._stage_all(conn, prepared_in_order, suffix)
+
+    def _stage_all(self, conn: Connection, prepared_in_order: Iterator[PreparedChunk], suffix: str) -> None:
+        for prepared in prepared_in_order:
             self.rows_total += prepared.rows
             if not prepared.errors.empty:
                 self.errors.append(prepared.errors)
@@ -369,9 +380,9 @@ def _execute(run: _Run, outcome: ImportOutcome, started: float) -> None:
 
     with run.engine.connect() as conn:
         try:
+            run.stage_chunks(conn, chunks, profile, mapping)
+            _log_stage(run, "parsed")
             with conn.begin():
-                run.stage_chunks(conn, chunks, profile, mapping)
-                _log_stage(run, "parsed")
                 run.reject_duplicates()
                 run.reject_unknown_categories(mapping)
             outcome.nul_bytes_removed, outcome.workers = info.nul_bytes_removed, run.workers

@@ -84,9 +84,17 @@ def clean_text(s: pd.Series) -> pd.Series:
     return pd.Series(cells, index=s.index, dtype=object)
 
 
+# Values sampled, evenly spread, to tell a column of mostly distinct values without factorizing it all.
+_REPEAT_SAMPLE = 1000
+
+
 def repeated(s: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
     """(codes, distinct values) of a column whose values repeat enough (cities, NAF codes, flags,
     sites...) that working on the distinct ones pays; None otherwise. Code -1 marks a missing cell."""
+    if len(s) > 2 * _REPEAT_SAMPLE:
+        sample = s.to_numpy(dtype=object)[::len(s) // _REPEAT_SAMPLE]
+        if len(pd.unique(sample)) > 0.95 * len(sample):  # names, e-mails, SIRETs: factorizing would not pay
+            return None
     codes, uniques = pd.factorize(s)
     if len(uniques) == 0 or len(uniques) > len(s) // 2:
         return None

@@ -2,6 +2,7 @@
 exactly those of the same import done in one process (chunks come back in file order)."""
 
 import multiprocessing.forkserver
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -11,6 +12,7 @@ import sqlalchemy as sa
 
 from nightshift.db.schema import businesses, categories, subcategories
 from nightshift.imports import prepare, service
+from nightshift.imports.merge import StagingTable
 from nightshift.imports.service import ImportOptions, run_import
 
 ROWS = 3_000
@@ -61,13 +63,31 @@ def clear(engine):
             conn.execute(table.delete())
 
 
+def scratch_files_through(monkeypatch) -> list[str]:
+    """Paths of the scratch files this process copies into staging tables (SQLite)."""
+    copied = []
+    copy_scratch = StagingTable._copy_scratch
+
+    def recording(self, cursor, scratch):
+        copied.append(scratch.path)
+        copy_scratch(self, cursor, scratch)
+
+    monkeypatch.setattr(StagingTable, "_copy_scratch", recording)
+    return copied
+
+
 def test_worker_processes_give_the_same_import_as_one_process(db, settings, tmp_path, monkeypatch):
     monkeypatch.setattr(service, "CHUNK_ROWS", CHUNK)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    copied = scratch_files_through(monkeypatch)
     path = big_file(tmp_path / "entreprises.csv")
     options = ImportOptions(profile="businesses")
 
     parallel = run_import(db, path, with_processes(settings, 3), options)
     parallel_rows = snapshot(db)
+    # On SQLite the workers' rows came through scratch files, each removed once copied, with their folder.
+    assert bool(copied) == (db.dialect.name == "sqlite")
+    assert not any(Path(p).exists() for p in copied) and list(tmp_path.glob("nightshift-import-*")) == []
     clear(db)
     serial = run_import(db, path, with_processes(settings, 1), options)
 
@@ -102,6 +122,7 @@ def test_a_bad_file_found_out_while_workers_run_fails_cleanly(db, settings, tmp_
     """A quoted field left open near the end is only found once workers hold chunks: the import fails
     with the line, writes nothing, and the workers are shut down with it."""
     monkeypatch.setattr(service, "CHUNK_ROWS", CHUNK)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     path = big_file(tmp_path / "entreprises.csv")
     with path.open("a", encoding="utf-8") as handle:
         handle.write('"Garage sans fin;12345678900011;Garage;Sous 1;a@b.fr;1000;Lyon\nSuite;;;;;;\n')
@@ -111,6 +132,7 @@ def test_a_bad_file_found_out_while_workers_run_fails_cleanly(db, settings, tmp_
     assert (outcome.status, outcome.unreadable, outcome.inserted) == ("failed", True, 0)
     assert f"line {ROWS + 2}" in outcome.message and "never closes" in outcome.message
     assert snapshot(db) == []
+    assert list(tmp_path.glob("nightshift-import-*")) == []  # the workers' scratch folder went with them
     server = multiprocessing.forkserver._forkserver._forkserver_pid
     deadline = time.monotonic() + 10  # the server reaps its exited children asynchronously
     while children_of(server) and time.monotonic() < deadline:

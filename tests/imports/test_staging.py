@@ -1,24 +1,26 @@
 """Staging tables take every value back exactly as encoded by `staging_payload`, on both databases:
-COPY's text format on PostgreSQL (escapes, NULL marker), executemany on SQLite."""
+COPY's text format on PostgreSQL (escapes, NULL marker), executemany on SQLite, and on SQLite also
+through the scratch file a worker process writes."""
 
 from datetime import date
 
 import pandas as pd
 import sqlalchemy as sa
 
-from nightshift.imports.merge import StagingTable, staging_payload
+from nightshift.db import migrate
+from nightshift.db.engine import create_engine
+from nightshift.imports.merge import StagingTable, staging_payload, write_scratch
 from nightshift.imports.targets import target
 
 TRICKY = ["tab\there", "line\nbreak", "lone\rCR", "crlf\r\nend", "back\\slash", "\\N", "\\\\N", "’œ€ 北京",
           "ends with backslash\\", "", "  spaced  "]
 
 
-def test_tricky_values_round_trip_through_the_staging_table(db):
+def tricky_frame() -> pd.DataFrame:
     n = len(TRICKY)
-    descriptions = [None if i % 3 == 0 else text for i, text in enumerate(TRICKY)]
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "name": pd.Series(TRICKY, dtype=object),
-        "description": pd.Series(descriptions, dtype=object),
+        "description": pd.Series([None if i % 3 == 0 else text for i, text in enumerate(TRICKY)], dtype=object),
         "latitude": [0.1 * i if i % 2 else None for i in range(n)],
         "is_active": pd.array([True, False, None] * (n // 3) + [True] * (n % 3), dtype="boolean"),
         "founded_on": [date(2020, 1, i + 1) if i % 4 else None for i in range(n)],
@@ -26,16 +28,24 @@ def test_tricky_values_round_trip_through_the_staging_table(db):
         "_line": list(range(2, n + 2)),
         "_key": [f"key {i}" for i in range(n)],
     })
-    with db.connect() as conn, conn.begin():
+
+
+def staged_back(engine, frame: pd.DataFrame, scratch_path=None) -> list:
+    """The frame written to a staging table (through a scratch file when a path is given), read back."""
+    with engine.connect() as conn:
         staging = StagingTable(conn, target("businesses"), list(frame.columns), "roundtrip")
         payload = staging_payload(frame, conn.dialect.name)
         assert "website" not in payload.columns
-        staging.write(payload)
-        stored = conn.execute(sa.select(staging.table).order_by(staging.table.c._line)).all()
-        staging.drop()
+        staging.write(write_scratch(payload, scratch_path) if scratch_path else payload)
+        assert staging.rows == len(frame)
+        with conn.begin():
+            stored = conn.execute(sa.select(staging.table).order_by(staging.table.c._line)).all()
+            staging.drop()
+    return stored
 
-    assert staging.rows == n
-    assert [row.description for row in stored] == descriptions
+
+def assert_same_values(stored: list, frame: pd.DataFrame) -> None:
+    assert [row.description for row in stored] == [None if pd.isna(d) else d for d in frame["description"]]
     for row, expected in zip(stored, frame.itertuples(index=False), strict=True):
         assert row.name == expected.name
         assert row.latitude == (None if pd.isna(expected.latitude) else expected.latitude)
@@ -43,3 +53,18 @@ def test_tricky_values_round_trip_through_the_staging_table(db):
         assert row.founded_on == expected.founded_on
         assert row.website is None
     assert [row._key for row in stored] == list(frame["_key"])
+
+
+def test_tricky_values_round_trip_through_the_staging_table(db):
+    frame = tricky_frame()
+    assert_same_values(staged_back(db, frame), frame)
+
+
+def test_tricky_values_round_trip_through_a_scratch_file_on_sqlite(tmp_path):
+    url = f"sqlite:///{tmp_path / 'app.db'}"
+    migrate.upgrade(url)
+    engine = create_engine(url)
+    frame = tricky_frame()
+    assert_same_values(staged_back(engine, frame, tmp_path / "chunk.db"), frame)
+    assert not (tmp_path / "chunk.db").exists()  # a scratch file goes once copied
+    engine.dispose()

@@ -376,3 +376,17 @@ def _luhn_ok(digits: str) -> bool:
         digit = int(char) * (2 if position % 2 else 1)
         total += digit - 9 if digit > 9 else digit
     return total % 10 == 0
+
+
+def test_repeated_factorizes_columns_whose_values_repeat_and_skips_distinct_ones():
+    n = 10_000
+    cities = pd.Series(["Lyon", "Nîmes", None, "Béziers"] * (n // 4), dtype=object)
+    codes, distinct = v.repeated(cities)
+    assert distinct.tolist() == ["Lyon", "Nîmes", "Béziers"]
+    assert (distinct.to_numpy()[codes[codes >= 0]] == cities.dropna().to_numpy()).all()
+    assert (codes == -1).sum() == n // 4
+    emails = pd.Series([f"contact{i}@exemple.fr" for i in range(n)], dtype=object)
+    assert v.repeated(emails) is None
+    # Distinct at first sight but half repeats: the whole column decides, not only the sample.
+    half = pd.Series([f"n{i % (n // 2)}" for i in range(n)], dtype=object)
+    assert len(v.repeated(half)[1]) == n // 2

@@ -1,0 +1,38 @@
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from nightshift.imports.targets import content_hash
+
+
+def _hash_as_first_stored(frame: pd.DataFrame) -> pd.Series:
+    """The content hash as imports have always stored it: hash_pandas_object of the rows as text."""
+    as_text = frame.astype(object).where(frame.notna(), "\x00").astype(str)
+    hashed = pd.util.hash_pandas_object(as_text, index=False, categorize=False).to_numpy(dtype=np.uint64)
+    return pd.Series([f"{h:016x}" for h in hashed], index=frame.index)
+
+
+def test_content_hash_keeps_the_values_stored_by_earlier_imports():
+    n = 6_000
+    frame = pd.DataFrame({
+        "name": [f"Société n°{i}" for i in range(n)],  # distinct values
+        "city": pd.Series(["Lyon", None, "Saint-Étienne"] * (n // 3), dtype=object),  # repeated, some missing
+        "naf_code": pd.Series(["62.01Z"] * n, dtype="str"),
+        "latitude": pd.Series([45.75, None, 4.5e-3] * (n // 3), dtype=object),
+        "founded_on": pd.Series([date(2020, 1, 2), None, date(1999, 12, 31)] * (n // 3), dtype=object),
+        "created": pd.to_datetime(pd.Series(["2021-03-04", None, "2022-05-06"] * (n // 3))),
+        "is_active": pd.array([True, None, False] * (n // 3), dtype="boolean"),
+        "population": pd.array([1200, None, 3] * (n // 3), dtype="Int64"),
+        "description": pd.Series([None] * n, dtype=object),  # a column the file does not fill
+    }, index=np.arange(10, 10 + n))
+    for rows in (frame, frame.head(5)):
+        assert content_hash(rows).equals(_hash_as_first_stored(rows))
+
+
+def test_content_hash_changes_with_any_written_value():
+    frame = pd.DataFrame({"name": ["A", "B"], "city": ["Lyon", None]})
+    changed = frame.assign(city=["Lyon", "Nîmes"])
+    before, after = content_hash(frame), content_hash(changed)
+    assert before[0] == after[0] and before[1] != after[1]
+    assert before.str.fullmatch(r"[0-9a-f]{16}").all()
