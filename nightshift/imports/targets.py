@@ -68,20 +68,25 @@ _NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
 _EMPTY_HASH = pd.util.hash_array(np.array([""], dtype=object), categorize=False)[0]
 
 
+def _hashes_as_text(items: np.ndarray) -> np.ndarray:
+    if pd.api.types.infer_dtype(items, skipna=False) != "string":  # numbers, dates, flags
+        items = np.array([v if v.__class__ is str else str(v) for v in items], dtype=object)
+    return pd.util.hash_array(items, categorize=False)
+
+
 def _text_hashes(column: pd.Series) -> np.ndarray:
     """pandas' 64-bit hash of each value as text (missing: ""), each distinct value hashed once when
     values repeat, a constant for a column the file does not fill."""
     missing = column.isna().to_numpy()
     if missing.all():
         return np.full(len(column), _EMPTY_HASH, dtype=np.uint64)
-    text = np.where(missing, "", column.to_numpy(dtype=object))  # NaT, NaN, None and pd.NA alike
-    if pd.api.types.infer_dtype(text, skipna=False) != "string":  # numbers, dates, flags
-        text = np.array([v if v.__class__ is str else str(v) for v in text], dtype=object)
-    found = values.repeated(pd.Series(text, copy=False))
+    # Python objects of several types are hashed one by one: factorizing takes 1 and True as one value.
+    mixed = column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) != "string"
+    found = None if mixed else values.repeated(column)
     if found is None:
-        return pd.util.hash_array(text, categorize=False)
+        return _hashes_as_text(np.where(missing, "", column.to_numpy(dtype=object)))  # NaT, NaN, None, NA alike
     codes, distinct = found
-    return pd.util.hash_array(distinct.to_numpy(dtype=object), categorize=False)[codes]
+    return np.where(codes >= 0, _hashes_as_text(distinct.to_numpy(dtype=object))[codes], _EMPTY_HASH)
 
 
 def content_hash(frame: pd.DataFrame) -> pd.Series:
