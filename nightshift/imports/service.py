@@ -10,7 +10,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing
+from contextlib import closing, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -194,12 +194,13 @@ class _Run:
         suffix = f"{self.import_id or 'dry'}_{int(time.time() * 1000) % 100000}"
         if self.workers:
             logger.info("%s: validating in this process and %d worker processes", self.path.name, self.workers)
+        scratch_folder = (tempfile.TemporaryDirectory(prefix="nightshift-import-", ignore_cleanup_errors=True)
+                          if conn.dialect.name == "sqlite" and self.workers else nullcontext())
         # Closed in this order: the workers are done before their scratch folder goes.
-        with (tempfile.TemporaryDirectory(prefix="nightshift-import-", ignore_cleanup_errors=True) as scratch,
-              closing(prepared_chunks(
-                  ChunkJob(profile.name, mapping, self.phone_region, conn.dialect.name,
-                           scratch_dir=scratch if conn.dialect.name == "sqlite" else None),
-                  _timed(chunks, self.timings, "read_s"), self.workers)) as prepared_in_order):
+        with (scratch_folder as scratch_dir,
+              closing(prepared_chunks(ChunkJob(profile.name, mapping, self.phone_region, conn.dialect.name,
+                                               scratch_dir=scratch_dir),
+                                      _timed(chunks, self.timings, "read_s"), self.workers)) as prepared_in_order):
             self._stage_all(conn, prepared_in_order, suffix)
 
     def _stage_all(self, conn: Connection, prepared_in_order: Iterator[PreparedChunk], suffix: str) -> None:
