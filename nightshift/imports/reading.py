@@ -147,7 +147,10 @@ def _first_undecodable(path: Path, encoding: str, skip: int = 0) -> tuple[int, i
             try:
                 decoder.decode(block, final=not block)
             except UnicodeDecodeError as exc:
-                return line + block[:exc.start].count(b"\n"), skip + offset + exc.start
+                # exc.object = bytes the decoder held back from the previous block (an unfinished
+                # character, no line break in it) + this block.
+                held_back = len(exc.object) - len(block)
+                return line + exc.object[:exc.start].count(b"\n"), skip + offset - held_back + exc.start
             if not block:
                 return None
             line += block.count(b"\n")

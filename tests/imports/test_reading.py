@@ -3,7 +3,7 @@
 import pytest
 
 from nightshift.imports.profiles import PROFILES
-from nightshift.imports.reading import FileRejected, _one_record_per_line, open_table
+from nightshift.imports.reading import FileRejected, _first_undecodable, _one_record_per_line, open_table
 
 LIMITS = {"max_bytes": 200 * 1024 * 1024, "max_rows": 1_000_000}
 
@@ -125,3 +125,15 @@ def test_a_windows_1252_file_with_a_utf8_looking_pair_stays_windows_1252(tmp_pat
     info, frames = rows_of(path, PROFILES["cities"].score_header)
     assert info.encoding == "cp1252"
     assert list(frames[0].frame["nom"]) == ["CAFÉ\xa0: Béziers", "Sète"]
+
+
+def test_the_first_undecodable_byte_is_located_exactly_across_read_blocks(tmp_path):
+    """A character cut by the 1 MiB read boundary: the decoder holds its first bytes back, and the bad
+    byte after it is still found at its own line and offset."""
+    block = 1024 * 1024
+    head = b"nom\n" + b"x" * (block - 4 - 3) + b"\n" + b"\xe2\x80"  # "’" cut after its second byte
+    path = tmp_path / "cut.csv"
+    path.write_bytes(head + b"\x99\xff\nsuite\n")
+    assert _first_undecodable(path, "utf-8") == (3, block + 1)  # the \xff, before the line break after it
+    path.write_bytes(head + b"\nsuite\n")  # the cut character never ends: its first byte is the bad one
+    assert _first_undecodable(path, "utf-8") == (3, block - 2)
