@@ -25,6 +25,8 @@ from sqlalchemy.engine import Connection
 from nightshift.imports.targets import Reference, Target
 
 _META_COLUMNS = ("_line", "_key")
+# Written with every update of a row, not compared: the hash of what the import read, and which import.
+_WRITTEN_ALONG = ("content_hash", "import_id")
 # PostgreSQL work_mem of the merge (MB): the least, and the most an import may take for its sort.
 SORT_MEMORY_MB = (256, 1024)
 
@@ -251,9 +253,10 @@ class StagingTable:
             ~sa.exists().where(table.c[column] == self.table.c[column]))
         return [row[0] for row in self.conn.execute(query)]
 
-    def merge(self, import_id: int | None, *, insert_only: bool = False) -> MergeCounts:
-        """Upsert the staged rows into the target; exact counts computed in the same transaction."""
-        upsert = self._upsert(self._resolved_select(import_id, ordered=True), insert_only)
+    def merge(self, import_id: int | None, fields: set[str], *, insert_only: bool = False) -> MergeCounts:
+        """Upsert the staged rows into the target; exact counts computed in the same transaction. An
+        existing row is updated where a column the file has (`fields`: its profile fields) differs."""
+        upsert = self._upsert(self._resolved_select(import_id, ordered=True), insert_only, fields)
         upsert = upsert.execution_options(preserve_rowcount=True)  # SQLAlchemy keeps it for UPDATE/DELETE only
         if insert_only:  # ON CONFLICT DO NOTHING: what the statement changed, it inserted
             return MergeCounts(inserted=self.conn.execute(upsert).rowcount)
@@ -289,7 +292,7 @@ class StagingTable:
         ).one()
         return MergeCounts(int(inserted), int(updated), self._resolved_count(import_id) - int(inserted) - int(updated))
 
-    def _upsert(self, source: sa.Select, insert_only: bool) -> sa.Insert:
+    def _upsert(self, source: sa.Select, insert_only: bool, fields: set[str]) -> sa.Insert:
         table = self.target.table
         if self.conn.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
@@ -298,13 +301,16 @@ class StagingTable:
         columns = [c.name for c in source.selected_columns]
         # `WHERE true`: SQLite needs it to parse INSERT … SELECT … ON CONFLICT unambiguously.
         statement = insert(table).from_select(columns, source.where(sa.true()))
-        if insert_only:
+        data = [c for c in columns if c not in self.target.conflict and c not in _WRITTEN_ALONG]
+        stated = self.target.stated_columns(data, fields)
+        if insert_only or not stated:  # nothing the file says could change an existing row
             return statement.on_conflict_do_nothing(index_elements=list(self.target.conflict))
         excluded = statement.excluded
-        updates = {c: excluded[c] for c in columns if c not in self.target.conflict}
+        # Columns the file does not have keep their values; the row's hash and provenance go along.
+        updates = {c: excluded[c] for c in [*stated, *_WRITTEN_ALONG] if c in columns}
         updates["updated_at"] = sa.func.current_timestamp()
         return statement.on_conflict_do_update(
             index_elements=list(self.target.conflict),
             set_=updates,
-            where=table.c.content_hash.is_distinct_from(excluded.content_hash),
+            where=sa.or_(*(table.c[c].is_distinct_from(excluded[c]) for c in stated)),
         )

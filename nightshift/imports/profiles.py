@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from nightshift.imports.values import normalize_header
 
 # Value kinds understood by the validator (nightshift/imports/validate.py).
+# Integer columns are 32-bit INTEGER on PostgreSQL: a larger number is an out_of_range error of its row.
+_INTEGER_MAX = 2**31 - 1
+
 KINDS = (
     "text", "integer", "decimal", "date", "bool", "email", "url", "phone",
     "siren", "siret", "naf", "postal_code", "city_with_postal_code",
@@ -124,7 +127,7 @@ CATEGORIES = Profile(
         Field("nom", aliases=("name", "term_name", "categorie"), required=True, max_length=100, names_row=True),
         Field("description"),
         Field("meta_description", max_length=500),
-        Field("ordre", "integer", aliases=("order", "sort_order", "position"), min_value=0),
+        Field("ordre", "integer", aliases=("order", "sort_order", "position"), min_value=0, max_value=_INTEGER_MAX),
         Field("parent", aliases=("parent_name", "categorie_parente"), max_length=100, names_row=True),
     ),
 )
@@ -141,7 +144,7 @@ SUBCATEGORIES = Profile(
         Field("description"),
         Field("meta_description", max_length=500),
         Field("mots_cles", aliases=("keywords", "mots_clefs"), max_length=500),
-        Field("ordre", "integer", aliases=("order", "sort_order", "position"), min_value=0),
+        Field("ordre", "integer", aliases=("order", "sort_order", "position"), min_value=0, max_value=_INTEGER_MAX),
     ),
 )
 
@@ -157,7 +160,7 @@ CITIES = Profile(
         Field("region", aliases=("nom_region",), max_length=100),
         Field("latitude", "decimal", aliases=("lat",), min_value=-90, max_value=90),
         Field("longitude", "decimal", aliases=("lng", "lon", "long"), min_value=-180, max_value=180),
-        Field("population", "integer", aliases=("habitants", "nb_habitants"), min_value=0),
+        Field("population", "integer", aliases=("habitants", "nb_habitants"), min_value=0, max_value=_INTEGER_MAX),
     ),
     required_any=(("nom", "villes"), ("code_postal", "villes")),
 )
@@ -192,15 +195,25 @@ def profile_for_folder(folder: str) -> Profile | None:
     return PROFILES[name] if name else None
 
 
-def detect_profile(header_rows: Iterable[list[str]]) -> tuple[Profile | None, float]:
-    """The profile whose header best matches any of the candidate rows (None when nothing matches)."""
-    best: tuple[Profile | None, float] = (None, 0.0)
-    rows = list(header_rows)
-    for profile in PROFILES.values():
-        for cells in rows:
-            if profile.missing_required(cells):
-                continue
-            score = profile.score_header(cells)
-            if score > best[1]:
-                best = (profile, score)
+def _recognised(profile: Profile, header: list[str]) -> int:
+    return len({profile.canonical(str(cell)) for cell in header} - {None})
+
+
+def closest_profile(header: list[str]) -> tuple[Profile, list[str]] | None:
+    """The profile that recognises most columns of the header, and the required columns it misses."""
+    profile = max(PROFILES.values(), key=lambda p: _recognised(p, header))
+    return (profile, profile.missing_required(header)) if _recognised(profile, header) else None
+
+
+def detect_profile(header: list[str]) -> Profile | None:
+    """The complete profile (required columns present) whose header matches best; None when there is
+    none, or when an incomplete profile recognises more of the columns: `prenom;nom;email` is a clients
+    file without its phone column, not a businesses file."""
+    complete = [p for p in PROFILES.values() if not p.missing_required(header) and p.score_header(header) > 0]
+    if not complete:
+        return None
+    best = max(complete, key=lambda p: p.score_header(header))
+    closest = closest_profile(header)
+    if closest is not None and _recognised(closest[0], header) > _recognised(best, header):
+        return None
     return best

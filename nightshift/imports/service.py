@@ -39,7 +39,7 @@ from nightshift.imports.prepare import (
     start_worker_server,
     worker_count,
 )
-from nightshift.imports.profiles import PROFILES, Field, Profile, detect_profile
+from nightshift.imports.profiles import PROFILES, Field, Profile, closest_profile, detect_profile
 from nightshift.imports.reading import MIXED_SUFFIX, FileRejected, TableChunk, TableInfo, open_table
 from nightshift.imports.report import REPORT_COLUMNS, ErrorReport
 from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, target
@@ -161,6 +161,7 @@ class _Run:
         self.keys: dict[str, list[KeyHashes]] = {}
         self.staging: dict[str, StagingTable] = {}
         self.parent_keys: dict[str, set[str]] = {name: set() for name in PARENT_TARGETS}
+        self.fields: set[str] = set()  # the profile fields the file has
         self.rows_total = 0
         self.reported_rows = 0
         self.workers = 0
@@ -179,12 +180,15 @@ class _Run:
                                   max_rows=self.settings.imports.max_rows,
                                   max_cells=self.settings.imports.max_cells, chunk_rows=CHUNK_ROWS)
         if profile is None:
-            profile, _ = detect_profile([info.header])
+            profile = detect_profile(info.header)
             if profile is None:
+                closest = closest_profile(info.header)
+                looks_like = (f"; it looks like a {closest[0].name} file without its required column(s) "
+                              f"{', '.join(closest[1])}" if closest and closest[1] else "")
                 raise ImportRejected(
                     "unknown_profile",
                     f"{self.path.name}: no import profile matches the header {info.header[:12]} "
-                    f"(line {info.header_line}); choose one with --profile or the upload sub-folder "
+                    f"(line {info.header_line}){looks_like}; choose one with --profile or the upload sub-folder "
                     f"({', '.join(PROFILES)})",
                 )
         return info, chunks, profile
@@ -192,6 +196,7 @@ class _Run:
     def stage_chunks(self, conn: Connection, chunks: Iterator[TableChunk], profile: Profile,
                      mapping: ColumnMapping) -> None:
         suffix = f"{self.import_id or 'dry'}_{int(time.time() * 1000) % 100000}"
+        self.fields = set(mapping.by_field)
         if self.workers:
             logger.info("%s: validating in this process and %d worker processes", self.path.name, self.workers)
         scratch_folder = (tempfile.TemporaryDirectory(prefix="nightshift-import-", ignore_cleanup_errors=True)
@@ -426,9 +431,12 @@ def _decide_and_merge(run: _Run, conn: Connection, info: TableInfo, profile: Pro
 
     if run.rows_total == 0:
         raise ImportRejected("no_rows", f"{run.path.name}: the header (line {info.header_line}) has no data rows")
-    if outcome.invalid:
+    # Rows to fix and upload again: not an earlier line of a repeated key (its later line was imported,
+    # and importing it again would undo that), and nothing at all for a dry run, which writes nothing.
+    to_fix = np.unique(errors.loc[errors["code"] != "duplicate_key", "line"].dropna().to_numpy(dtype=np.int64))
+    if len(to_fix) and not run.options.dry_run:
         report_started = time.perf_counter()
-        outcome.error_report = str(_write_report(run, info, profile, errors, invalid_lines))
+        outcome.error_report = str(_write_report(run, info, profile, errors, to_fix))
         run.timings["report_s"] = time.perf_counter() - report_started
 
     ratio = outcome.invalid / run.rows_total
@@ -456,7 +464,7 @@ def _merge_all(run: _Run, conn: Connection, reason: str | None, errors: pd.DataF
                     continue
                 announce = name == "clients" and bool(hooks.NEW_CLIENT_HOOKS)
                 new_keys = staging.absent_keys() if announce else []
-                counts = staging.merge(run.import_id, insert_only=name in PARENT_TARGETS)
+                counts = staging.merge(run.import_id, run.fields, insert_only=name in PARENT_TARGETS)
                 if announce and new_keys and not run.options.dry_run:
                     _announce_new_clients(transaction_conn, new_keys, run.import_id)
                 if name in PARENT_TARGETS:
@@ -512,7 +520,7 @@ def _first_errors(errors: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _write_report(run: _Run, info: TableInfo, profile: Profile, errors: pd.DataFrame,
-                  invalid_lines: np.ndarray) -> Path:
+                  lines: np.ndarray) -> Path:
     """Second pass over the file: the rejected rows with their original values, in file order."""
     per_line = errors.groupby("line", sort=True).agg(
         _colonne=("column", lambda c: " ; ".join(dict.fromkeys(str(x) for x in c if x is not None and pd.notna(x)))),
@@ -520,14 +528,14 @@ def _write_report(run: _Run, info: TableInfo, profile: Profile, errors: pd.DataF
     )
     suffix = ".xlsx" if info.file_format != "csv" else ".csv"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    name = f"{run.path.stem}.erreurs.{run.import_id or 'dry-run'}.{stamp}{suffix}"
+    name = f"{run.path.stem}.erreurs.{run.import_id or 'import'}.{stamp}{suffix}"
     report = ErrorReport(run.settings.reports_dir / name, info.header, info.delimiter)
     try:
         _, chunks = open_table(run.path, score_header=profile.score_header,
                                max_bytes=run.settings.imports.max_bytes, max_rows=run.settings.imports.max_rows,
                                max_cells=run.settings.imports.max_cells)
         for chunk in chunks:
-            selected = np.isin(chunk.lines, invalid_lines)
+            selected = np.isin(chunk.lines, lines)
             if not selected.any():
                 continue
             rows = chunk.frame.loc[selected].copy()

@@ -6,7 +6,7 @@ names, `_line`, `_key`), in the order targets must be merged (parents before chi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,13 @@ class Target:
     references: tuple[Reference, ...] = ()
     # Staged columns used only to resolve references (not written to the table).
     lookup_columns: tuple[str, ...] = ()
+    # Table column -> the profile fields it is made from. A file without any of them says nothing
+    # about that column: an existing row keeps its value. Columns not listed come from every file.
+    sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def stated_columns(self, columns: list[str], fields: set[str]) -> list[str]:
+        """Those of `columns` a file with these profile fields gives values for (empty cells included)."""
+        return [c for c in columns if c not in self.sources or fields.intersection(self.sources[c])]
 
 
 CATEGORY_REF = Reference("category_id", schema.categories, {"slug": "category_slug"})
@@ -53,12 +60,28 @@ SUBCATEGORY_PARENTS = Target("subcategory_parents", schema.subcategories, ("cate
 TARGETS: dict[str, Target] = {
     "businesses": Target("businesses", schema.businesses, ("natural_key",),
                          references=(CATEGORY_REF, SUBCATEGORY_REF),
-                         lookup_columns=("category_slug", "subcategory_slug")),
-    "categories": Target("categories", schema.categories, ("slug",)),
+                         lookup_columns=("category_slug", "subcategory_slug"),
+                         sources={"name": ("nom",), "trade_name": ("nom_commercial",), "siren": ("siren", "siret"),
+                                  "siret": ("siret",), "naf_code": ("naf_code",), "naf_label": ("naf_libelle",),
+                                  "address": ("adresse",), "postal_code": ("code_postal",), "city": ("ville",),
+                                  "phone": ("telephone",), "email": ("email",), "website": ("site_web",),
+                                  "latitude": ("latitude",), "longitude": ("longitude",),
+                                  "founded_on": ("date_creation",), "is_active": ("is_active",),
+                                  "description": ("description",), "category_id": ("categorie",),
+                                  "subcategory_id": ("sous_categorie",)}),
+    "categories": Target("categories", schema.categories, ("slug",),
+                         sources={"description": ("description",), "meta_description": ("meta_description",),
+                                  "sort_order": ("ordre",)}),
     "subcategories": Target("subcategories", schema.subcategories, ("category_id", "slug"),
-                            references=(CATEGORY_REF,), lookup_columns=("category_slug",)),
-    "cities": Target("cities", schema.cities, ("slug", "postal_code")),
-    "clients": Target("clients", schema.clients, ("phone",)),
+                            references=(CATEGORY_REF,), lookup_columns=("category_slug",),
+                            sources={"description": ("description",), "meta_description": ("meta_description",),
+                                     "keywords": ("mots_cles",), "sort_order": ("ordre",)}),
+    "cities": Target("cities", schema.cities, ("slug", "postal_code"),
+                     sources={"department": ("departement",), "region": ("region",), "latitude": ("latitude",),
+                              "longitude": ("longitude",), "population": ("population",)}),
+    "clients": Target("clients", schema.clients, ("phone",),
+                      sources={"first_name": ("prenom",), "last_name": ("nom",), "email": ("email",),
+                               "region": ("region",)}),
 }
 
 
@@ -107,6 +130,9 @@ def _with_meta(rows: pd.DataFrame, valid: pd.DataFrame, key: pd.Series, hashed: 
     return rows
 
 
+_NATURAL_KEY_MAX_LENGTH = schema.businesses.c.natural_key.type.length
+
+
 def _businesses(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
     natural_key = ("siret:" + valid["siret"].astype(object)).where(
         valid["siret"].notna(), "siren:" + valid["siren"].astype(object)
@@ -115,7 +141,8 @@ def _businesses(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if by_name.any():
         named = valid.loc[by_name]
         place = named["code_postal"].fillna(values.slugify(named["ville"])).fillna("")
-        natural_key[by_name] = "name:" + values.slugify(named["nom"]).astype(object) + "|" + place.astype(object)
+        natural_key[by_name] = values.bounded("name:" + values.slugify(named["nom"]).astype(object) + "|"
+                                              + place.astype(object), _NATURAL_KEY_MAX_LENGTH)
     rows = pd.DataFrame({
         "natural_key": natural_key,
         "name": valid["nom"],

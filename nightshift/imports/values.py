@@ -155,18 +155,37 @@ def _slugs(text: pd.Series) -> pd.Series:
     return slug.mask(slug == "")
 
 
+def bounded(text: pd.Series, limit: int) -> pd.Series:
+    """Text of at most `limit` characters, for a column of that width: a longer one keeps its start and
+    ends with "~" and a 64-bit hash of the whole, so that long texts sharing a start stay distinct."""
+    long = (text.astype("str").str.len() > limit).fillna(False).to_numpy(dtype=bool)
+    if not long.any():
+        return text
+    whole = text[long].astype(object)
+    hashes = pd.util.hash_array(whole.to_numpy(dtype=object), categorize=False)
+    shortened = [f"{t[:limit - 17]}~{h:016x}" for t, h in zip(whole, hashes, strict=True)]
+    result = text.astype(object).copy()
+    result[long] = shortened
+    return result
+
+
+# Width of every slug column (categories, sub-categories, cities).
+SLUG_MAX_LENGTH = 255
+
+
 def slugify(s: pd.Series) -> pd.Series:
     """Slugs of the de-accented text, like Django's slugify: "Artisanat d’art" -> "artisanat-dart",
     "北京饭店" -> "北京饭店" (letters without a Latin form are kept, as Django's allow_unicode does).
 
     Apostrophes and "&" are dropped, every other run of non-alphanumerics becomes one "-", "-" is
-    stripped at both ends; HTML entities are decoded first. NA (or nothing left) -> NA.
+    stripped at both ends; HTML entities are decoded first. NA (or nothing left) -> NA. At most
+    SLUG_MAX_LENGTH characters (`bounded`: ligatures can make a slug longer than its name).
     """
     if not s.notna().any():  # a column the file does not fill
         return pd.Series(pd.NA, index=s.index, dtype=object)
     # Names repeat a lot (categories, cities): slugify each distinct one once.
     codes, distinct = pd.factorize(s.astype("str"))
-    slugs = _as_object(_slugs(pd.Series(distinct, dtype="str"))).to_numpy()
+    slugs = bounded(_as_object(_slugs(pd.Series(distinct, dtype="str"))), SLUG_MAX_LENGTH).to_numpy()
     return pd.Series(pd.api.extensions.take(slugs, codes, allow_fill=True, fill_value=pd.NA), index=s.index)
 
 

@@ -1,6 +1,7 @@
 """Imports end to end in the core (no Dagster): read → validate → merge → log → report, both backends."""
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import sqlalchemy as sa
 from nightshift.db import migrate
 from nightshift.db.schema import businesses, categories, cities, clients, import_errors, imports, subcategories
 from nightshift.imports import intake
+from nightshift.imports.log import MAX_DETAILED_ERRORS
 from nightshift.imports.service import ImportOptions, run_import
 
 FOX_HEADER = ("siren,nom,siret,nom_commercial,adresse,code_postal,ville_nom,naf_code,naf_libelle,telephone,"
@@ -133,6 +135,28 @@ def test_duplicate_keys_later_row_wins_and_earlier_line_is_reported(engine, sett
     assert "4" in error["message"]
     with engine.connect() as conn:
         assert conn.execute(sa.select(cities.c.population).where(cities.c.slug == "bourg")).scalar_one() == 200
+
+
+def test_the_corrected_report_does_not_bring_back_an_earlier_line_of_a_repeated_key(engine, settings, tmp_path):
+    path = write(tmp_path / "villes.csv", "nom,code_postal,population\nBourg,01000,100\nLyon,69001,x\n"
+                                          "Nice,06000,340000\nBourg,1000,200\n")
+    dry = run_import(engine, path, settings, ImportOptions(profile="cities", dry_run=True))
+    assert dry.invalid == 2 and dry.error_report is None and list(settings.reports_dir.iterdir()) == []
+
+    outcome = run_import(engine, path, settings, ImportOptions(profile="cities"))
+    assert (outcome.inserted, outcome.invalid) == (2, 2)
+    report = Path(outcome.error_report)
+    with report.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert [r[3] for r in rows[1:]] == ["3"]  # Lyon only: line 2 lost to line 5, which was imported
+    rows[1][2] = "522250"
+    with report.open("w", encoding="utf-8-sig", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    fixed = run_import(engine, report, settings, ImportOptions(profile="cities"))
+    assert (fixed.status, fixed.inserted) == ("succeeded", 1)
+    with engine.connect() as conn:
+        assert dict(conn.execute(sa.select(cities.c.slug, cities.c.population)).all()) == {
+            "bourg": 200, "lyon": 522250, "nice": 340000}
 
 
 def test_strict_mode_writes_nothing_when_any_row_is_invalid(engine, settings, tmp_path):
@@ -321,3 +345,99 @@ def test_the_owning_accounts_phone_region_applies(engine, settings, tmp_path):
     assert (for_the_account.status, for_the_account.inserted) == ("succeeded", 1)
     with engine.connect() as conn:
         assert conn.execute(sa.select(clients.c.phone)).scalar_one() == "+33612345678"
+
+
+def test_columns_a_file_does_not_have_keep_their_values(engine, settings, tmp_path):
+    """An update writes the columns the file has (empty cells included); the others keep what an earlier
+    import stored. A file that changes nothing it states leaves the row unchanged."""
+    full = write(tmp_path / "entreprises.csv",
+                 "siren;nom;categorie;latitude;longitude;email\n"
+                 "732829320;Boulangerie Dupont;Boulangerie;48,8566;2,3522;contact@dupont.fr\n")
+    assert run_import(engine, full, settings, ImportOptions(profile="businesses")).inserted == 1
+
+    export = write(tmp_path / "export.csv", FOX_HEADER + "\n732829320,Boulangerie Dupont,,,,,,,,,,,oui\n")
+    outcome = run_import(engine, export, settings, ImportOptions(profile="businesses"))
+    assert (outcome.inserted, outcome.updated, outcome.unchanged) == (0, 1, 0)  # is_active and email are new
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(businesses, categories.c.slug.label("category"))
+                           .select_from(businesses.outerjoin(categories))).one()
+    assert (row.category, row.latitude, row.longitude) == ("boulangerie", 48.8566, 2.3522)  # not in the export
+    assert row.email is None and row.is_active is True  # in the export: its (empty) cells are what it says
+
+    same = write(tmp_path / "noms.csv", "siren;nom\n732829320;Boulangerie Dupont\n")
+    again = run_import(engine, same, settings, ImportOptions(profile="businesses"))
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 1)
+
+
+def test_clients_keep_the_fields_a_later_file_leaves_out(engine, settings, tmp_path):
+    first = write(tmp_path / "clients.csv", "telephone;prenom;email\n70 12 34 56;Awa;awa@exemple.ml\n")
+    run_import(engine, first, settings, ImportOptions(profile="clients"))
+    names = write(tmp_path / "prenoms.csv", "telephone;prenom\n70 12 34 56;Awa Kadia\n")
+    outcome = run_import(engine, names, settings, ImportOptions(profile="clients"))
+    phones = write(tmp_path / "numeros.csv", "telephone\n+223 70 12 34 56\n")
+    only_key = run_import(engine, phones, settings, ImportOptions(profile="clients"))
+
+    assert (outcome.updated, only_key.unchanged) == (1, 1)
+    with engine.connect() as conn:
+        client = conn.execute(sa.select(clients)).one()
+    assert (client.first_name, client.email) == ("Awa Kadia", "awa@exemple.ml")
+
+
+def test_values_beyond_the_columns_are_row_errors_on_both_databases(engine, settings, tmp_path):
+    """A population past the INTEGER column and a name-based key past natural_key's 300 characters
+    fail neither the file nor the database: the first is the row's out_of_range error, the second a
+    key shortened with a hash of the whole (two such names stay two businesses)."""
+    villes = write(tmp_path / "villes.csv", "nom;code_postal;population\nLyon;69001;522250\nGéante;75001;3000000000\n")
+    cities_outcome = run_import(engine, villes, settings, ImportOptions(profile="cities"))
+    assert (cities_outcome.status, cities_outcome.inserted, cities_outcome.invalid) == ("partial", 1, 1)
+    assert [(e["line"], e["code"]) for e in cities_outcome.errors] == [(3, "out_of_range")]
+    assert "2147483647" in cities_outcome.errors[0]["message"]
+
+    name, city = "Société " + "très " * 47 + "longue", "Saint-" + "Rémy-" * 47 + "de-Provence"
+    rows = [f"{name} {n};{city}" for n in ("A", "B")]
+    long_keys = write(tmp_path / "entreprises.csv", "nom;ville\n" + "\n".join(rows) + "\n")
+    outcome = run_import(engine, long_keys, settings, ImportOptions(profile="businesses"))
+    assert (outcome.status, outcome.inserted) == ("succeeded", 2)
+    with engine.connect() as conn:
+        keys = conn.execute(sa.select(businesses.c.natural_key)).scalars().all()
+    assert len(set(keys)) == 2 and all(len(k) == 300 and k.startswith("name:societe-tres-tres") for k in keys)
+    again = run_import(engine, long_keys, settings, ImportOptions(profile="businesses"))
+    assert (again.inserted, again.unchanged) == (0, 2)
+
+
+def test_a_file_missing_its_key_column_is_not_taken_for_another_profile(engine, settings, tmp_path):
+    """`prenom;nom;email` holds a field businesses require (nom), but clients recognise all three: a
+    clients file without telephone. Nothing is imported, and the message says so."""
+    path = write(tmp_path / "contacts.csv", "prenom;nom;email\nAwa;Traoré;awa@exemple.ml\n")
+    outcome = run_import(engine, path, settings, ImportOptions())
+    assert (outcome.status, outcome.inserted, outcome.profile) == ("failed", 0, None)
+    assert "looks like a clients file without its required column(s) telephone" in outcome.message
+    assert count(engine, businesses) == 0
+
+    businesses_file = write(tmp_path / "entreprises.csv", "nom;email;ville\nGarage Martin;a@b.fr;Lyon\n")
+    assert run_import(engine, businesses_file, settings, ImportOptions()).profile == "businesses"
+
+
+def test_the_log_keeps_the_first_detailed_errors_and_counts_them_all(engine, settings, tmp_path):
+    invalid = MAX_DETAILED_ERRORS + 2_500
+    lines = [f"Ville {n};{'ABCDE' if n % 2 else f'{10000 + n}'}" for n in range(2 * invalid)]
+    path = write(tmp_path / "villes.csv", "nom;code_postal\n" + "\n".join(lines) + "\n")
+    import_id = registered_import(engine, path, settings, "cities")
+    outcome = run_import(engine, path, settings, ImportOptions(profile="cities"), import_id=import_id)
+
+    assert (outcome.status, outcome.invalid, outcome.error_counts) == ("partial", invalid,
+                                                                     {"invalid_postal_code": invalid})
+    with engine.connect() as conn:
+        kept = conn.execute(sa.select(import_errors.c.line).where(import_errors.c.import_id == import_id)
+                            .order_by(import_errors.c.line)).scalars().all()
+    assert len(kept) == MAX_DETAILED_ERRORS and kept[:2] == [3, 5]  # the first ones, by line
+    assert kept[-1] == 2 * MAX_DETAILED_ERRORS + 1
+
+
+def test_a_file_over_the_row_limit_is_refused_with_the_setting_named(engine, settings, tmp_path):
+    path = write(tmp_path / "villes.csv", "nom;code_postal\nBourg;01000\nLyon;69001\nNice;06000\n")
+    limited = replace(settings, imports=replace(settings.imports, max_rows=2))
+    outcome = run_import(engine, path, limited, ImportOptions(profile="cities"))
+    assert (outcome.status, outcome.inserted, outcome.unreadable) == ("failed", 0, True)
+    assert "2" in outcome.message and "imports.max_rows" in outcome.message
+    assert count(engine, cities) == 0

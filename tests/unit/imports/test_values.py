@@ -390,3 +390,20 @@ def test_repeated_factorizes_columns_whose_values_repeat_and_skips_distinct_ones
     # Distinct at first sight but half repeats: the whole column decides, not only the sample.
     half = pd.Series([f"n{i % (n // 2)}" for i in range(n)], dtype=object)
     assert len(v.repeated(half)[1]) == n // 2
+
+
+def test_bounded_shortens_long_texts_to_the_limit_and_keeps_them_distinct():
+    texts = pd.Series(["court", None, "x" * 40 + "A", "x" * 40 + "B", "y" * 30], dtype=object)
+    result = v.bounded(texts, 30)
+    assert result[0] == "court" and pd.isna(result[1]) and result[4] == "y" * 30
+    assert result[2] != result[3] and len(result[2]) == len(result[3]) == 30
+    assert result[2].startswith("x" * 13 + "~")
+    assert v.bounded(texts, 30).equals(result)  # the same text always gives the same bounded text
+
+
+def test_slugs_fit_every_slug_column():
+    from nightshift.db.schema import categories, cities, subcategories
+
+    assert {t.c.slug.type.length for t in (categories, subcategories, cities)} == {v.SLUG_MAX_LENGTH}
+    slug = v.slugify(pd.Series(["Œuvre " * 50], dtype=object))[0]  # "oeuvre-" × 50: 349 characters
+    assert len(slug) == v.SLUG_MAX_LENGTH and slug.startswith("oeuvre-oeuvre")
