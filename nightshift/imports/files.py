@@ -46,12 +46,19 @@ def safe_name(name: str, max_length: int = 150) -> str:
     return f"{stem[:room]}.{suffix}" if suffix else stem[:max_length]
 
 
-def partition_key(name: str, sha256: str) -> str:
-    """Dynamic partition key of an upload: readable, unique per content, no ',' (breaks UI backfills)."""
+def partition_key(name: str, sha256: str, import_id: int) -> str:
+    """Dynamic partition key of a registered import: `<file stem>-<12 hex of sha256>-<import id>`.
+
+    Readable (the file's stem in ASCII), no ',' (breaks UI backfills), at most PARTITION_KEY_MAX
+    characters, and unique per import: the same bytes registered twice (another profile folder, a re-upload
+    after the first import can no longer run) get two partitions, each resolving to its own import. Stored
+    on the import row when it is registered and never recomputed, so re-executions and backfills of the
+    partition find the same import for its whole life."""
+    suffix = f"-{sha256[:12]}-{import_id}"
     stem = safe_name(name).rsplit(".", 1)[0]
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode())
-    stem = re.sub(r"_{2,}", "_", stem).strip("._-")[: PARTITION_KEY_MAX - 14] or "upload"
-    return f"{stem}-{sha256[:12]}"
+    stem = re.sub(r"_{2,}", "_", stem).strip("._-")[: PARTITION_KEY_MAX - len(suffix)].rstrip("._-") or "upload"
+    return f"{stem}{suffix}"
 
 
 def move_without_overwrite(source: Path, folder: Path, day: date) -> Path:

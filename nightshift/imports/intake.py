@@ -70,9 +70,12 @@ def classify(path: Path, uploads_dir: Path) -> Upload:
     return Upload(path, profile, account)
 
 
-def run_key(sha256: str, profile: Profile | None) -> str:
-    """Same bytes for the same profile version = same run key = one import."""
-    return f"{sha256}:{profile.name}:{profile.version}" if profile else f"{sha256}:{AUTO_PROFILE}"
+def run_key(sha256: str, profile: Profile | None, import_id: int | None = None) -> str:
+    """Same bytes for the same profile version = same run key = one import. With `import_id`: the run key
+    of a re-registration of bytes whose earlier import was set aside (see register_many), which Dagster
+    must not skip as already used."""
+    key = f"{sha256}:{profile.name}:{profile.version}" if profile else f"{sha256}:{AUTO_PROFILE}"
+    return f"{key}:{import_id}" if import_id is not None else key
 
 
 def _in_flight_paths(engine: Engine, uploads_dir: Path) -> set[str]:
@@ -87,28 +90,77 @@ def _in_flight_paths(engine: Engine, uploads_dir: Path) -> set[str]:
         return {row[0] for row in conn.execute(query)}
 
 
-def _first_imports(conn, shas: list[str]) -> dict[tuple[str, str | None, str | None], dict]:
-    """Earliest non-duplicate import per (sha256, profile, profile_version) among the given hashes."""
+def _rejected_at_intake(row: dict) -> bool:
+    """Failed when it was received (unknown account folder): it never had a run request nor a run."""
+    return row["status"] == "failed" and row["dagster_run_id"] is None and row["failure_kind"] == "bad_input"
+
+
+def _counts_as_first(row: dict) -> bool:
+    """Whether an earlier import of the same bytes makes a new upload of them a `duplicate` (the rule is in
+    register_many's docstring)."""
+    if _rejected_at_intake(row):
+        return False
+    if row["status"] in ("received", "failed"):
+        kept = row["file_path"]
+        return bool(kept) and Path(kept).exists()  # else nothing is left to run or re-execute
+    return True
+
+
+def _first_imports(conn, shas: list[str]) -> tuple[dict[tuple[str, str | None, str | None], dict], set[str]]:
+    """Among the given hashes: the earliest import that counts as the first one per (sha256, profile,
+    profile_version) and per sha256 alone (key (sha256, None, None)); and the hashes with an earlier import
+    set aside after it was registered for a run (its content run key may have been used)."""
     found: dict[tuple[str, str | None, str | None], dict] = {}
+    run_key_used: set[str] = set()
     for start in range(0, len(shas), 500):
         query = (sa.select(imports).where(imports.c.sha256.in_(shas[start:start + 500]),
                                           imports.c.status != "duplicate", imports.c.dry_run.is_(False))
                  .order_by(imports.c.id))
         for row in conn.execute(query).mappings():
+            if not _counts_as_first(row):
+                if not _rejected_at_intake(row):
+                    run_key_used.add(row["sha256"])
+                continue
             found.setdefault((row["sha256"], row["profile"], row["profile_version"]), dict(row))
             found.setdefault((row["sha256"], None, None), dict(row))
-    return found
+    return found, run_key_used
+
+
+def _duplicate_message(earlier: dict) -> str:
+    message = f"same content as import {earlier['id']} ({earlier['file_name']}, {earlier['status']})"
+    if earlier["status"] == "failed" and earlier.get("partition_key"):
+        retry = f"re-execute partition {earlier['partition_key']!r}"
+        message += (f": the same bytes would fail the same way; upload a corrected file, or {retry} once the "
+                    "cause is fixed" if earlier.get("failure_kind") == "bad_input" else f": {retry} to retry it")
+    return message
 
 
 def register_many(engine: Engine, uploads: list[tuple[Upload, str]], settings: Settings, *,
                   detect_duplicates: bool = True, account_id: int | None = None) -> list[Registered | Recorded]:
     """Record received files in one transaction. For each: its registration, or the id of the
-    `duplicate` / `failed` (unknown account) log entry written instead; those files are moved out."""
+    `duplicate` / `failed` (unknown account folder) log entry written instead; those files are moved out.
+
+    Duplicates: an upload is a `duplicate` of the earliest earlier import of the same bytes (same profile
+    version when the folder names the profile; any profile when it is detected from the headers), one
+    registered earlier in the same batch included, that can still import them or already did:
+    - succeeded, partial, running: the content is (being) imported;
+    - received, or failed in its run, while its file is kept: it runs, is retried automatically once when
+      the failure was transient, or waits for a manual re-execution of its partition (same bytes fail the
+      same way; the duplicate's message names the partition);
+    not one rejected at intake (unknown account folder: it never ran, and its message asks for exactly
+    this re-upload), nor a received/failed one whose file is gone (its run can only tell the user to
+    upload the file again).
+    Run keys: the content run key (`run_key`) when these bytes were never registered for a run before;
+    otherwise it is suffixed with the new import id, since Dagster skips a run key already used by the
+    sensor and the import would stay `received`. Partition keys are unique per registered import
+    (files.partition_key); `duplicate` and rejected entries have none (they have no run)."""
     day = datetime.now(settings.tz).date()
     now = datetime.now(UTC)
     outcomes: list[Registered | Recorded] = []
+    keys: list[dict] = []
     with write_transaction(engine) as conn:
-        first = _first_imports(conn, sorted({sha for _, sha in uploads})) if detect_duplicates else {}
+        first, run_key_used = (_first_imports(conn, sorted({sha for _, sha in uploads})) if detect_duplicates
+                               else ({}, set()))
         slugs = sorted({u.account_slug for u, _ in uploads if u.account_slug and account_id is None})
         account_ids = dict(conn.execute(sa.select(accounts.c.slug, accounts.c.id)
                                         .where(accounts.c.slug.in_(slugs))).all()) if slugs else {}
@@ -118,14 +170,12 @@ def register_many(engine: Engine, uploads: list[tuple[Upload, str]], settings: S
             earlier = first.get((sha, profile.name, profile.version) if profile else (sha, None, None))
             values = dict(file_name=upload.path.name, sha256=sha, size_bytes=size, created_at=now,
                           profile=profile.name if profile else None,
-                          profile_version=profile.version if profile else None,
-                          partition_key=partition_key(upload.path.name, sha))
+                          profile_version=profile.version if profile else None)
             if earlier is not None:
                 moved = move_without_overwrite(upload.path, settings.processed_dir, day)
                 duplicate_id = _insert(conn, values, status="duplicate", stage="done", file_path=str(moved),
                                        duplicate_of_id=earlier["id"], account_id=earlier["account_id"],
-                                       finished_at=now, message=f"same content as import {earlier['id']} "
-                                       f"({earlier['file_name']}, {earlier['status']})")
+                                       finished_at=now, message=_duplicate_message(earlier))
                 outcomes.append(Recorded(duplicate_id, "duplicate"))
                 continue
             owner = account_id if account_id is not None else account_ids.get(upload.account_slug)
@@ -139,12 +189,18 @@ def register_many(engine: Engine, uploads: list[tuple[Upload, str]], settings: S
                 continue
             import_id = _insert(conn, values, status="received", stage="received", file_path=str(upload.path),
                                 account_id=owner)
-            outcomes.append(Registered(import_id, values["partition_key"], run_key(sha, profile), upload.path))
+            key = partition_key(upload.path.name, sha, import_id)
+            keys.append({"import_id": import_id, "key": key})
+            outcomes.append(Registered(import_id, key, run_key(sha, profile, import_id if sha in run_key_used
+                                                               else None), upload.path))
             # Same bytes twice in one batch: the second is a duplicate of the first.
             first.setdefault((sha, values["profile"], values["profile_version"]),
                              {"id": import_id, "account_id": owner, "file_name": upload.path.name,
-                              "status": "received"})
+                              "status": "received", "partition_key": key})
             first.setdefault((sha, None, None), first[(sha, values["profile"], values["profile_version"])])
+        if keys:
+            conn.execute(imports.update().where(imports.c.id == sa.bindparam("import_id"))
+                         .values(partition_key=sa.bindparam("key")), keys)
     return outcomes
 
 
