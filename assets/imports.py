@@ -7,7 +7,7 @@ import dagster as dg
 
 from nightshift.config import load_settings
 from nightshift.imports import log as import_log
-from nightshift.imports.service import ImportOptions, ImportOutcome, run_import
+from nightshift.imports.service import ImportOptions, ImportOutcome, failure_kind, run_import
 from nightshift.masking import mask_text
 from pipelines.tags import family_tags
 from resources.database import Database
@@ -55,7 +55,8 @@ def outcome_metadata(outcome: ImportOutcome) -> dict[str, Any]:
     partitions_def=import_files,
     check_specs=[dg.AssetCheckSpec("invalid_row_rate", asset="import_batch",
                                    description=f"WARN when more than {INVALID_RATE_WARN:.0%} of rows are invalid")],
-    # Transient database errors only: a bad file raises Failure(allow_retries=False).
+    # Transient database errors only (re-raised as they are): a bad file and an internal error (a bug) raise
+    # Failure(allow_retries=False).
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
     op_tags=family_tags("imports"),
     kinds={"python", "sql"},
@@ -76,15 +77,30 @@ def import_batch(context: dg.AssetExecutionContext, config: ImportConfig, databa
     def progress(rows: int) -> None:
         context.log.info(f"import {row['id']}: {rows} rows read and validated")
 
-    outcome = run_import(
-        database.engine, path, settings,
-        ImportOptions(profile=row["profile"], account_id=row["account_id"], strict=config.strict,
-                      create_categories=config.create_categories),
-        import_id=row["id"], progress=progress, move_file=path.resolve().is_relative_to(settings.data_dir.resolve()),
-    )
+    try:
+        outcome = run_import(
+            database.engine, path, settings,
+            ImportOptions(profile=row["profile"], account_id=row["account_id"], strict=config.strict,
+                          create_categories=config.create_categories),
+            import_id=row["id"], progress=progress,
+            move_file=path.resolve().is_relative_to(settings.data_dir.resolve()),
+        )
+    except Exception as exc:
+        # run_import logged the failure and re-raised it. Only a transient database error is worth another
+        # try (the retry policy); a bug fails the step at once, the original exception as the cause.
+        if failure_kind(exc) == "transient":
+            raise
+        raise dg.Failure(
+            description=f"import {row['id']} failed on an internal error: {type(exc).__name__}: {exc}",
+            metadata={"import_id": row["id"], "failure_kind": "internal", "error": f"{type(exc).__name__}: {exc}"},
+            allow_retries=False,
+        ) from exc
     metadata = outcome_metadata(outcome)
     if outcome.status == "failed":
-        raise dg.Failure(description=f"import {outcome.import_id} failed: {outcome.message}", metadata=metadata,
+        # unreadable: the file itself cannot be read (the CLI exits 2), as opposed to a file read and refused.
+        raise dg.Failure(description=f"import {outcome.import_id} failed: {outcome.message}",
+                         metadata={**metadata, "failure_kind": outcome.failure_kind or "bad_input",
+                                   "unreadable": outcome.unreadable},
                          allow_retries=False)
     context.log.info(f"import {outcome.import_id} {outcome.status}: {outcome.message}")
     rate = outcome.invalid / outcome.rows_total if outcome.rows_total else 0.0

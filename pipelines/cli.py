@@ -2,7 +2,7 @@
 
 Convention for every command that does work: it runs the same Dagster job the schedules and sensors
 run, on the instance in DAGSTER_HOME (so the run shows in the UI), then prints a human summary or, with
---json, one JSON object. Exit codes: 0 success, 1 the job failed, 2 bad usage or bad input.
+--json, one JSON object. Exit codes: 0 success, 1 the job failed, 2 bad usage or an unreadable input file.
 """
 
 import json
@@ -44,6 +44,8 @@ class JobOutcome:
     error: str | None = None
     step_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
     result: Any = None  # the ExecuteInProcessResult, for commands that read a step's output
+    # Metadata of the dg.Failure each failed step raised (step key → metadata), e.g. why an import failed.
+    failure_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -78,6 +80,41 @@ def dagster_home() -> Path:
     return home
 
 
+class ExplainedFailures(logging.Filter):
+    """Console records of CLI runs: a dg.Failure raised on purpose (no underlying exception) is explained by
+    its message, so the record shows that message instead of Dagster's stack trace. Every other error (a
+    bug, a database outage, a Failure raised from an exception) keeps its full trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        metadata = getattr(record, "dagster_meta", None) or {}
+        event = metadata.get("dagster_event")
+        error = getattr(getattr(event, "event_specific_data", None), "error", None)
+        if error is not None and explained_failure(error):
+            head = str(record.msg).split("\n\n", 1)[0]
+            # error.message is "<module>.Failure: <description>"
+            record.msg, record.args = f"{head}\n{error.message.strip().split(': ', 1)[-1]}", ()
+        return True
+
+
+def explained_failure(error: Any) -> bool:
+    """A SerializableErrorInfo of a dg.Failure raised on purpose, not from (or while handling) an exception."""
+    return error.cls_name == "Failure" and error.cause is None and error.context is None
+
+
+def cli_console_logger():
+    """Dagster's colored console logger with the ExplainedFailures filter: the console logger of CLI runs."""
+    import dagster as dg
+
+    @dg.logger(dg.colored_console_logger.config_schema,
+               description="The colored console logger; a deliberate dg.Failure shows its message, no stack trace.")
+    def cli_console(init_context: dg.InitLoggerContext) -> logging.Logger:
+        console = dg.colored_console_logger.logger_fn(init_context)
+        console.addFilter(ExplainedFailures())
+        return console
+
+    return cli_console
+
+
 def run_job(job_name: str, *, run_config: dict | None = None, tags: dict[str, str] | None = None,
             partition_key: str | None = None, dynamic_partition: tuple[str, str] | None = None,
             quiet: bool = False) -> JobOutcome:
@@ -88,6 +125,7 @@ def run_job(job_name: str, *, run_config: dict | None = None, tags: dict[str, st
     from pipelines.definitions import defs
 
     job = defs.resolve_job_def(job_name)
+    job = job.with_logger_defs({**job.loggers, "console": cli_console_logger()})
     run_config = dict(run_config or {})
     # Dagster's console log is the progress display; --json keeps the terminal to warnings.
     run_config["loggers"] = {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}
@@ -107,18 +145,22 @@ def run_job(job_name: str, *, run_config: dict | None = None, tags: dict[str, st
         if event.event_type_value == "STEP_OUTPUT" and event.step_key:
             entries = event.event_specific_data.metadata or {}
             steps[event.step_key] = {key: _plain(value) for key, value in entries.items()}
-    error = None
+    error, failure_metadata = None, {}
     if not result.success:
-        failures = [e.event_specific_data.error for e in result.all_events if e.is_step_failure]
+        failures = [e for e in result.all_events if e.is_step_failure]
         descriptions = []
-        for failure in failures:
+        for event in failures:
+            user_failure = event.event_specific_data.user_failure_data
+            if user_failure is not None and event.step_key:
+                failure_metadata[event.step_key] = {k: _plain(v) for k, v in (user_failure.metadata or {}).items()}
+            failure = event.event_specific_data.error
             if failure is None:
                 continue
             user_error = failure.cause if failure.cls_name == "DagsterUserCodeExecutionError" else None
             descriptions.append((user_error or failure).message.strip())
         error = "; ".join(descriptions) or "the run failed (see the run in the Dagster UI)"
     return JobOutcome(job_name, result.run_id, result.success, time.perf_counter() - started, error, steps,
-                      result)
+                      result, failure_metadata)
 
 
 def _plain(metadata_value: Any) -> Any:
@@ -317,11 +359,20 @@ def progress_line(enabled: bool) -> Iterator[None]:
 @click.option("--account", help="Slug of the owning account.")
 @click.option("--dry-run", is_flag=True, help="Parse, validate and count; write nothing.")
 @click.option("--strict", is_flag=True, help="All or nothing: any invalid row and nothing is written.")
+@click.option("--create-categories/--no-create-categories", default=None,
+              help="Unknown category/sub-category: create it, or reject the row (unknown_category). "
+                   "Default: the setting imports.create_categories.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def import_command(path: Path, profile: str | None, account: str | None, dry_run: bool, strict: bool,
-                   as_json: bool) -> None:
-    """Import a CSV/Excel file (the same job the upload sensor runs)."""
+                   create_categories: bool | None, as_json: bool) -> None:
+    """Import a CSV/Excel file (the same job the upload sensor runs).
+
+    Exit 0 when the import ran (even with invalid rows), 1 when it failed (missing columns, no profile
+    matches, too many invalid rows, --strict, an internal error), 2 for bad usage or an unreadable file.
+    """
     settings = settings_or_exit()
+    if create_categories is None:
+        create_categories = settings.imports.create_categories
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     _require_migrated(settings)
@@ -330,7 +381,8 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
     # On a terminal a progress line replaces Dagster's per-chunk log lines.
     show_progress = sys.stderr.isatty() and not as_json
     with progress_line(show_progress):
-        summary, exit_code = _run_import_job(settings, engine, path, profile, account, account_id, dry_run, strict,
+        options = {"strict": strict, "create_categories": create_categories}
+        summary, exit_code = _run_import_job(settings, engine, path, profile, account, account_id, dry_run, options,
                                              quiet=as_json or show_progress, as_json=as_json)
     engine.dispose()
     _print_import(summary, as_json)
@@ -338,14 +390,18 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
 
 
 def _run_import_job(settings: Settings, engine, path: Path, profile: str | None, account: str | None,
-                    account_id: int | None, dry_run: bool, strict: bool, *, quiet: bool,
+                    account_id: int | None, dry_run: bool, options: dict[str, Any], *, quiet: bool,
                     as_json: bool) -> tuple[dict, int]:
+    """Run the import (or its dry run); exit code 2 only for an unreadable file, 1 for any other failure.
+
+    options: the run config both jobs share (strict, create_categories).
+    """
     from nightshift.imports import intake
     from nightshift.imports import log as import_log
     from nightshift.imports.profiles import PROFILES
 
     if dry_run:
-        config = {"path": str(path.resolve()), "profile": profile, "account_id": account_id, "strict": strict}
+        config = {"path": str(path.resolve()), "profile": profile, "account_id": account_id, **options}
         outcome = run_job("import_dry_run", run_config={"ops": {"dry_run_import": {"config": config}}},
                           quiet=quiet)
         if not outcome.success:
@@ -359,7 +415,7 @@ def _run_import_job(settings: Settings, engine, path: Path, profile: str | None,
         outcome = run_job(
             "import_job", partition_key=registered.partition_key,
             dynamic_partition=("import_files", registered.partition_key),
-            run_config={"ops": {"import_batch": {"config": {"strict": strict}}}},
+            run_config={"ops": {"import_batch": {"config": options}}},
             tags={"nightshift/import_id": str(registered.import_id)}, quiet=quiet,
         )
         row = import_log.get(engine, registered.import_id)
@@ -367,8 +423,11 @@ def _run_import_job(settings: Settings, engine, path: Path, profile: str | None,
         if row["status"] in ("received", "running"):
             # The run died before the import recorded its outcome (infrastructure failure).
             report(outcome, as_json, "")
+        # The import log does not record whether the file could be read (the service's FileRejected and
+        # ImportRejected both end as failure_kind bad_input, stage received); the asset's dg.Failure says so.
+        unreadable = outcome.failure_metadata.get("import_batch", {}).get("unreadable") is True
         exit_code = (EXIT_OK if row["status"] in ("succeeded", "partial")
-                     else EXIT_USAGE if row["stage"] == "received" and row["failure_kind"] == "bad_input"
+                     else EXIT_USAGE if unreadable
                      else EXIT_FAILED)
     return summary, exit_code
 

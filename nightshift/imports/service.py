@@ -162,6 +162,7 @@ class _Run:
         self.staging: dict[str, StagingTable] = {}
         self.parent_keys: dict[str, set[str]] = {name: set() for name in PARENT_TARGETS}
         self.fields: set[str] = set()  # the profile fields the file has
+        self.category_names: dict[str, str] = {}  # slug -> name, when categories are not created
         self.rows_total = 0
         self.reported_rows = 0
         self.workers = 0
@@ -233,6 +234,9 @@ class _Run:
     def _stage(self, conn: Connection, prepared: PreparedTarget, suffix: str) -> None:
         name = prepared.name
         if prepared.parents is not None and not self.create_categories:
+            if name == "category_parents":  # for unknown_category errors: the name as the file writes it
+                for slug, category in zip(prepared.parents["slug"], prepared.parents["name"], strict=True):
+                    self.category_names.setdefault(slug, category)
             return
         if name not in self.staging:
             self.staging[name] = StagingTable(conn, target(name), prepared.columns, suffix)
@@ -280,7 +284,8 @@ class _Run:
             unresolved = staging.unresolved_lines(CATEGORY_REF, known)
             if not unresolved:
                 continue
-            lines, names = zip(*unresolved, strict=True)
+            lines, slugs = zip(*unresolved, strict=True)
+            names = [self.category_names.get(slug, slug) for slug in slugs]
             column = mapping.by_field.get("categorie") or mapping.by_field.get("parent") or "categorie"
             self.errors.append(pd.DataFrame({"line": lines, "column": column, "value": names,
                                              "code": "unknown_category"}))
@@ -347,7 +352,7 @@ def run_import(
         outcome.message = str(getattr(exc, "message", None) or exc)
         _finish_failed(run, outcome, started)
     except Exception as exc:
-        outcome.status, outcome.failure_kind = "failed", _failure_kind(exc)
+        outcome.status, outcome.failure_kind = "failed", failure_kind(exc)
         outcome.message = f"{type(exc).__name__}: {exc}"
         try:
             _finish_failed(run, outcome, started)
@@ -359,7 +364,8 @@ def run_import(
     return outcome
 
 
-def _failure_kind(exc: Exception) -> str:
+def failure_kind(exc: Exception) -> str:
+    """`transient` (database unreachable, disk or network): worth another try; `internal`: a bug."""
     transient = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
     return "transient" if isinstance(exc, transient) else "internal"
 

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from nightshift.db import migrate
+from nightshift.db.schema import categories
 from tests.conftest import PROJECT_ROOT
 
 NIGHTSHIFT = str(PROJECT_ROOT / ".venv" / "bin" / "nightshift")
@@ -165,7 +167,10 @@ def test_import_exit_codes(cli_env, db_url, tmp_path):
     garbage.write_bytes(bytes(range(256)) * 50)
     unreadable = nightshift("import", str(garbage), "--json", env=cli_env, cwd=tmp_path)
     assert unreadable.returncode == 2 and "Traceback" not in unreadable.stderr
+    assert "Stack Trace" not in unreadable.stderr
     assert json.loads(unreadable.stdout)["status"] == "failed"
+    assert "this is not a text table (binary content)" in json.loads(unreadable.stdout)["message"]
+    assert "garbage.csv: this is not a text table (binary content)" in unreadable.stderr
 
     missing = nightshift("import", str(tmp_path / "absent.csv"), env=cli_env, cwd=tmp_path)
     assert missing.returncode == 2 and "no such file" in missing.stderr
@@ -219,3 +224,86 @@ def test_import_with_worker_processes_from_the_console_script(cli_env, db_url, t
     assert result.returncode == 0, result.stderr
     assert "inserted 2000" in result.stdout and "invalid 1" in result.stdout
     assert "validated by 2 processes" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "args", "expected"),
+    [
+        # The file was read: the import ran and failed (1), on the real run and on the dry run alike.
+        ("clients.csv", b"prenom;nom\nAwa;Traore\n", ["--profile", "clients"], 1),
+        ("inconnu.csv", b"foo;bar\n1;2\n", [], 1),
+        ("villes.csv", b"nom;code_postal\nBourg;01000\nA;x\nB;y\nC;z\n", [], 1),
+        # The file cannot be read (2), whether it fails on opening or further down the file.
+        ("binaire.csv", bytes(range(256)) * 50, [], 2),
+        ("guillemet.csv", b'nom;code_postal\nBourg;01000\nLyon;"69001\nNantes;44000\n', [], 2),
+    ],
+    ids=["missing_column", "unknown_profile", "over_abort_threshold", "binary", "unclosed_quote"],
+)
+def test_import_exit_code_is_the_same_on_the_real_run_and_the_dry_run(cli_env, db_url, tmp_path, name, content,
+                                                                        args, expected):
+    migrate.upgrade(db_url)
+    path = tmp_path / name
+    path.write_bytes(content)
+    dry = nightshift("import", str(path), *args, "--dry-run", "--json", env=cli_env, cwd=tmp_path)
+    real = nightshift("import", str(path), *args, "--json", env=cli_env, cwd=tmp_path)
+    assert (dry.returncode, real.returncode) == (expected, expected), real.stderr
+    for result in (dry, real):
+        summary = json.loads(result.stdout)
+        assert summary["status"] == "failed" and summary["message"]
+        assert "Traceback" not in result.stderr and "Stack Trace" not in result.stderr
+
+
+def test_import_of_a_bad_file_prints_a_clear_message_and_no_stack_trace(cli_env, db_url, tmp_path):
+    migrate.upgrade(db_url)
+    garbage = tmp_path / "garbage.csv"
+    garbage.write_bytes(bytes(range(256)) * 50)
+    for dry_run in ([], ["--dry-run"]):
+        result = nightshift("import", str(garbage), *dry_run, env=cli_env, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "Stack Trace" not in result.stderr and "Traceback" not in result.stderr
+        assert "garbage.csv: this is not a text table (binary content)" in result.stdout
+        # Dagster's own lines are there, each step failure stated in one line (about 59 lines before).
+        assert len(result.stderr.splitlines()) <= 6, result.stderr
+
+
+def write_businesses(path: Path) -> Path:
+    path.write_text("nom;code_postal;categorie\nBoulangerie Awa;75001;Boulangerie du coin\n"
+                    "Garage Diallo;69001;\nPharmacie Keita;13001;\n", encoding="utf-8")
+    return path
+
+
+def test_import_creates_unknown_categories_by_default(cli_env, db_url, tmp_path):
+    migrate.upgrade(db_url)
+    path = write_businesses(tmp_path / "entreprises.csv")
+    result = nightshift("import", str(path), "--profile", "businesses", "--json", env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["status"], summary["inserted"], summary["invalid"]) == ("succeeded", 3, 0)
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            names = conn.execute(sa.select(categories.c.name)).scalars().all()
+    finally:
+        engine.dispose()
+    assert names == ["Boulangerie du coin"]
+
+
+@pytest.mark.parametrize("dry_run", [False, True], ids=["real_run", "dry_run"])
+def test_import_with_no_create_categories_rejects_rows_naming_an_unknown_category(cli_env, db_url, tmp_path,
+                                                                                   dry_run):
+    migrate.upgrade(db_url)
+    path = write_businesses(tmp_path / "entreprises.csv")
+    result = nightshift("import", str(path), "--profile", "businesses", "--no-create-categories", "--json",
+                        *(["--dry-run"] if dry_run else []), env=cli_env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["status"], summary["inserted"], summary["invalid"]) == ("partial", 2, 1)
+    [error] = summary["errors"]
+    assert (error["line"], error["column"], error["code"]) == (2, "categorie", "unknown_category")
+    assert "oulangerie" in error["value"] and "oulangerie" in error["message"]
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(categories)).scalar_one() == 0
+    finally:
+        engine.dispose()

@@ -189,7 +189,8 @@ def test_businesses_categories_are_created_or_rejected(engine, settings, tmp_pat
                                      "75001\nGarage;Auto;;69001\n")
     refused = run_import(engine, path, settings, ImportOptions(profile="businesses", create_categories=False))
     assert (refused.status, refused.invalid) == ("failed", 2)
-    assert {e["code"] for e in refused.errors} == {"unknown_category"}
+    assert [(e["line"], e["code"], e["value"]) for e in refused.errors] == [
+        (2, "unknown_category", "Restauration"), (3, "unknown_category", "Auto")]  # as written, not the slug
     outcome = run_import(engine, path, settings, ImportOptions(profile="businesses"))
     assert (outcome.status, outcome.inserted, outcome.categories_created) == ("succeeded", 2, 3)
     with engine.connect() as conn:
