@@ -9,7 +9,7 @@ from nightshift.config import load_settings
 from nightshift.imports import log as import_log
 from nightshift.imports.service import ImportOptions, ImportOutcome, failure_kind, run_import
 from nightshift.masking import mask_text
-from pipelines.tags import family_tags
+from pipelines.tags import IMPORTS_POOL, family_tags
 from resources.database import Database
 
 import_files = dg.DynamicPartitionsDefinition(name="import_files")
@@ -59,6 +59,7 @@ def outcome_metadata(outcome: ImportOutcome) -> dict[str, Any]:
     # Failure(allow_retries=False).
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
     op_tags=family_tags("imports"),
+    pool=IMPORTS_POOL,  # the run limit of dagster.yaml also for runs without the family tag (asset backfills)
     kinds={"python", "sql"},
     description="Imports one uploaded CSV/Excel file (partition = file) into the app database.",
 )

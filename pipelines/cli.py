@@ -188,13 +188,28 @@ def main() -> None:
 
 @main.command()
 def init() -> None:
-    """Prepare a machine: data folders, DAGSTER_HOME with dagster.yaml, migrations applied."""
+    """Prepare a machine: data folders, DAGSTER_HOME with dagster.yaml, migrations applied, the
+    instance's concurrency pools at their dagster.yaml limit."""
     settings = settings_or_exit()
     settings.ensure_data_dirs()
     home = dagster_home()
     _upgrade(settings)
+    _initialize_pools()
     click.echo(f"data folder {settings.data_dir.resolve()} ready (drop files in {settings.uploads_dir})")
     click.echo(f"DAGSTER_HOME {home}")
+
+
+def _initialize_pools() -> None:
+    """Give each pool of pipelines.tags.POOLS the instance's default limit (dagster.yaml
+    `concurrency.pools.default_limit`) now: the run queue only limits a pool it already knows."""
+    import dagster as dg
+
+    from pipelines.tags import POOLS, initialize_pools
+
+    with dg.DagsterInstance.get() as instance:
+        initialize_pools(instance)
+        limit = instance.global_op_concurrency_default_limit
+    click.echo(f"concurrency pools {', '.join(POOLS)}: at most {limit} runs each at once")
 
 
 @main.group()

@@ -37,6 +37,7 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 from nightshift.db.schema import cities, imports
 from nightshift.imports import recovery
 from pipelines.definitions import defs
+from pipelines.tags import initialize_pools
 from resources.database import Database
 from sensors.uploads import upload_sensor
 from tests.conftest import PROJECT_ROOT
@@ -156,3 +157,26 @@ def test_backfill_of_all_failed_partitions_reimports_each_file_once(env):
     assert (after["colonnes.csv"].inserted, after["colonnes.csv"].unchanged) == (1, 1)
     assert (after["codes.csv"].inserted, after["codes.csv"].invalid) == (2, 0)
     assert names == ["Agen", "Bourg", "Lyon", "Pau", "Tarbes"]
+
+
+def test_a_backfill_starts_no_more_import_runs_at_once_than_the_imports_limit(tmp_path):
+    """Backfill runs (launched as the UI launches them) carry none of the job's tags: the `imports` pool,
+    limited per run in dagster.yaml, is what keeps them to 4 at a time. The runs are launched by a
+    launcher that never finishes them, so the queue daemon shows what it lets start."""
+    instance_config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    instance_config["run_launcher"] = {"module": "dagster._core.test_utils", "class": "MockedRunLauncher"}
+    keys = [f"fichier-{n}" for n in range(6)]
+    with dg.instance_for_test(overrides=instance_config) as instance:
+        instance.add_dynamic_partitions("import_files", keys)
+        initialize_pools(instance)  # as `nightshift init` does
+        with nightshift_workspace(instance) as workspace:
+            launch_backfill(workspace, keys)
+            logger = logging.getLogger("nightshift.tests.backfill")
+            assert [e for e in execute_backfill_iteration(workspace, logger) if e is not None] == []
+            assert len(instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))) == 6
+            assert [e for e in QueuedRunCoordinatorDaemon(interval_seconds=1).run_iteration(workspace)
+                    if e is not None] == []
+            started = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTING]))
+            queued = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
+    assert (len(started), len(queued)) == (4, 2)
+    assert all("nightshift/family" not in run.tags for run in started + queued)
