@@ -7,6 +7,7 @@ import dagster as dg
 
 from nightshift.config import load_settings
 from nightshift.imports import log as import_log
+from nightshift.imports.files import sha256_of
 from nightshift.imports.service import ImportOptions, ImportOutcome, failure_kind, run_import
 from nightshift.masking import mask_text
 from pipelines.tags import IMPORTS_POOL, family_tags
@@ -72,7 +73,10 @@ def import_batch(context: dg.AssetExecutionContext, config: ImportConfig, databa
     if not path.exists():
         raise dg.Failure(f"import {row['id']}: the file is no longer at {path} (moved or deleted); upload it again",
                          allow_retries=False)
-    import_log.update_status(database.engine, row["id"], dagster_run_id=context.run.run_id)
+    rerun = {}
+    if row["status"] != "received":  # a re-execution or backfill: the file may have been fixed in place
+        rerun = {"sha256": sha256_of(path), "size_bytes": path.stat().st_size}
+    import_log.update_status(database.engine, row["id"], dagster_run_id=context.run.run_id, **rerun)
     context.log.info(f"import {row['id']}: {path.name} (profile {row['profile'] or 'detected from headers'})")
 
     def progress(rows: int) -> None:

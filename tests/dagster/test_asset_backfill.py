@@ -14,6 +14,7 @@ instead of a new process per run. `dagster job backfill` from the command line i
 tests/cli/test_backfill.py.
 """
 
+import hashlib
 import logging
 import sys
 import time
@@ -149,6 +150,10 @@ def test_backfill_of_all_failed_partitions_reimports_each_file_once(env):
     # The same import rows were re-run (no new registration), each file now in processed/.
     assert {name: r.id for name, r in after.items()} == {name: r.id for name, r in first.items()}
     assert {name: r.status for name, r in after.items()} == dict.fromkeys(first, "succeeded")
+    for name in ("colonnes.csv", "codes.csv"):  # the log describes the file as fixed, not as first uploaded
+        fixed = Path(after[name].file_path).read_bytes()
+        assert (after[name].sha256, after[name].size_bytes) == (hashlib.sha256(fixed).hexdigest(), len(fixed))
+        assert after[name].sha256 != first[name].sha256
     for row in after.values():
         path = Path(row.file_path)
         assert path.parent.parent == env["data"] / "processed" and path.exists(), row.file_path
