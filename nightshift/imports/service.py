@@ -163,6 +163,8 @@ class _Run:
         self.parent_keys: dict[str, set[str]] = {name: set() for name in PARENT_TARGETS}
         self.fields: set[str] = set()  # the profile fields the file has
         self.category_names: dict[str, str] = {}  # slug -> name, when categories are not created
+        # The upload moves to processed/ or failed/ after the merge: the log says `merged` until it has.
+        self.moves_file = False
         self.rows_total = 0
         self.reported_rows = 0
         self.workers = 0
@@ -342,6 +344,7 @@ def run_import(
     started = time.perf_counter()
     outcome = ImportOutcome(import_id=import_id, status="failed", profile=options.profile, dry_run=options.dry_run,
                             file_path=str(path))
+    run.moves_file = move_file and not options.dry_run
     if import_id is not None and not options.dry_run:
         import_log.update_status(engine, import_id, status="running", stage="received")
     try:
@@ -492,7 +495,8 @@ def _merge_all(run: _Run, conn: Connection, reason: str | None, errors: pd.DataF
             raise _DryRun
         if run.import_id is not None:
             import_log.store_errors(transaction_conn, run.import_id, errors)
-            import_log.update(transaction_conn, run.import_id, **_log_values(outcome, stage="done"))
+            stage = "merged" if run.moves_file else "done"
+            import_log.update(transaction_conn, run.import_id, **_log_values(outcome, stage=stage))
 
 
 def _announce_new_clients(conn: Connection, phones: list[str], import_id: int | None) -> None:
@@ -591,4 +595,6 @@ def _move(run: _Run, outcome: ImportOutcome) -> None:
     moved = move_without_overwrite(run.path, folder, day)
     outcome.file_path = str(moved)
     if run.import_id is not None:
-        import_log.update_status(run.engine, run.import_id, file_path=str(moved))
+        # Bad input found before the merge keeps the stage it reached; a merged import is now done.
+        stage = {"stage": "done"} if import_log.get(run.engine, run.import_id)["stage"] == "merged" else {}
+        import_log.update_status(run.engine, run.import_id, file_path=str(moved), **stage)

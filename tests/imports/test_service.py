@@ -442,3 +442,26 @@ def test_a_file_over_the_row_limit_is_refused_with_the_setting_named(engine, set
     assert (outcome.status, outcome.inserted, outcome.unreadable) == ("failed", 0, True)
     assert "2" in outcome.message and "imports.max_rows" in outcome.message
     assert count(engine, cities) == 0
+
+
+def test_the_log_says_merged_until_the_upload_has_moved_then_done(engine, settings, tmp_path):
+    upload = write(settings.uploads_dir / "villes.csv", "nom;code_postal\nBourg;01000\n")
+    import_id = registered_import(engine, upload, settings, "cities")
+    run_import(engine, upload, settings, ImportOptions(profile="cities"), import_id=import_id, move_file=True)
+    assert import_log_row(engine, import_id)["stage"] == "done" and not upload.exists()
+
+    # processed/ unusable (a file where the folder should be): the rows are in, the upload is not moved.
+    second = write(settings.uploads_dir / "villes2.csv", "nom;code_postal\nLyon;69001\n")
+    blocked = replace(settings, data_dir=tmp_path / "blocked")
+    blocked.data_dir.mkdir()
+    (blocked.data_dir / "processed").write_text("not a folder")
+    second_id = registered_import(engine, second, settings, "cities")
+    with pytest.raises(OSError):
+        run_import(engine, second, blocked, ImportOptions(profile="cities"), import_id=second_id, move_file=True)
+    row = import_log_row(engine, second_id)
+    assert (row["status"], row["stage"], row["inserted"]) == ("succeeded", "merged", 1) and second.exists()
+
+
+def import_log_row(engine, import_id: int) -> dict:
+    with engine.connect() as conn:
+        return dict(conn.execute(sa.select(imports).where(imports.c.id == import_id)).mappings().one())
