@@ -4,8 +4,8 @@ per target table with exact inserted / updated / unchanged counts.
 PostgreSQL: COPY into the staging table. SQLite: executemany into it (writes to TEMP tables need no
 lock on the main database, so other writers are not blocked while a big file is parsed); rows that
 worker processes prepared arrive in scratch SQLite files they wrote themselves, copied in by one
-INSERT … SELECT each. The merge itself is one `INSERT … SELECT … ON CONFLICT … DO UPDATE … WHERE
-content_hash IS DISTINCT FROM …`.
+INSERT … SELECT each. The merge itself is one `INSERT … SELECT … ON CONFLICT … DO UPDATE SET <the
+file's columns> … WHERE <one of them> IS DISTINCT FROM excluded.<it>`.
 """
 
 from __future__ import annotations

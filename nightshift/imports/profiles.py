@@ -200,15 +200,19 @@ def _recognised(profile: Profile, header: list[str]) -> int:
 
 
 def closest_profile(header: list[str]) -> tuple[Profile, list[str]] | None:
-    """The profile that recognises most columns of the header, and the required columns it misses."""
-    profile = max(PROFILES.values(), key=lambda p: _recognised(p, header))
-    return (profile, profile.missing_required(header)) if _recognised(profile, header) else None
+    """The profile missing required columns that recognises most columns of the header, and what it
+    misses: what the file most likely is when no profile is detected."""
+    incomplete = [p for p in PROFILES.values() if p.missing_required(header) and _recognised(p, header)]
+    if not incomplete:
+        return None
+    profile = max(incomplete, key=lambda p: _recognised(p, header))
+    return profile, profile.missing_required(header)
 
 
 def detect_profile(header: list[str]) -> Profile | None:
     """The complete profile (required columns present) whose header matches best; None when there is
-    none, or when an incomplete profile recognises more of the columns: `prenom;nom;email` is a clients
-    file without its phone column, not a businesses file."""
+    none, or when a profile missing required columns recognises more of the columns: `prenom;nom;email`
+    is a clients file without its phone column, not a businesses file."""
     complete = [p for p in PROFILES.values() if not p.missing_required(header) and p.score_header(header) > 0]
     if not complete:
         return None

@@ -363,7 +363,15 @@ def run_import(
             logger.exception("could not record the failure of import %s", import_id)
         raise
     if move_file and not options.dry_run and path.exists():
-        _move(run, outcome)
+        try:
+            _move(run, outcome)
+        except OSError as exc:
+            # The rows are committed: redoing the import would only lose its counts. The log stays at
+            # `merged` (the upload sensor leaves such a file alone) and says where the file is.
+            logger.error("import %s: %s could not be moved out of the upload folder: %s", import_id, path.name, exc)
+            outcome.message = f"{outcome.message} (the file could not be moved: {exc}; it is still at {path})"
+            if import_id is not None:
+                import_log.update_status(engine, import_id, message=outcome.message)
     return outcome
 
 

@@ -68,7 +68,8 @@ TARGETS: dict[str, Target] = {
                                   "latitude": ("latitude",), "longitude": ("longitude",),
                                   "founded_on": ("date_creation",), "is_active": ("is_active",),
                                   "description": ("description",), "category_id": ("categorie",),
-                                  "subcategory_id": ("sous_categorie",)}),
+                                  # a sub-category belongs to its category: a new category clears it
+                                  "subcategory_id": ("sous_categorie", "categorie")}),
     "categories": Target("categories", schema.categories, ("slug",),
                          sources={"description": ("description",), "meta_description": ("meta_description",),
                                   "sort_order": ("ordre",)}),

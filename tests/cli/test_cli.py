@@ -305,7 +305,7 @@ def test_import_with_no_create_categories_rejects_rows_naming_an_unknown_categor
     assert (summary["status"], summary["inserted"], summary["invalid"]) == ("partial", 2, 1)
     [error] = summary["errors"]
     assert (error["line"], error["column"], error["code"]) == (2, "categorie", "unknown_category")
-    assert "oulangerie" in error["value"] and "oulangerie" in error["message"]
+    assert error["value"] == "Boulangerie du coin" and "Boulangerie du coin" in error["message"]
     engine = sa.create_engine(db_url)
     try:
         with engine.connect() as conn:

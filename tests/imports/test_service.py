@@ -370,6 +370,19 @@ def test_columns_a_file_does_not_have_keep_their_values(engine, settings, tmp_pa
     assert (again.inserted, again.updated, again.unchanged) == (0, 0, 1)
 
 
+def test_a_new_category_clears_a_sub_category_the_file_does_not_name(engine, settings, tmp_path):
+    first = write(tmp_path / "a.csv", "nom;siren;categorie;sous_categorie\nChez Awa;732829320;Alimentation;"
+                                      "Boulangerie\n")
+    run_import(engine, first, settings, ImportOptions(profile="businesses"))
+    moved = write(tmp_path / "b.csv", "nom;siren;categorie\nChez Awa;732829320;Garages\n")
+    outcome = run_import(engine, moved, settings, ImportOptions(profile="businesses"))
+    assert outcome.updated == 1
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(categories.c.slug, businesses.c.subcategory_id)
+                           .select_from(businesses.join(categories))).one()
+    assert tuple(row) == ("garages", None)  # never a Boulangerie sub-category under Garages
+
+
 def test_clients_keep_the_fields_a_later_file_leaves_out(engine, settings, tmp_path):
     first = write(tmp_path / "clients.csv", "telephone;prenom;email\n70 12 34 56;Awa;awa@exemple.ml\n")
     run_import(engine, first, settings, ImportOptions(profile="clients"))
@@ -417,6 +430,10 @@ def test_a_file_missing_its_key_column_is_not_taken_for_another_profile(engine, 
 
     businesses_file = write(tmp_path / "entreprises.csv", "nom;email;ville\nGarage Martin;a@b.fr;Lyon\n")
     assert run_import(engine, businesses_file, settings, ImportOptions()).profile == "businesses"
+    # Two complete profiles: the better match wins, as before.
+    cities_file = write(tmp_path / "villes.csv",
+                        "nom;code_postal;ville;latitude;longitude\nLyon;69001;Lyon;45,76;4,84\n")
+    assert run_import(engine, cities_file, settings, ImportOptions()).profile == "cities"
 
 
 def test_the_log_keeps_the_first_detailed_errors_and_counts_them_all(engine, settings, tmp_path):
@@ -456,10 +473,13 @@ def test_the_log_says_merged_until_the_upload_has_moved_then_done(engine, settin
     blocked.data_dir.mkdir()
     (blocked.data_dir / "processed").write_text("not a folder")
     second_id = registered_import(engine, second, settings, "cities")
-    with pytest.raises(OSError):
-        run_import(engine, second, blocked, ImportOptions(profile="cities"), import_id=second_id, move_file=True)
+    outcome = run_import(engine, second, blocked, ImportOptions(profile="cities"), import_id=second_id,
+                         move_file=True)
     row = import_log_row(engine, second_id)
     assert (row["status"], row["stage"], row["inserted"]) == ("succeeded", "merged", 1) and second.exists()
+    assert "could not be moved" in row["message"] and str(second) in outcome.message
+    # The upload sensor leaves it alone (it is registered), rather than importing it again as a duplicate.
+    assert str(second) in intake._in_flight_paths(engine, settings.uploads_dir)
 
 
 def import_log_row(engine, import_id: int) -> dict:
