@@ -165,6 +165,7 @@ class _Run:
         self.category_names: dict[str, str] = {}  # slug -> name, when categories are not created
         # The upload moves to processed/ or failed/ after the merge: the log says `merged` until it has.
         self.moves_file = False
+        self.merged = False  # the merge transaction committed (its log stage: merged, or done)
         self.rows_total = 0
         self.reported_rows = 0
         self.workers = 0
@@ -362,7 +363,7 @@ def run_import(
         except Exception:  # the database itself may be what failed; the original error matters more
             logger.exception("could not record the failure of import %s", import_id)
         raise
-    if move_file and not options.dry_run and path.exists():
+    if run.moves_file and path.exists():
         try:
             _move(run, outcome)
         except OSError as exc:
@@ -505,6 +506,7 @@ def _merge_all(run: _Run, conn: Connection, reason: str | None, errors: pd.DataF
             import_log.store_errors(transaction_conn, run.import_id, errors)
             stage = "merged" if run.moves_file else "done"
             import_log.update(transaction_conn, run.import_id, **_log_values(outcome, stage=stage))
+    run.merged = True
 
 
 def _announce_new_clients(conn: Connection, phones: list[str], import_id: int | None) -> None:
@@ -604,5 +606,5 @@ def _move(run: _Run, outcome: ImportOutcome) -> None:
     outcome.file_path = str(moved)
     if run.import_id is not None:
         # Bad input found before the merge keeps the stage it reached; a merged import is now done.
-        stage = {"stage": "done"} if import_log.get(run.engine, run.import_id)["stage"] == "merged" else {}
-        import_log.update_status(run.engine, run.import_id, file_path=str(moved), **stage)
+        done = {"stage": "done"} if run.merged else {}
+        import_log.update_status(run.engine, run.import_id, file_path=str(moved), **done)
