@@ -5,6 +5,8 @@ run, on the instance in DAGSTER_HOME (so the run shows in the UI), then prints a
 --json, one JSON object. Exit codes: 0 success, 1 the job failed, 2 bad usage or an unreadable input file.
 """
 
+import atexit
+import gc
 import json
 import logging
 import os
@@ -184,6 +186,14 @@ def report(outcome: JobOutcome, as_json: bool, human: str) -> None:
 @click.version_option(version("nightshift"), "--version", prog_name="nightshift")
 def main() -> None:
     """nightshift: batch work (imports, AI content, quotas, notifications, retention) on Dagster."""
+
+
+def run() -> None:
+    """The `nightshift` console script. Its process ends with the command: at exit, the garbage collector
+    need not walk everything Dagster and pandas loaded (about 0.7 s of every command that ran a job);
+    the memory goes back with the process."""
+    atexit.register(gc.freeze)
+    main()
 
 
 @main.command()

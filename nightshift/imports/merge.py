@@ -118,8 +118,9 @@ def _quoted(columns: list[str]) -> str:
 
 def write_scratch(payload: StagingPayload, path: Path) -> ScratchRows:
     """Write a SQLite payload to a new scratch file (no journal, no sync: the file is thrown away once
-    copied, and rebuilt from the upload if anything fails)."""
+    copied, and rebuilt from the upload if anything fails; the largest pages: fewer to fill and copy)."""
     with closing(sqlite3.connect(path, isolation_level=None)) as scratch:
+        scratch.execute("PRAGMA page_size=65536")
         scratch.execute("PRAGMA journal_mode=OFF")
         scratch.execute("PRAGMA synchronous=OFF")
         scratch.execute("BEGIN")

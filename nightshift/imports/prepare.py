@@ -9,6 +9,7 @@ import is the same whichever way it ran. On SQLite a worker also writes its rows
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import multiprocessing.forkserver
 import os
@@ -138,7 +139,8 @@ def prepared_chunks(job: ChunkJob, chunks: Iterator[TableChunk], workers: int) -
         return
     context = _context()
     pending: deque[Future[PreparedChunk] | PreparedChunk] = deque()
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    # gc.freeze: a worker's collections need not walk the modules it started with (pandas and ours).
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=gc.freeze) as pool:
         try:
             for number, chunk in enumerate(chunks):
                 queued = sum(1 for item in pending if isinstance(item, Future) and not item.done())
