@@ -224,8 +224,7 @@ class StagingTable:
             for ref_column, staged_column in reference.match.items():
                 value = resolved[staged_column[1:]] if staged_column.startswith("@") else staged.c[staged_column]
                 conditions.append(ref.c[ref_column] == value)
-            required = not self.target.table.c[reference.column].nullable
-            source = source.join(ref, sa.and_(*conditions), isouter=not required)
+            source = source.join(ref, sa.and_(*conditions), isouter=not self._required(reference))
             resolved[reference.column] = ref.c.id
             select_columns.append(ref.c.id.label(reference.column))
         if "import_id" in self.target.table.c and import_id is not None:
@@ -265,8 +264,15 @@ class StagingTable:
             return self._merge_counted_by_returning(upsert, import_id)
         return self._merge_counted_by_changes(upsert, import_id)
 
+    def _required(self, reference: Reference) -> bool:
+        """A row without this reference cannot be written (NOT NULL): the upsert joins it, not outer-joins it."""
+        return not self.target.table.c[reference.column].nullable
+
     def _resolved_count(self, import_id: int | None) -> int:
-        """Staged rows the upsert reads (a row whose required reference is missing is not among them)."""
+        """Staged rows the upsert reads (a row whose required reference is missing is not among them).
+        Without a required reference, every staged row: no pass over the staged rows to count them."""
+        if not any(self._required(reference) for reference in self.target.references):
+            return self.rows
         resolved = self._resolved_select(import_id).subquery()
         return int(self.conn.execute(sa.select(sa.func.count()).select_from(resolved)).scalar_one())
 
