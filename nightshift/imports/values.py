@@ -68,6 +68,25 @@ def _result(values: pd.Series, text: pd.Series, index: pd.Index) -> Parsed:
     return Parsed(values.set_axis(index), invalid.set_axis(index))
 
 
+def _text_result(cells: list[str | None], normalised: list[str | None], index: pd.Index) -> Parsed:
+    """`Parsed` of a text parser that works on the cleaned cells as a list (one Python pass, where
+    pandas' str methods take a pass and a missing-value scan each): `normalised` holds None where a
+    cell is empty or invalid."""
+    values = np.empty(len(normalised), dtype=object)
+    values[:] = normalised
+    missing = np.fromiter((value is None for value in normalised), dtype=bool, count=len(normalised))
+    values[missing] = pd.NA
+    present = np.fromiter((cell is not None for cell in cells), dtype=bool, count=len(cells))
+    return Parsed(pd.Series(values, index=index, dtype=object), pd.Series(present & missing, index=index))
+
+
+def _as_text(value: object) -> str | None:
+    """A cell as pandas' str dtype would hold it: text as is, NA as None, anything else as its str()."""
+    if value.__class__ is str:
+        return value
+    return None if value is None or value is pd.NA or value != value else str(value)
+
+
 def _is_ascii_digits(text: pd.Series) -> pd.Series:
     # Faster than a regex; isascii rules out "²" and other Unicode digits.
     return text.str.isdigit() & text.str.isascii()
@@ -133,10 +152,11 @@ def _unescape(text: pd.Series) -> pd.Series:
 
 def decode_html_entities(s: pd.Series) -> pd.Series:
     """ "&amp;" -> "&", "&eacute;" -> "é"; other values and NA unchanged."""
-    text = s.astype("str")
-    has_entity = text.str.contains("&", regex=False, na=False)
-    if not has_entity.any():
+    texts = [_as_text(value) for value in s.to_numpy(dtype=object)]
+    if not any(text is not None and "&" in text for text in texts):
         return s
+    text = pd.Series(texts, index=s.index, dtype="str")
+    has_entity = text.str.contains("&", regex=False, na=False)
     return s.where(~has_entity, _unescape(text))
 
 
@@ -326,13 +346,19 @@ _EMAIL_MAX_LENGTH = 254
 def parse_email(s: pd.Series) -> Parsed:
     """Pragmatic check, not RFC 5322; at most 254 characters; the domain is lower-cased, the local
     part kept as written."""
-    text = _text(s)
-    email = text.where(text.str.fullmatch(_EMAIL) & (text.str.len() <= _EMAIL_MAX_LENGTH))
-    upper = email.notna() & (email != email.str.lower())
-    if upper.any():
-        parts = email[upper].str.rpartition("@")
-        email = email.where(~upper, parts[0] + "@" + parts[2].str.lower())
-    return _result(_as_object(email), text, s.index)
+    cells = _cleaned_cells(s)
+    return _text_result(cells, [None if cell is None else _email(cell) for cell in cells], s.index)
+
+
+_EMAIL_PATTERN = re.compile(_EMAIL)
+
+
+def _email(cell: str) -> str | None:
+    if len(cell) > _EMAIL_MAX_LENGTH or _EMAIL_PATTERN.fullmatch(cell) is None:
+        return None
+    local, _, domain = cell.rpartition("@")
+    lowered = domain.lower()
+    return cell if lowered == domain else f"{local}@{lowered}"
 
 
 _URL_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
@@ -372,15 +398,14 @@ def parse_phone(s: pd.Series, default_region: str = "ML") -> Parsed:
     """E.164 strings via libphonenumber, each distinct value parsed once. A number that is not valid
     for its region is invalid: a national number of another country is never given the default
     region's code."""
-    text = _text(s)
-    distinct = pd.unique(text.dropna())
-    e164 = {raw: _e164(raw, default_region) for raw in distinct}
-    return _result(_as_object(text.map(e164) if e164 else text), text, s.index)
+    cells = _cleaned_cells(s)
+    e164 = {raw: _e164(raw, default_region) for raw in dict.fromkeys(cells) if raw is not None}
+    return _text_result(cells, [None if cell is None else e164[cell] for cell in cells], s.index)
 
 
-def _digit_matrix(digits: pd.Series, width: int) -> np.ndarray:
+def _digit_matrix(digits: list[str], width: int) -> np.ndarray:
     """ASCII digit strings all of length `width` -> (n, width) matrix of their digits."""
-    codes = np.frombuffer("".join(digits.tolist()).encode("ascii"), dtype=np.uint8)
+    codes = np.frombuffer("".join(digits).encode("ascii"), dtype=np.uint8)
     return codes.reshape(-1, width) - ord("0")
 
 
@@ -400,7 +425,7 @@ def luhn_valid(digits: pd.Series) -> pd.Series:
         width = int(lengths.max())
         if (lengths != width).any():
             candidates = candidates.str.zfill(width)  # leading zeros do not change a Luhn sum
-        valid[shaped] = _luhn_rows_valid(_digit_matrix(candidates, width))
+        valid[shaped] = _luhn_rows_valid(_digit_matrix(candidates.tolist(), width))
     return pd.Series(valid, index=digits.index)
 
 
@@ -413,21 +438,32 @@ def _luhn_rows_valid(matrix: np.ndarray) -> np.ndarray:
     return weighted.sum(axis=1) % 10 == 0
 
 
-def _identifier_digits(text: pd.Series) -> pd.Series:
-    """Cleaned text without the Excel ".0" and the spaces (incl. NBSP) and dots; NaN stays NaN."""
-    messy = text.notna() & ~_is_ascii_digits(text)
-    if not messy.any():
-        return text
-    compact = text[messy].str.replace(_FLOAT_ARTEFACT, r"\1", regex=True)
-    return text.where(~messy, compact.str.replace(r"[\s.]", "", regex=True))
+_FLOAT_ARTEFACT_PATTERN = re.compile(_FLOAT_ARTEFACT)
+_SPACES_AND_DOTS = re.compile(r"[\s.]")
+_SPACES = re.compile(r"\s")
+
+
+def _identifier_digits(cells: list[str | None]) -> list[str | None]:
+    """Cleaned cells without the Excel ".0" and the spaces (incl. NBSP) and dots; None stays None."""
+    return [cell if cell is None or (cell.isascii() and cell.isdigit())
+            else _SPACES_AND_DOTS.sub("", _FLOAT_ARTEFACT_PATTERN.sub(r"\1", cell)) for cell in cells]
+
+
+def _digits_of_width(digits: list[str | None], width: int) -> tuple[np.ndarray, list[str]]:
+    """Where the text is `width` ASCII digits, and those texts."""
+    shaped = np.fromiter((d is not None and len(d) == width and d.isascii() and d.isdigit() for d in digits),
+                         dtype=bool, count=len(digits))
+    return shaped, [d for d, ok in zip(digits, shaped, strict=True) if ok]
 
 
 def parse_siren(s: pd.Series) -> Parsed:
     """9 digits, Luhn-valid. A number that lost its leading zeros is not padded: it is invalid."""
-    text = _text(s)
-    digits = _identifier_digits(text)
-    ok = (digits.str.len() == 9) & luhn_valid(digits)
-    return _result(_as_object(digits.where(ok)), text, s.index)
+    cells = _cleaned_cells(s)
+    digits = _identifier_digits(cells)
+    ok, candidates = _digits_of_width(digits, 9)
+    if candidates:
+        ok[ok] = _luhn_rows_valid(_digit_matrix(candidates, 9))
+    return _text_result(cells, [d if valid else None for d, valid in zip(digits, ok, strict=True)], s.index)
 
 
 LA_POSTE_SIREN = "356000000"
@@ -439,15 +475,14 @@ def parse_siret(s: pd.Series) -> Parsed:
 
     La Poste establishments (SIREN 356000000) do not follow Luhn: their digit sum is a multiple of 5
     instead (Luhn stays accepted for them, as for the head office 35600000000048)."""
-    text = _text(s)
-    digits = _identifier_digits(text)
-    shaped = ((digits.str.len() == 14) & _is_ascii_digits(digits)).to_numpy()
-    ok = np.zeros(len(digits), dtype=bool)
-    if shaped.any():
-        matrix = _digit_matrix(digits[shaped], 14)  # one matrix for the SIRET and its SIREN
+    cells = _cleaned_cells(s)
+    digits = _identifier_digits(cells)
+    ok, candidates = _digits_of_width(digits, 14)
+    if candidates:
+        matrix = _digit_matrix(candidates, 14)  # one matrix for the SIRET and its SIREN
         la_poste = (matrix[:, :9] == _LA_POSTE_DIGITS).all(axis=1) & (matrix.sum(axis=1) % 5 == 0)
-        ok[shaped] = (_luhn_rows_valid(matrix) & _luhn_rows_valid(matrix[:, :9])) | la_poste
-    return _result(_as_object(digits.where(ok)), text, s.index)
+        ok[ok] = (_luhn_rows_valid(matrix) & _luhn_rows_valid(matrix[:, :9])) | la_poste
+    return _text_result(cells, [d if valid else None for d, valid in zip(digits, ok, strict=True)], s.index)
 
 
 # Division, group (1 or 2 digits each: Excel may have read "01.10" as the number 1.1), sub-class letter.
@@ -472,29 +507,42 @@ def parse_naf(s: pd.Series) -> Parsed:
 def parse_postal_code(s: pd.Series, pad_french: bool = True) -> Parsed:
     """Text of 5 digits, leading zeros kept. With `pad_french` a 4-digit code is a French code that
     lost its leading zero as an Excel number: "1400" and "1400.0" -> "01400"."""
-    text = _text(s)
+    cells = _cleaned_cells(s)
     # Most codes are already 5 plain digits: only the others go through the regexes.
-    plain = (text.str.len() == 5) & _is_ascii_digits(text)
-    other = text.notna() & ~plain
-    codes = text.where(plain)
-    if other.any():
-        digits = text[other].str.replace(_FLOAT_ARTEFACT, r"\1", regex=True).str.replace(r"\s", "", regex=True)
-        if pad_french:
-            digits = digits.where(~digits.str.fullmatch(r"[0-9]{4}"), "0" + digits)
-        codes = codes.fillna(digits.where(digits.str.fullmatch(r"[0-9]{5}")))
-    return _result(_as_object(codes), text, s.index)
+    codes = [cell if cell is None or (len(cell) == 5 and cell.isascii() and cell.isdigit())
+             else _other_postal_code(cell, pad_french) for cell in cells]
+    return _text_result(cells, codes, s.index)
+
+
+_FOUR_DIGITS = re.compile(r"[0-9]{4}")
+_FIVE_DIGITS = re.compile(r"[0-9]{5}")
+
+
+def _other_postal_code(cell: str, pad_french: bool) -> str | None:
+    digits = _SPACES.sub("", _FLOAT_ARTEFACT_PATTERN.sub(r"\1", cell))
+    if pad_french and _FOUR_DIGITS.fullmatch(digits):
+        digits = "0" + digits
+    return digits if _FIVE_DIGITS.fullmatch(digits) else None
 
 
 def check_no_letter_or_digit(s: pd.Series) -> pd.Series:
     """True where the text holds no letter or digit of any script ("...", "--"): it has no slug, so it
     cannot name a row (never for NA)."""
-    has_one = s.astype("str").str.contains(r"[^\W_]", regex=True).fillna(True).astype(bool)
-    return s.notna() & ~has_one
+    texts = (_as_text(value) for value in s.to_numpy(dtype=object))
+    nameless = np.fromiter((text is not None and not (text[:1].isalnum() or _LETTER_OR_DIGIT.search(text))
+                            for text in texts), dtype=bool, count=len(s))
+    return pd.Series(nameless, index=s.index)
+
+
+# A letter or digit of any script: what str.isalnum() accepts, one character at a time.
+_LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 
 
 def check_max_length(s: pd.Series, n: int) -> pd.Series:
     """True where the text is longer than n characters (never for NA)."""
-    return (s.astype("str").str.len() > n).fillna(False).astype(bool)
+    texts = (_as_text(value) for value in s.to_numpy(dtype=object))
+    return pd.Series(np.fromiter((text is not None and len(text) > n for text in texts), dtype=bool, count=len(s)),
+                     index=s.index)
 
 
 def neutralize_formula(s: pd.Series) -> pd.Series:
