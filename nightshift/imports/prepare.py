@@ -1,10 +1,12 @@
-"""Chunk preparation: validate the raw rows, build the target rows, encode them for the staging tables.
+"""Chunk preparation: parse (a CSV chunk of raw lines), validate the raw rows, build the target rows,
+encode them for the staging tables.
 
-This is the CPU-bound part of an import (Python string work). For a big file it runs in worker
-processes, a few chunks in flight per worker, while this process reads the file, writes the staging
-tables and prepares chunks itself when the workers are busy; results come back in file order, so the
-import is the same whichever way it ran. On SQLite a worker also writes its rows to a scratch file
-(`scratch_dir`), which this process copies into the staging table in one statement.
+This is the CPU-bound part of an import. For a big file it runs in worker processes, a few chunks in
+flight per worker, while this process cuts the file into chunks, writes the staging tables and
+prepares chunks itself when the workers are busy; results come back in file order, so the import is
+the same whichever way it ran. A CSV read by pandas' C parser travels to a worker as its raw lines,
+which the worker parses. On SQLite a worker also writes its rows to a scratch file (`scratch_dir`),
+which this process copies into the staging table in one statement.
 """
 
 from __future__ import annotations
@@ -70,6 +72,7 @@ class PreparedChunk:
     rows: int
     errors: pd.DataFrame
     targets: list[PreparedTarget]
+    read_s: float  # parsing a chunk of raw lines
     validate_s: float
     build_s: float
 
@@ -79,8 +82,10 @@ def hash_keys(keys: pd.Series) -> np.ndarray:
     return pd.util.hash_array(keys.to_numpy(dtype=object), categorize=False)
 
 
-def prepare_chunk(job: ChunkJob, frame: pd.DataFrame, lines: np.ndarray) -> PreparedChunk:
+def prepare_chunk(job: ChunkJob, chunk: TableChunk) -> PreparedChunk:
     started = time.perf_counter()
+    frame, lines = chunk.frame, chunk.lines  # a chunk of raw lines is parsed here
+    parsed = time.perf_counter()
     profile = PROFILES[job.profile]
     result = validate_chunk(frame, lines, profile, job.mapping, phone_region=job.phone_region)
     validated = time.perf_counter()
@@ -93,11 +98,12 @@ def prepare_chunk(job: ChunkJob, frame: pd.DataFrame, lines: np.ndarray) -> Prep
             hashes = hash_keys(rows["_key"])
             targets.append(PreparedTarget(name, columns, keys=KeyHashes(hashes, rows["_line"].to_numpy(np.int64)),
                                           payload=staging_payload(rows, job.dialect)))
-    return PreparedChunk(result.rows, result.errors, targets, validated - started, time.perf_counter() - validated)
+    return PreparedChunk(result.rows, result.errors, targets, parsed - started, validated - parsed,
+                         time.perf_counter() - validated)
 
 
-def _prepare_in_worker(job: ChunkJob, frame: pd.DataFrame, lines: np.ndarray, number: int) -> PreparedChunk:
-    prepared = prepare_chunk(job, frame, lines)
+def _prepare_in_worker(job: ChunkJob, chunk: TableChunk, number: int) -> PreparedChunk:
+    prepared = prepare_chunk(job, chunk)
     if job.scratch_dir is not None:
         started = time.perf_counter()
         for target in prepared.targets:
@@ -135,7 +141,7 @@ def prepared_chunks(job: ChunkJob, chunks: Iterator[TableChunk], workers: int) -
     IN_FLIGHT_PER_WORKER per worker are queued; otherwise this process prepares it itself."""
     if workers == 0:
         for chunk in chunks:
-            yield prepare_chunk(job, chunk.frame, chunk.lines)
+            yield prepare_chunk(job, chunk)
         return
     context = _context()
     pending: deque[Future[PreparedChunk] | PreparedChunk] = deque()
@@ -145,9 +151,9 @@ def prepared_chunks(job: ChunkJob, chunks: Iterator[TableChunk], workers: int) -
             for number, chunk in enumerate(chunks):
                 queued = sum(1 for item in pending if isinstance(item, Future) and not item.done())
                 if queued < workers * IN_FLIGHT_PER_WORKER:
-                    pending.append(pool.submit(_prepare_in_worker, job, chunk.frame, chunk.lines, number))
+                    pending.append(pool.submit(_prepare_in_worker, job, chunk, number))
                 else:
-                    pending.append(prepare_chunk(job, chunk.frame, chunk.lines))
+                    pending.append(prepare_chunk(job, chunk))
                 # Hand over what is ready at the head; wait for it once enough is held back.
                 while pending and (_ready(pending[0]) or len(pending) > 2 * workers * IN_FLIGHT_PER_WORKER):
                     yield _result(pending.popleft())

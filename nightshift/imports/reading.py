@@ -50,11 +50,36 @@ class FileRejected(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> tuple:  # raised in a worker process, it travels back pickled
+        return FileRejected, (self.code, self.message)
 
-@dataclass
+
 class TableChunk:
-    frame: pd.DataFrame  # columns = header as written (deduplicated); raw str cells, "" or NA when empty
-    lines: np.ndarray  # 1-based line (CSV) or row (spreadsheet) of each row
+    """Rows of a table: `frame`, columns = header as written (deduplicated), raw str cells ("" or NA when
+    empty); `lines`, the 1-based line (CSV) or row (spreadsheet) of each row.
+
+    A chunk of a CSV that pandas' C parser reads may come as its raw lines (`CsvLines`), parsed where
+    the rows are first used: a worker process parses the chunks it validates, so the import's own
+    process neither parses nor pickles them."""
+
+    def __init__(self, frame: pd.DataFrame | None = None, lines: np.ndarray | None = None, *,
+                 raw: CsvLines | None = None) -> None:
+        self._frame, self._lines, self._raw = frame, lines, raw
+
+    def _parse(self) -> None:
+        if self._raw is not None:
+            self._frame, self._lines = self._raw.parse()
+            self._raw = None
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        self._parse()
+        return self._frame
+
+    @property
+    def lines(self) -> np.ndarray:
+        self._parse()
+        return self._lines
 
 
 @dataclass
@@ -240,12 +265,12 @@ class _NulStripper:
         return line
 
 
-def _is_end(record: list[str], path: Path, start: int) -> bool:
+def _is_end(record: list[str], name: str, start: int) -> bool:
     """True for the end-of-file record; a quoted field left open until the end of the file is refused."""
     if not record or not record[-1].endswith(_END_OF_FILE):
         return False
     if record != [_END_OF_FILE]:
-        raise FileRejected("unclosed_quote", f"{path.name}: line {start}: a quoted field (\") opens in the record "
+        raise FileRejected("unclosed_quote", f"{name}: line {start}: a quoted field (\") opens in the record "
                                              "starting here and never closes, so the rest of the file would be "
                                              "one cell; close the quote or remove it, then upload the file again")
     return True
@@ -296,7 +321,7 @@ def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int,
         raise FileRejected("empty_file", f"{path.name}: the file holds no text")
     delimiter, header_index = _choose_delimiter(sample_text, score_header)
 
-    records = _CsvRecords(path, encoding, delimiter)
+    records = _CsvRecords.of_file(path, encoding, delimiter)
     header_record, header_line, non_blank = None, 0, -1
     for start, record in records:
         if any(cell.strip() for cell in record):
@@ -308,25 +333,32 @@ def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int,
         records.close()
         raise FileRejected("no_header", f"{path.name}: no header line found")
     info = TableInfo(path, "csv", encoding, delimiter, None, _unique_header(header_record), header_line)
-    if encoding != "utf-16" and _one_record_per_line(path):
+    line_count = _single_line_records(path) if encoding != "utf-16" else None
+    if line_count is not None:
         records.close()
-        return info, _c_parser_chunks(info, max_rows, chunk_rows)
+        return info, _c_parser_chunks(info, max_rows, chunk_rows, line_count)
     return info, _record_chunks(info, records, max_rows, chunk_rows)
 
 
 class _CsvRecords:
-    """The records of a text file read by the csv module, each with the physical line it starts on."""
+    """The records of a text file (or of lines of it) read by the csv module, each with the physical
+    line it starts on."""
 
-    def __init__(self, path: Path, encoding: str, delimiter: str, skip_lines: int = 0) -> None:
-        codec, errors = text_codec(encoding)
-        self.path = path
-        self.handle = path.open("r", encoding=codec, errors=errors, newline="")
-        for _ in range(skip_lines):
-            self.handle.readline()
+    def __init__(self, handle: io.TextIOBase, name: str, delimiter: str, skip_lines: int = 0) -> None:
+        self.name = name
+        self.handle = handle
         self.lines = _NulStripper(self.handle)
         self.reader = csv.reader(self.lines, delimiter=delimiter)
         self.skipped = skip_lines
         self.records = self._records()
+
+    @classmethod
+    def of_file(cls, path: Path, encoding: str, delimiter: str, skip_lines: int = 0) -> _CsvRecords:
+        codec, errors = text_codec(encoding)
+        handle = path.open("r", encoding=codec, errors=errors, newline="")
+        for _ in range(skip_lines):
+            handle.readline()
+        return cls(handle, path.name, delimiter, skip_lines)
 
     def _records(self) -> Iterator[tuple[int, list[str]]]:
         previous_end = self.skipped
@@ -338,10 +370,10 @@ class _CsvRecords:
                     return
                 except csv.Error as exc:
                     near = self.skipped + self.reader.line_num
-                    raise FileRejected("unreadable", f"{self.path.name}: CSV structure error near line {near}: "
+                    raise FileRejected("unreadable", f"{self.name}: CSV structure error near line {near}: "
                                                      f"{exc}") from None
                 start, previous_end = previous_end + 1, self.skipped + self.reader.line_num
-                if _is_end(record, self.path, start):
+                if _is_end(record, self.name, start):
                     return
                 yield start, record
         finally:
@@ -364,21 +396,27 @@ def _too_many_rows(path: Path, max_rows: int) -> FileRejected:
                                          "(setting imports.max_rows); split the file")
 
 
-def _record_chunks(info: TableInfo, records: _CsvRecords, max_rows: int, chunk_rows: int,
-                   data_rows: int = 0) -> Iterator[TableChunk]:
+def _table_row(record: list[str], width: int) -> list[str] | None:
+    """A record as a row of the table's width (short ones padded, extra cells dropped); None when blank."""
+    if not "".join(record).strip():
+        return None
+    return record if len(record) == width else (record + [""] * width)[:width]
+
+
+def _record_chunks(info: TableInfo, records: _CsvRecords, max_rows: int, chunk_rows: int) -> Iterator[TableChunk]:
     width = len(info.header)
     rows: list[list[str]] = []
     line_numbers: list[int] = []
+    data_rows = 0
     try:
         for start, record in records:
-            if not "".join(record).strip():
+            row = _table_row(record, width)
+            if row is None:
                 continue
             data_rows += 1
             if data_rows > max_rows:
                 raise _too_many_rows(info.path, max_rows)
-            if len(record) != width:
-                record = (record + [""] * width)[:width]
-            rows.append(record)
+            rows.append(row)
             line_numbers.append(start)
             if len(rows) >= chunk_rows:
                 yield _chunk(rows, line_numbers, info.header)
@@ -390,48 +428,103 @@ def _record_chunks(info: TableInfo, records: _CsvRecords, max_rows: int, chunk_r
         records.close()
 
 
-def _one_record_per_line(path: Path) -> bool:
-    """True when every record is one LF or CRLF line: no quoted line break (a line with an odd number
-    of quotes), no CR-only line end, no NUL. pandas' C parser then reads the file, and a row's line
-    number is its position; otherwise the csv module does, counting physical lines."""
+def _single_line_records(path: Path) -> int | None:
+    """The file's number of lines when every record is one LF or CRLF line: no quoted line break (a
+    line with an odd number of quotes), no CR-only line end, no NUL; None otherwise. pandas' C parser
+    then reads the file, and a row's line number is its position; otherwise the csv module does,
+    counting physical lines."""
+    lines, last = 0, b"\n"
     with path.open("rb") as handle:
         while block := handle.read(SCAN_BLOCK_BYTES):
             block += handle.readline()  # whole lines only
             if b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
-                return False
+                return None
             if b'"' in block and any(line.count(b'"') % 2 for line in block.split(b"\n")):
-                return False
-    return True
+                return None
+            lines, last = lines + block.count(b"\n"), block[-1:]
+    return lines + (last != b"\n")  # a last line without a line break
 
 
-def _c_parser_chunks(info: TableInfo, max_rows: int, chunk_rows: int) -> Iterator[TableChunk]:
-    width = len(info.header)
-    codec, errors = text_codec(info.encoding)
-    first_line, data_rows = info.header_line + 1, 0
-    try:
-        # read_csv parses the first rows at once: it stays inside the try.
-        with pd.read_csv(
-            info.path, sep=info.delimiter, header=None, names=info.header, usecols=range(width),
-            skiprows=info.header_line, dtype=object, keep_default_na=False, na_filter=False,
-            skip_blank_lines=False, encoding=codec, encoding_errors=errors, chunksize=chunk_rows, engine="c",
-        ) as reader:
-            for frame in reader:
-                lines = np.arange(first_line, first_line + len(frame), dtype=np.int64)
-                first_line += len(frame)
-                blank = _blank_rows(frame)
-                if blank.any():
-                    frame, lines = frame.loc[~blank], lines[~blank]
-                data_rows += len(frame)
-                if data_rows > max_rows:
-                    raise _too_many_rows(info.path, max_rows)
-                if len(frame):
-                    yield TableChunk(frame.reset_index(drop=True), lines)
-        return
-    except pd.errors.ParserError:
-        pass  # a shape the C parser refuses: a header wider than every line of a chunk, a quote it reads as open
-    # Records are single lines here: the csv module goes on from the first line not yet yielded.
-    records = _CsvRecords(info.path, info.encoding, info.delimiter, skip_lines=first_line - 1)
-    yield from _record_chunks(info, records, max_rows, chunk_rows, data_rows)
+@dataclass
+class CsvLines:
+    """Whole lines of a CSV whose records are single lines (its C parser path), as raw bytes: what a
+    chunk costs to hand to a worker process, which parses it."""
+
+    data: bytes
+    first_line: int
+    name: str
+    header: list[str]
+    delimiter: str
+    encoding: str
+
+    def parse(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """The non-blank rows and their line numbers. A shape pandas' C parser refuses (a header wider
+        than every line, a quote it reads as open) is read by the csv module instead."""
+        codec, errors = text_codec(self.encoding)
+        try:
+            frame = pd.read_csv(
+                io.BytesIO(self.data), sep=self.delimiter, header=None, names=self.header,
+                usecols=range(len(self.header)), dtype=object, keep_default_na=False, na_filter=False,
+                skip_blank_lines=False, encoding=codec, encoding_errors=errors, engine="c",
+            )
+        except pd.errors.EmptyDataError:  # blank lines only
+            return pd.DataFrame(columns=self.header, dtype=object), np.array([], dtype=np.int64)
+        except pd.errors.ParserError:
+            return self._parse_with_csv_module(codec, errors)
+        lines = np.arange(self.first_line, self.first_line + len(frame), dtype=np.int64)
+        blank = _blank_rows(frame)
+        if blank.any():
+            frame, lines = frame.loc[~blank].reset_index(drop=True), lines[~blank]
+        return frame, lines
+
+    def _parse_with_csv_module(self, codec: str, errors: str) -> tuple[pd.DataFrame, np.ndarray]:
+        text = io.StringIO(self.data.decode(codec, errors=errors), newline="")
+        rows, line_numbers = [], []
+        for start, record in _CsvRecords(text, self.name, self.delimiter, skip_lines=self.first_line - 1):
+            row = _table_row(record, len(self.header))
+            if row is not None:
+                rows.append(row)
+                line_numbers.append(start)
+        chunk = _chunk(rows, line_numbers, self.header)
+        return chunk.frame, chunk.lines
+
+
+def _line_blocks(path: Path, skip_lines: int, lines_per_block: int) -> Iterator[tuple[int, bytes]]:
+    """(number of its first line, bytes) of successive blocks of `lines_per_block` whole lines (the last
+    one fewer) after the first `skip_lines` lines."""
+    with path.open("rb") as handle:
+        for _ in range(skip_lines):
+            handle.readline()
+        line, pending = skip_lines + 1, b""
+        while True:
+            read = handle.read(SCAN_BLOCK_BYTES)
+            data = pending + read
+            ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
+            start = 0
+            for last in range(lines_per_block - 1, len(ends), lines_per_block):
+                end = int(ends[last]) + 1
+                yield line, data[start:end]
+                line, start = line + lines_per_block, end
+            pending = data[start:]
+            if not read:
+                if pending:
+                    yield line, pending
+                return
+
+
+def _c_parser_chunks(info: TableInfo, max_rows: int, chunk_rows: int, line_count: int) -> Iterator[TableChunk]:
+    """Chunks of raw lines, parsed where they are used. Only a file with more lines after its header
+    than max_rows has its chunks parsed here, to count its rows (blank lines are not rows)."""
+    count_rows = line_count - info.header_line > max_rows
+    data_rows = 0
+    for first_line, data in _line_blocks(info.path, info.header_line, chunk_rows):
+        chunk = TableChunk(raw=CsvLines(data, first_line, info.path.name, info.header, info.delimiter,
+                                        info.encoding))
+        if count_rows:
+            data_rows += len(chunk.frame)
+            if data_rows > max_rows:
+                raise _too_many_rows(info.path, max_rows)
+        yield chunk
 
 
 def _blank_rows(frame: pd.DataFrame) -> np.ndarray:

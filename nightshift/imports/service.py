@@ -217,6 +217,7 @@ class _Run:
             self.rows_total += prepared.rows
             if not prepared.errors.empty:
                 self.errors.append(prepared.errors)
+            self.timings["read_s"] += prepared.read_s
             self.timings["validate_s"] += prepared.validate_s
             started = time.perf_counter()
             for prepared_target in prepared.targets:

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from nightshift.db.schema import businesses, categories, subcategories
 from nightshift.imports import prepare, service
 from nightshift.imports.merge import StagingTable
+from nightshift.imports.reading import _single_line_records
 from nightshift.imports.service import ImportOptions, run_import
 
 ROWS = 3_000
@@ -151,3 +152,21 @@ def children_of(pid: int) -> list[int]:
             if parent == pid:
                 children.append(int(entry.name))
     return children
+
+
+def test_a_quote_left_open_in_a_chunk_a_worker_parses_fails_the_import_with_its_line(db, settings, tmp_path,
+                                                                                    monkeypatch):
+    """Lines with an even number of quotes go to pandas' C parser, in the worker that validates them:
+    `;"…` opening a field that never closes is refused there with its line, as in one process."""
+    monkeypatch.setattr(service, "CHUNK_ROWS", CHUNK)
+    path = big_file(tmp_path / "entreprises.csv")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[700] = 'Gar"age;"12345678900011;Garage;Sous 1;a@b.fr;1000;Lyon\n'  # line 701, in the second chunk
+    path.write_text("".join(lines), encoding="utf-8")
+    assert _single_line_records(path) is not None
+
+    for processes in (2, 1):
+        outcome = run_import(db, path, with_processes(settings, processes), ImportOptions(profile="businesses"))
+        assert (outcome.status, outcome.unreadable, outcome.inserted) == ("failed", True, 0)
+        assert "line 701" in outcome.message and "never closes" in outcome.message
+    assert snapshot(db) == []

@@ -3,7 +3,7 @@
 import pytest
 
 from nightshift.imports.profiles import PROFILES
-from nightshift.imports.reading import FileRejected, _first_undecodable, _one_record_per_line, open_table
+from nightshift.imports.reading import FileRejected, _first_undecodable, _single_line_records, open_table
 
 LIMITS = {"max_bytes": 200 * 1024 * 1024, "max_rows": 1_000_000}
 
@@ -55,7 +55,7 @@ def test_c_parser_and_csv_module_paths_give_the_same_rows_and_lines(tmp_path):
     spanning = tmp_path / "spanning.csv"
     spanning.write_bytes((body + "\"Atelier\r\nsur deux lignes\";13001;Marseille\r\n").encode("cp1252"))
 
-    assert _one_record_per_line(one_line_records) and not _one_record_per_line(spanning)
+    assert _single_line_records(one_line_records) == 8 and _single_line_records(spanning) is None
     score = PROFILES["businesses"].score_header
     fast_info, fast = rows_of(one_line_records, score)
     slow_info, slow = rows_of(spanning, score)
@@ -71,7 +71,7 @@ def test_c_parser_refusing_the_shape_hands_over_to_the_csv_module(tmp_path):
     chunk; the csv module reads on from there with the same line numbers."""
     path = tmp_path / "trailing.csv"
     path.write_bytes(b"nom;code_postal;\r\nLyon;69001\r\n\r\nBron;69500\r\nVaulx;69120;x\r\n")
-    assert _one_record_per_line(path)
+    assert _single_line_records(path) is not None
     info, frames = rows_of(path, PROFILES["cities"].score_header)
     assert info.header == ["nom", "code_postal", "(colonne 3)"]
     assert numbered(frames) == [(2, "Lyon", "69001", ""), (4, "Bron", "69500", ""), (5, "Vaulx", "69120", "x")]
@@ -110,10 +110,10 @@ def test_a_quote_the_c_parser_reads_as_open_on_the_first_line_is_a_clean_refusal
     quoted field that never closes: the csv module takes over and refuses the file with the line."""
     path = tmp_path / "quote.csv"
     path.write_text('nom;code_postal\nLy"on;"69001\nBron;69500\n', encoding="utf-8")
-    assert _one_record_per_line(path)
+    assert _single_line_records(path) is not None
     _, chunks = open_table(path, score_header=PROFILES["cities"].score_header, **LIMITS)
     with pytest.raises(FileRejected) as raised:
-        list(chunks)
+        [chunk.frame for chunk in chunks]  # a chunk's lines are parsed where its rows are used
     assert raised.value.code == "unclosed_quote" and "line 2" in raised.value.message
 
 
@@ -137,3 +137,19 @@ def test_the_first_undecodable_byte_is_located_exactly_across_read_blocks(tmp_pa
     assert _first_undecodable(path, "utf-8") == (3, block + 1)  # the \xff, before the line break after it
     path.write_bytes(head + b"\nsuite\n")  # the cut character never ends: its first byte is the bad one
     assert _first_undecodable(path, "utf-8") == (3, block - 2)
+
+
+def test_chunks_of_raw_lines_skip_blank_lines_and_the_row_limit_counts_rows_not_lines(tmp_path):
+    """The C parser's chunks are raw lines parsed where they are used: a chunk of blank lines gives no
+    rows, a last line without a line break is read, and a file with more lines than imports.max_rows is
+    refused only when it has more data rows (blank lines and lines of empty cells are not rows)."""
+    path = tmp_path / "villes.csv"
+    path.write_text("nom;code_postal\r\nLyon;69001\r\n" + "\r\n" * 5 + ";;\r\nBron;69500", encoding="utf-8")
+    score = PROFILES["cities"].score_header
+    assert _single_line_records(path) == 9
+    _, chunks = open_table(path, score_header=score, max_bytes=10**6, max_rows=2, chunk_rows=3)
+    assert numbered(list(chunks)) == [(2, "Lyon", "69001"), (9, "Bron", "69500")]
+    _, chunks = open_table(path, score_header=score, max_bytes=10**6, max_rows=1, chunk_rows=3)
+    with pytest.raises(FileRejected) as raised:
+        [chunk.frame for chunk in chunks]
+    assert raised.value.code == "too_many_rows" and "imports.max_rows" in raised.value.message
