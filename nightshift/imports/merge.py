@@ -92,8 +92,9 @@ def _copy_text(values: list) -> list[str]:
 
 def staging_payload(frame: pd.DataFrame, dialect: str) -> StagingPayload:
     """Needs no connection, so worker processes can encode while this one writes."""
-    columns = [c for c in frame.columns if frame[c].notna().any()]
-    values = _columns_as_lists(frame[columns])
+    filled = [(name, column) for name, column in zip(frame.columns, _columns_as_lists(frame), strict=True)
+              if any(value is not None for value in column)]
+    columns, values = [name for name, _ in filled], [column for _, column in filled]
     if dialect != "postgresql":
         return StagingPayload(columns, list(zip(*values, strict=True)), len(frame))
     # Text format, built by joins: several times faster than csv.writer.
