@@ -275,22 +275,25 @@ def cli_overhead(frame: pd.DataFrame, workdir: Path) -> float:
     workdir.mkdir()
     path = workdir / "entreprises-10.csv"
     frame.head(10).to_csv(path, sep=";", index=False, encoding="cp1252")
-    return run_cli_import(path, f"sqlite:///{workdir / 'overhead.db'}", workdir)["seconds"]
+    run = run_cli_import(path, f"sqlite:///{workdir / 'overhead.db'}", workdir)
+    if run["status"] != "succeeded":
+        raise RuntimeError(f"the 10-row import did not succeed: {run}")
+    return run["seconds"]
 
 
 def _sqlite_budget_note(sqlite: dict, rows: int, limit: dict[str, float], overhead_s: float) -> str:
-    """Why the SQLite target is out of reach on this machine, from the run's own figures: the least an
-    import of these rows could take with nothing read or validated (the CLI's fixed cost, SQLite's
+    """Why the SQLite target is out of reach on this machine, from the run's own figures: about the least
+    an import of these rows could take with nothing read or validated (the CLI's fixed cost, SQLite's
     staging spread over the processes, then its merge and commit, which run alone), and what is left
     of the target's time for reading and validating."""
     timings, cores = sqlite["timings"], min(os.cpu_count() or 1, MAX_PROCESSES)
     floor = overhead_s + limit["staging_s"] / cores + limit["merge_s"] + limit["commit_s"]
     budget = rows / 100_000
     work = timings["read_s"] + timings["validate_s"] + timings["stage_s"]
-    return (f"SQLite: with nothing read or validated, importing these {rows:,} rows could not take less than "
+    return (f"SQLite: with nothing read or validated, importing these {rows:,} rows would still take about "
             f"{floor:.1f} s here — the CLI's fixed cost {overhead_s:.1f} s (a 10-row file) + SQLite's staging "
             f"{limit['staging_s']:.1f} s spread over {cores} processes + its merge {limit['merge_s']:.1f} s + "
-            f"commit {limit['commit_s']:.1f} s (WAL checkpoint included), which run alone: at most "
+            f"commit {limit['commit_s']:.1f} s (WAL checkpoint included), which run alone: at best about "
             f"{rows / floor:,.0f} rows/s. 100,000 rows/s allows {budget:.0f} s, which leaves "
             f"{max(budget - floor, 0):.1f} s for reading and validating the file on {cores} cores; this run's "
             f"reading, validating and staging took {work:.1f} s of process time.")

@@ -15,6 +15,7 @@ import io
 import itertools
 import logging
 import math
+import re
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -333,7 +334,7 @@ def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int,
         records.close()
         raise FileRejected("no_header", f"{path.name}: no header line found")
     info = TableInfo(path, "csv", encoding, delimiter, None, _unique_header(header_record), header_line)
-    line_count = _single_line_records(path) if encoding != "utf-16" else None
+    line_count = _single_line_records(path, delimiter) if encoding != "utf-16" else None
     if line_count is not None:
         records.close()
         return info, _c_parser_chunks(info, max_rows, chunk_rows, line_count)
@@ -428,18 +429,28 @@ def _record_chunks(info: TableInfo, records: _CsvRecords, max_rows: int, chunk_r
         records.close()
 
 
-def _single_line_records(path: Path) -> int | None:
-    """The file's number of lines when every record is one LF or CRLF line: no quoted line break (a
-    line with an odd number of quotes), no CR-only line end, no NUL; None otherwise. pandas' C parser
-    then reads the file, and a row's line number is its position; otherwise the csv module does,
-    counting physical lines."""
+def _complete_record(delimiter: str) -> re.Pattern[bytes]:
+    """A line that is one whole CSV record: each field quoted and closed ("" inside for a quote), or
+    unquoted (a quote inside it is a plain character), then an optional CR."""
+    d = re.escape(delimiter.encode("ascii"))
+    field = rb'(?:"[^"]*(?:""[^"]*)*"|[^"' + d + rb"\r\n][^" + d + rb"\r\n]*|)"
+    return re.compile(field + rb"(?:" + d + field + rb")*\r?")
+
+
+def _single_line_records(path: Path, delimiter: str) -> int | None:
+    """The file's number of lines when every record is one LF or CRLF line (every line holding a quote
+    is a whole record: no quoted field opens on a line and closes on a later one), no CR-only line end
+    and no NUL; None otherwise. Then pandas' C parser reads the file in chunks of lines, and a row's
+    line number is its position; otherwise the csv module reads it, counting physical lines."""
     lines, last = 0, b"\n"
+    complete_record = _complete_record(delimiter)
     with path.open("rb") as handle:
         while block := handle.read(SCAN_BLOCK_BYTES):
             block += handle.readline()  # whole lines only
             if b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
                 return None
-            if b'"' in block and any(line.count(b'"') % 2 for line in block.split(b"\n")):
+            if b'"' in block and not all(complete_record.fullmatch(line) for line in block.split(b"\n")
+                                         if b'"' in line):
                 return None
             lines, last = lines + block.count(b"\n"), block[-1:]
     return lines + (last != b"\n")  # a last line without a line break
@@ -459,7 +470,7 @@ class CsvLines:
 
     def parse(self) -> tuple[pd.DataFrame, np.ndarray]:
         """The non-blank rows and their line numbers. A shape pandas' C parser refuses (a header wider
-        than every line, a quote it reads as open) is read by the csv module instead."""
+        than every line) is read by the csv module instead."""
         codec, errors = text_codec(self.encoding)
         try:
             frame = pd.read_csv(
@@ -497,7 +508,8 @@ def _line_blocks(path: Path, skip_lines: int, lines_per_block: int) -> Iterator[
             handle.readline()
         line, pending = skip_lines + 1, b""
         while True:
-            read = handle.read(SCAN_BLOCK_BYTES)
+            # At least as much as is pending: lines longer than a block cost linear time, not quadratic.
+            read = handle.read(max(SCAN_BLOCK_BYTES, len(pending)))
             data = pending + read
             ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == ord("\n"))
             start = 0

@@ -38,10 +38,12 @@ class Parsed:
     invalid: pd.Series  # bool
 
 
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or value != value  # NaN is the only value unequal to itself
+
+
 def _stripped_non_text(value: object) -> str | None:
-    if value is None or value is pd.NA or value != value:  # NaN is the only value unequal to itself
-        return None
-    return str(value).strip()
+    return None if _missing(value) else str(value).strip()
 
 
 def _cleaned_cells(s: pd.Series) -> list[str | None]:
@@ -84,12 +86,7 @@ def _as_text(value: object) -> str | None:
     """A cell as pandas' str dtype would hold it: text as is, NA as None, anything else as its str()."""
     if value.__class__ is str:
         return value
-    return None if value is None or value is pd.NA or value != value else str(value)
-
-
-def _is_ascii_digits(text: pd.Series) -> pd.Series:
-    # Faster than a regex; isascii rules out "²" and other Unicode digits.
-    return text.str.isdigit() & text.str.isascii()
+    return None if _missing(value) else str(value)
 
 
 def clean_text(s: pd.Series) -> pd.Series:
@@ -413,22 +410,6 @@ def _digit_matrix(digits: list[str], width: int) -> np.ndarray:
 _LUHN_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.uint8)
 
 
-def luhn_valid(digits: pd.Series) -> pd.Series:
-    """Luhn check of digit strings of any length, vectorised on a digit matrix; False for NA and for
-    anything that is not only ASCII digits."""
-    text = digits.astype("str")
-    shaped = _is_ascii_digits(text).to_numpy()
-    valid = np.zeros(len(text), dtype=bool)
-    if shaped.any():
-        candidates = text[shaped]
-        lengths = candidates.str.len()
-        width = int(lengths.max())
-        if (lengths != width).any():
-            candidates = candidates.str.zfill(width)  # leading zeros do not change a Luhn sum
-        valid[shaped] = _luhn_rows_valid(_digit_matrix(candidates.tolist(), width))
-    return pd.Series(valid, index=digits.index)
-
-
 def _luhn_rows_valid(matrix: np.ndarray) -> np.ndarray:
     """Luhn check of each row of a digit matrix."""
     width = matrix.shape[1]
@@ -531,7 +512,7 @@ def check_no_letter_or_digit(s: pd.Series) -> pd.Series:
     texts = (_as_text(value) for value in s.to_numpy(dtype=object))
     nameless = np.fromiter((text is not None and not (text[:1].isalnum() or _LETTER_OR_DIGIT.search(text))
                             for text in texts), dtype=bool, count=len(s))
-    return pd.Series(nameless, index=s.index)
+    return pd.Series(nameless, index=s.index, name=s.name)
 
 
 # A letter or digit of any script: what str.isalnum() accepts, one character at a time.
@@ -542,7 +523,7 @@ def check_max_length(s: pd.Series, n: int) -> pd.Series:
     """True where the text is longer than n characters (never for NA)."""
     texts = (_as_text(value) for value in s.to_numpy(dtype=object))
     return pd.Series(np.fromiter((text is not None and len(text) > n for text in texts), dtype=bool, count=len(s)),
-                     index=s.index)
+                     index=s.index, name=s.name)
 
 
 def neutralize_formula(s: pd.Series) -> pd.Series:

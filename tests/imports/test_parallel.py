@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from nightshift.db.schema import businesses, categories, subcategories
 from nightshift.imports import prepare, service
 from nightshift.imports.merge import StagingTable
-from nightshift.imports.reading import _single_line_records
+from nightshift.imports.reading import CsvLines, _single_line_records
 from nightshift.imports.service import ImportOptions, run_import
 
 ROWS = 3_000
@@ -154,19 +154,36 @@ def children_of(pid: int) -> list[int]:
     return children
 
 
-def test_a_quote_left_open_in_a_chunk_a_worker_parses_fails_the_import_with_its_line(db, settings, tmp_path,
-                                                                                    monkeypatch):
-    """Lines with an even number of quotes go to pandas' C parser, in the worker that validates them:
-    `;"…` opening a field that never closes is refused there with its line, as in one process."""
+def test_a_chunk_the_c_parser_refuses_is_read_by_the_csv_module_in_the_worker_too(db, settings, tmp_path,
+                                                                                  monkeypatch):
+    """Chunks of raw lines are parsed by the process that validates them. The second chunk's lines are
+    all narrower than the header, a shape pandas' C parser refuses: the csv module reads that chunk
+    (short lines padded), in a worker as in one process, with the same import."""
     monkeypatch.setattr(service, "CHUNK_ROWS", CHUNK)
     path = big_file(tmp_path / "entreprises.csv")
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    lines[700] = 'Gar"age;"12345678900011;Garage;Sous 1;a@b.fr;1000;Lyon\n'  # line 701, in the second chunk
+    for number in range(CHUNK + 1, 2 * CHUNK + 1):  # lines 502–1001: the second chunk, without their city
+        lines[number] = lines[number].removesuffix(";Lyon\n") + "\n"
     path.write_text("".join(lines), encoding="utf-8")
-    assert _single_line_records(path) is not None
+    assert _single_line_records(path, ";") is not None
+    read_by_csv_module = []
+    parse_with_csv_module = CsvLines._parse_with_csv_module
 
-    for processes in (2, 1):
-        outcome = run_import(db, path, with_processes(settings, processes), ImportOptions(profile="businesses"))
-        assert (outcome.status, outcome.unreadable, outcome.inserted) == ("failed", True, 0)
-        assert "line 701" in outcome.message and "never closes" in outcome.message
-    assert snapshot(db) == []
+    def recording(self, codec, errors):
+        read_by_csv_module.append(self.first_line)
+        return parse_with_csv_module(self, codec, errors)
+
+    monkeypatch.setattr(CsvLines, "_parse_with_csv_module", recording)
+    options = ImportOptions(profile="businesses")
+
+    parallel = run_import(db, path, with_processes(settings, 2), options)  # the second chunk goes to the worker
+    parallel_rows = snapshot(db)
+    clear(db)
+    serial = run_import(db, path, with_processes(settings, 1), options)
+
+    assert read_by_csv_module == [CHUNK + 2]  # in this process, the one-process import only
+    assert (parallel.status, parallel.rows_total, parallel.inserted) == (serial.status, ROWS, serial.inserted)
+    assert parallel.errors == serial.errors and parallel_rows == snapshot(db)
+    with db.connect() as conn:
+        cities = dict(conn.execute(sa.select(businesses.c.city, sa.func.count()).group_by(businesses.c.city)).all())
+    assert cities[None] > 0 and cities["Lyon"] > 0

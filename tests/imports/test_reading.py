@@ -1,5 +1,7 @@
 """The reader on the real files users of the old system imported (read in place, never copied)."""
 
+import pickle
+
 import pytest
 
 from nightshift.imports.profiles import PROFILES
@@ -55,7 +57,7 @@ def test_c_parser_and_csv_module_paths_give_the_same_rows_and_lines(tmp_path):
     spanning = tmp_path / "spanning.csv"
     spanning.write_bytes((body + "\"Atelier\r\nsur deux lignes\";13001;Marseille\r\n").encode("cp1252"))
 
-    assert _single_line_records(one_line_records) == 8 and _single_line_records(spanning) is None
+    assert _single_line_records(one_line_records, ";") == 8 and _single_line_records(spanning, ";") is None
     score = PROFILES["businesses"].score_header
     fast_info, fast = rows_of(one_line_records, score)
     slow_info, slow = rows_of(spanning, score)
@@ -67,11 +69,11 @@ def test_c_parser_and_csv_module_paths_give_the_same_rows_and_lines(tmp_path):
 
 
 def test_c_parser_refusing_the_shape_hands_over_to_the_csv_module(tmp_path):
-    """A header ending with the delimiter and no data line as wide: pandas' C parser refuses the first
-    chunk; the csv module reads on from there with the same line numbers."""
+    """A header ending with the delimiter and no data line as wide: pandas' C parser refuses the chunk;
+    the csv module reads that chunk, with the same line numbers."""
     path = tmp_path / "trailing.csv"
     path.write_bytes(b"nom;code_postal;\r\nLyon;69001\r\n\r\nBron;69500\r\nVaulx;69120;x\r\n")
-    assert _single_line_records(path) is not None
+    assert _single_line_records(path, ";") is not None
     info, frames = rows_of(path, PROFILES["cities"].score_header)
     assert info.header == ["nom", "code_postal", "(colonne 3)"]
     assert numbered(frames) == [(2, "Lyon", "69001", ""), (4, "Bron", "69500", ""), (5, "Vaulx", "69120", "x")]
@@ -105,16 +107,37 @@ def test_bytes_neither_utf8_nor_windows_1252_are_refused_with_their_line(tmp_pat
     assert raised.value.code == "unreadable" and "line 3" in raised.value.message
 
 
-def test_a_quote_the_c_parser_reads_as_open_on_the_first_line_is_a_clean_refusal(tmp_path):
-    """Every line has an even number of quotes (so the C parser is chosen), but `;"69001` opens a
-    quoted field that never closes: the csv module takes over and refuses the file with the line."""
+def test_a_quote_opening_on_a_line_with_an_even_number_of_quotes_is_a_clean_refusal(tmp_path):
+    """Every line has an even number of quotes, but `;"69001` opens a quoted field that never closes:
+    the line scan sees a line that is not a whole record, so the csv module reads the file and refuses
+    it with the line."""
     path = tmp_path / "quote.csv"
     path.write_text('nom;code_postal\nLy"on;"69001\nBron;69500\n', encoding="utf-8")
-    assert _single_line_records(path) is not None
+    assert _single_line_records(path, ";") is None
     _, chunks = open_table(path, score_header=PROFILES["cities"].score_header, **LIMITS)
     with pytest.raises(FileRejected) as raised:
-        [chunk.frame for chunk in chunks]  # a chunk's lines are parsed where its rows are used
+        [chunk.frame for chunk in chunks]
     assert raised.value.code == "unclosed_quote" and "line 2" in raised.value.message
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3, 25_000])
+def test_a_quoted_field_spanning_lines_with_even_quote_counts_is_one_record_whatever_the_chunks(tmp_path,
+                                                                                              chunk_rows):
+    """`Gar"age;"69` opens a field that `001";Lyon` closes on the next line (each line has two quotes):
+    one record, read by the csv module with its physical line numbers, however the file is chunked."""
+    path = tmp_path / "villes.csv"
+    path.write_text('nom;code_postal;ville\nBron;69500;Bron\nGar"age;"69\n001";Lyon\nVaulx;69120;Vaulx\n',
+                    encoding="utf-8")
+    assert _single_line_records(path, ";") is None
+    _, chunks = open_table(path, score_header=PROFILES["cities"].score_header, max_bytes=10**6,
+                           max_rows=10, chunk_rows=chunk_rows)
+    assert numbered(list(chunks)) == [(2, "Bron", "69500", "Bron"), (3, 'Gar"age', "69\n001", "Lyon"),
+                                      (5, "Vaulx", "69120", "Vaulx")]
+
+
+def test_a_file_refusal_travels_back_from_a_worker_process_intact():
+    rejected = pickle.loads(pickle.dumps(FileRejected("unclosed_quote", "villes.csv: line 3: …")))
+    assert (rejected.code, rejected.message) == ("unclosed_quote", "villes.csv: line 3: …")
 
 
 def test_a_windows_1252_file_with_a_utf8_looking_pair_stays_windows_1252(tmp_path):
@@ -146,7 +169,7 @@ def test_chunks_of_raw_lines_skip_blank_lines_and_the_row_limit_counts_rows_not_
     path = tmp_path / "villes.csv"
     path.write_text("nom;code_postal\r\nLyon;69001\r\n" + "\r\n" * 5 + ";;\r\nBron;69500", encoding="utf-8")
     score = PROFILES["cities"].score_header
-    assert _single_line_records(path) == 9
+    assert _single_line_records(path, ";") == 9
     _, chunks = open_table(path, score_header=score, max_bytes=10**6, max_rows=2, chunk_rows=3)
     assert numbered(list(chunks)) == [(2, "Lyon", "69001"), (9, "Bron", "69500")]
     _, chunks = open_table(path, score_header=score, max_bytes=10**6, max_rows=1, chunk_rows=3)

@@ -229,13 +229,7 @@ def test_parse_phone_parses_each_distinct_value_once(series, monkeypatch):
     assert sorted(seen) == ["0612345678", "70 12 34 56"]
 
 
-# ---------------------------------------------------------------- SIREN, SIRET, Luhn
-
-
-def test_luhn_valid_on_mixed_lengths_and_garbage():
-    digits = pd.Series(["79927398713", "79927398710", "732829320", "0732829320", "35600000000048",
-                        "12a", "", None, "²"], dtype=object)
-    assert v.luhn_valid(digits).tolist() == [True, False, True, True, True, False, False, False, False]
+# ---------------------------------------------------------------- SIREN, SIRET (Luhn)
 
 
 def test_parse_siren(series):
@@ -325,7 +319,7 @@ def test_parsers_keep_the_index_and_never_flag_empty_cells(parser, series):
 
 
 TEXT_FUNCTIONS = [v.clean_text, v.slugify, v.decode_html_entities, lambda s: v.check_max_length(s, 3),
-                  v.neutralize_formula, v.luhn_valid]
+                  v.neutralize_formula]
 
 
 @pytest.mark.parametrize("function", PARSERS + TEXT_FUNCTIONS)
