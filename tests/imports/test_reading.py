@@ -5,7 +5,13 @@ import pickle
 import pytest
 
 from nightshift.imports.profiles import PROFILES
-from nightshift.imports.reading import FileRejected, _first_undecodable, _single_line_records, open_table
+from nightshift.imports.reading import (
+    FileRejected,
+    _complete_record,
+    _first_undecodable,
+    _single_line_records,
+    open_table,
+)
 
 LIMITS = {"max_bytes": 200 * 1024 * 1024, "max_rows": 1_000_000}
 
@@ -176,3 +182,14 @@ def test_chunks_of_raw_lines_skip_blank_lines_and_the_row_limit_counts_rows_not_
     with pytest.raises(FileRejected) as raised:
         [chunk.frame for chunk in chunks]
     assert raised.value.code == "too_many_rows" and "imports.max_rows" in raised.value.message
+
+
+@pytest.mark.parametrize(("line", "whole"), [
+    ('a;"b;c";d', True), ('"Garage ""Le Sahel""";75011\r', True), ('Le "Bon" coin;69002', True), ('"";";"', True),
+    ('Ly"on;"69001', False), ('x";"y', False), ('"a"b;c', False), ('a;"b', False),
+])
+@pytest.mark.parametrize("delimiter", [";", ",", "\t", "|"])
+def test_a_line_is_a_whole_record_when_every_quoted_field_closes_on_it(line, whole, delimiter):
+    """What sends a file holding quotes to pandas' C parser (line by line) or to the csv module."""
+    text = line.replace(";", delimiter).encode("utf-8")
+    assert (_complete_record(delimiter).fullmatch(text) is not None) is whole
