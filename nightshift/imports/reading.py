@@ -201,9 +201,15 @@ def _mostly_utf8(path: Path) -> bool:
         while block := handle.read(SCAN_BLOCK_BYTES):
             text = decoder.decode(block)
             replaced = text.count("\ufffd")
-            valid += len(text) - len(text.encode("ascii", errors="ignore")) - replaced
+            # ASCII bytes decode to themselves, one character each (a held-back unfinished character
+            # moves a few non-ASCII bytes to the next block, never an ASCII one).
+            ascii_characters = len(block.translate(None, _NON_ASCII_BYTES))
+            valid += len(text) - ascii_characters - replaced
             invalid += replaced
     return valid >= invalid
+
+
+_NON_ASCII_BYTES = bytes(range(0x80, 0x100))
 
 
 def _detect_encoding(path: Path, head: bytes) -> str:
@@ -447,7 +453,7 @@ def _single_line_records(path: Path, delimiter: str) -> int | None:
     with path.open("rb") as handle:
         while block := handle.read(SCAN_BLOCK_BYTES):
             block += handle.readline()  # whole lines only
-            if b"\x00" in block or block.count(b"\r") != block.count(b"\r\n"):
+            if b"\x00" in block or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
                 return None
             if b'"' in block and not all(complete_record.fullmatch(line) for line in block.split(b"\n")
                                          if b'"' in line):
