@@ -25,6 +25,7 @@ _EMPTY_TEXTS = frozenset(["", "None", "nan", "NaN", "NULL", "null"])
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A whole number that went through an Excel float: "123456789.0".
 _FLOAT_ARTEFACT = r"^(\d+)\.0+$"
+_FLOAT_ARTEFACT_PATTERN = re.compile(_FLOAT_ARTEFACT)
 # Ligatures NFKD leaves alone: "Œuvres" -> "oeuvres", not "uvres".
 # Latin letters that NFKD does not split into a base letter and a mark.
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "ł": "l", "Ł": "L", "ø": "o",
@@ -375,7 +376,7 @@ def parse_url(s: pd.Series) -> Parsed:
 
 
 def _e164(raw: str, region: str) -> str | None:
-    artefact = re.fullmatch(_FLOAT_ARTEFACT, raw)
+    artefact = _FLOAT_ARTEFACT_PATTERN.fullmatch(raw)
     text = artefact.group(1) if artefact else raw  # Excel stored the number as a float
     candidates = [text]
     if text.startswith("00"):
@@ -419,7 +420,6 @@ def _luhn_rows_valid(matrix: np.ndarray) -> np.ndarray:
     return weighted.sum(axis=1) % 10 == 0
 
 
-_FLOAT_ARTEFACT_PATTERN = re.compile(_FLOAT_ARTEFACT)
 _SPACES_AND_DOTS = re.compile(r"[\s.]")
 _SPACES = re.compile(r"\s")
 
