@@ -271,7 +271,8 @@ class StagingTable:
 
     def _resolved_count(self, import_id: int | None) -> int:
         """Staged rows the upsert reads (a row whose required reference is missing is not among them).
-        Without a required reference, every staged row: no pass over the staged rows to count them."""
+        Without a required reference, every staged row: the outer joins match on the referenced table's
+        unique keys (one row or none), so no pass over the staged rows is needed to count them."""
         if not any(self._required(reference) for reference in self.target.references):
             return self.rows
         resolved = self._resolved_select(import_id).subquery()

@@ -502,8 +502,7 @@ class CsvLines:
             if row is not None:
                 rows.append(row)
                 line_numbers.append(start)
-        chunk = _chunk(rows, line_numbers, self.header)
-        return chunk.frame, chunk.lines
+        return _rows_frame(rows, self.header), np.asarray(line_numbers, dtype=np.int64)
 
 
 def _line_blocks(path: Path, skip_lines: int, lines_per_block: int) -> Iterator[tuple[int, bytes]]:
@@ -557,8 +556,12 @@ def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
     return blank
 
 
+def _rows_frame(rows: list[list[object]], header: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=header, dtype=object)
+
+
 def _chunk(rows: list[list[object]], line_numbers: list[int], header: list[str]) -> TableChunk:
-    return TableChunk(pd.DataFrame(rows, columns=header, dtype=object), np.asarray(line_numbers, dtype=np.int64))
+    return TableChunk(_rows_frame(rows, header), np.asarray(line_numbers, dtype=np.int64))
 
 
 # ---------------------------------------------------------------- spreadsheets

@@ -151,11 +151,10 @@ def _unescape(text: pd.Series) -> pd.Series:
 def decode_html_entities(s: pd.Series) -> pd.Series:
     """ "&amp;" -> "&", "&eacute;" -> "é"; other values and NA unchanged."""
     texts = [_as_text(value) for value in s.to_numpy(dtype=object)]
-    if not any(text is not None and "&" in text for text in texts):
+    has_entity = np.fromiter((text is not None and "&" in text for text in texts), dtype=bool, count=len(texts))
+    if not has_entity.any():
         return s
-    text = pd.Series(texts, index=s.index, dtype="str")
-    has_entity = text.str.contains("&", regex=False, na=False)
-    return s.where(~has_entity, _unescape(text))
+    return s.where(~has_entity, _unescape(pd.Series(texts, index=s.index, dtype="str")))
 
 
 def _slugs(text: pd.Series) -> pd.Series:
