@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# SQLite's default: a commit that leaves more WAL pages than this copies them into the database.
+SQLITE_AUTOCHECKPOINT_PAGES = 1000
 _WRITE_OPTION = "nightshift_write"
+
+logger = logging.getLogger(__name__)
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -77,3 +84,33 @@ def begin_write(conn: Connection) -> Iterator[Connection]:
 def read_transaction(engine: Engine) -> Iterator[Connection]:
     with engine.connect() as conn, conn.begin():
         yield conn
+
+
+@contextmanager
+def checkpoint_after_commit(conn: Connection) -> Iterator[None]:
+    """Around a large SQLite write transaction on `conn`: its commit does not copy the WAL into the
+    database itself (the automatic checkpoint: over a second for a million rows, on the committing
+    thread); a thread started after the commit does it while the caller goes on. It is not a daemon
+    thread: the process ends only once the copy is done. Nothing changes on PostgreSQL, in memory, or
+    when the transaction fails (nothing was written)."""
+    database = conn.engine.url.database
+    if conn.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+        yield
+        return
+    driver = conn.connection.driver_connection  # a PRAGMA outside SQLAlchemy's transaction
+    driver.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        yield
+    finally:
+        driver.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
+    threading.Thread(target=_checkpoint, args=(database,), name="nightshift-wal-checkpoint").start()
+
+
+def _checkpoint(database: str) -> None:
+    # PASSIVE: copies what no reader still needs and never waits; what remains, a later commit's
+    # automatic checkpoint copies.
+    try:
+        with closing(sqlite3.connect(database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as checkpoint:
+            checkpoint.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    except sqlite3.Error as exc:
+        logger.warning("WAL checkpoint of %s after an import: %s (a later commit will do it)", database, exc)

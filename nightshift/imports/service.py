@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from nightshift.config import Settings
-from nightshift.db.engine import begin_write, read_transaction
+from nightshift.db.engine import begin_write, checkpoint_after_commit, read_transaction
 from nightshift.db.schema import accounts, clients
 from nightshift.imports import hooks
 from nightshift.imports import log as import_log
@@ -475,7 +475,7 @@ def _decide_and_merge(run: _Run, conn: Connection, info: TableInfo, profile: Pro
 def _merge_all(run: _Run, conn: Connection, reason: str | None, errors: pd.DataFrame, outcome: ImportOutcome,
                started: float, merge_started: float) -> None:
     totals, created = MergeCounts(), 0
-    with begin_write(conn) as transaction_conn:
+    with checkpoint_after_commit(conn), begin_write(conn) as transaction_conn:
         if reason is None:
             for name in MERGE_ORDER:
                 staging = run.staging.get(name)

@@ -69,3 +69,41 @@ def test_concurrent_writers_never_see_database_is_locked(db):
         assert used == 200
     else:
         assert 0 < used <= 200
+
+
+def _checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "nightshift-wal-checkpoint"]
+
+
+def test_a_large_sqlite_commit_leaves_the_wal_copy_to_a_thread(tmp_path):
+    from nightshift.db.engine import begin_write, checkpoint_after_commit
+
+    database = tmp_path / "app.db"
+    engine = create_engine(f"sqlite:///{database}")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE blobs (data BLOB)")
+        conn.commit()
+        with checkpoint_after_commit(conn), begin_write(conn):
+            assert conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (0,)
+            conn.exec_driver_sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
+                                 "INSERT INTO blobs SELECT zeroblob(4000) FROM n")
+        assert conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+        [thread] = _checkpoint_threads()
+        thread.join(timeout=30)
+        # The 12 MB written went through the WAL into the database file, which no commit copied.
+        assert database.stat().st_size > 12_000_000
+        assert conn.exec_driver_sql("SELECT count(*) FROM blobs").scalar_one() == 3000
+    engine.dispose()
+
+
+def test_a_failed_sqlite_write_starts_no_checkpoint(tmp_path):
+    from nightshift.db.engine import begin_write, checkpoint_after_commit
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    with engine.connect() as conn:
+        with pytest.raises(RuntimeError), checkpoint_after_commit(conn), begin_write(conn):
+            conn.exec_driver_sql("CREATE TABLE written (x)")
+            raise RuntimeError("boom")
+        assert conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
+    assert _checkpoint_threads() == []
+    engine.dispose()
