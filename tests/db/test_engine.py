@@ -1,4 +1,5 @@
 import threading
+from contextlib import closing
 from datetime import date
 
 import pytest
@@ -21,6 +22,25 @@ def test_sqlite_connections_use_wal_busy_timeout_and_foreign_keys(tmp_path):
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     engine.dispose()
+
+
+def test_a_new_sqlite_database_gets_large_pages_an_existing_one_keeps_its_own(tmp_path):
+    import sqlite3
+
+    new = create_engine(f"sqlite:///{tmp_path / 'new.db'}")
+    with new.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 16384
+    new.dispose()
+    with closing(sqlite3.connect(tmp_path / "old.db")) as old:
+        old.execute("CREATE TABLE kept (x)")
+        old.execute("INSERT INTO kept VALUES (1)")
+        old.commit()
+    existing = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    with existing.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA page_size").scalar() == 4096
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("SELECT x FROM kept").scalar() == 1
+    existing.dispose()
 
 
 def test_foreign_keys_are_enforced(db):
