@@ -1,7 +1,9 @@
 """The reader on the real files users of the old system imported (read in place, never copied)."""
 
 import pickle
+import random
 
+import numpy as np
 import pytest
 
 from nightshift.imports.profiles import PROFILES
@@ -10,6 +12,7 @@ from nightshift.imports.reading import (
     _complete_record,
     _first_undecodable,
     _single_line_records,
+    _utf8_sequences,
     open_table,
 )
 
@@ -193,3 +196,29 @@ def test_a_line_is_a_whole_record_when_every_quoted_field_closes_on_it(line, who
     """What sends a file holding quotes to pandas' C parser (line by line) or to the csv module."""
     text = line.replace(";", delimiter).encode("utf-8")
     assert (_complete_record(delimiter).fullmatch(text) is not None) is whole
+
+
+def _decoded_counts(data: bytes) -> tuple[int, int]:
+    text = data.decode("utf-8", errors="replace")
+    errors = text.count("\ufffd")
+    return len(text) - sum(1 for byte in data if byte < 0x80) - errors, errors
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_utf8_sequence_counts_are_the_decoders(seed):
+    """Characters and errors as `decode("utf-8", "replace")` counts them, on text mixing UTF-8,
+    Windows-1252 and random bytes (cut-short sequences, overlong forms, surrogates, stray bytes)."""
+    generator = random.Random(seed)
+    words = ["é", "Œ", "’", "€", "a b", "ß", "É", "\xa0", "ア", "\u0800", "\uffff", "\U00010000", "\U0010ffff"]
+    for _ in range(3000):
+        parts = []
+        for _ in range(generator.randint(1, 12)):
+            encoding = generator.choice(["utf-8", "cp1252", None])
+            if encoding is None:
+                parts.append(bytes(generator.choices(range(256), k=generator.randint(1, 3))))
+            else:
+                parts.append(generator.choice(words).encode(encoding, errors="replace"))
+        data = b"".join(parts)
+        if "\ufffd".encode() in data:  # a real U+FFFD would count as an error when decoding
+            continue
+        assert _utf8_sequences(np.frombuffer(data, dtype=np.uint8)) == _decoded_counts(data), data
