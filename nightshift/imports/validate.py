@@ -201,8 +201,12 @@ def _split_city_with_postal_code(out: pd.DataFrame, frame: pd.DataFrame, mapping
 
 def _check_siret_matches_siren(out: pd.DataFrame, frame: pd.DataFrame, mapping: ColumnMapping,
                                errors: _Errors) -> None:
-    both = out["siren"].notna() & out["siret"].notna()
-    mismatch = both & (out["siret"].astype(object).str[:9] != out["siren"].astype(object))
+    # Valid identifiers are text, missing ones NA: one Python pass, where pandas' str slicing and
+    # comparison take a pass and a missing-value scan each.
+    mismatch = np.fromiter(
+        (siren.__class__ is str and siret.__class__ is str and siret[:9] != siren
+         for siren, siret in zip(out["siren"].to_numpy(dtype=object), out["siret"].to_numpy(dtype=object),
+                                 strict=True)),
+        dtype=bool, count=len(out))
     column = mapping.by_field.get("siret", "siret")
-    errors.add(mismatch.fillna(False).to_numpy(dtype=bool), column,
-               frame[column] if column in frame.columns else None, "siret_siren_mismatch")
+    errors.add(mismatch, column, frame[column] if column in frame.columns else None, "siret_siren_mismatch")
