@@ -118,17 +118,55 @@ def repeated(s: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
     return codes, pd.Series(uniques, dtype=object)
 
 
+# Results of parsing repeated values, kept across calls (the chunks of a file, and the files a process
+# imports): a column's repeated values are parsed once, not once per chunk, where parsing even one value
+# costs pandas' fixed price of a few vectorised steps. Per parser and options; bounded (cleared when full).
+_PARSED_MEMO_LIMIT = 20_000
+
+
+@dataclass
+class _ParsedMemo:
+    dtype: object  # of the parser's values: a memo holds results of one dtype
+    results: dict[tuple[type, object], tuple[object, bool]]  # (type, raw value) -> (value, invalid)
+
+
+_parsed_memos: dict[tuple, _ParsedMemo] = {}
+
+
+def _memo_results(parser, distinct: pd.Series, kwargs: dict) -> tuple[pd.api.extensions.ExtensionArray, np.ndarray]:
+    """(values, invalid) of the distinct raw values, parsing only those not parsed before. Keyed by type
+    and value: 1, 1.0 and True are equal as dict keys but not as cells."""
+    memo_key = (parser, tuple(sorted(kwargs.items())))
+    keys = [(value.__class__, value) for value in distinct.to_numpy(dtype=object)]
+    memo = _parsed_memos.get(memo_key)
+    if memo is not None and len(memo.results) + len(keys) > _PARSED_MEMO_LIMIT:
+        memo = None  # full: start again with these values
+    new = [i for i, key in enumerate(keys) if memo is None or key not in memo.results]
+    if new:
+        parsed = parser(distinct.iloc[new].reset_index(drop=True), **kwargs)
+        if memo is not None and memo.dtype != parsed.values.dtype:  # cannot join: start again
+            del _parsed_memos[memo_key]
+            return _memo_results(parser, distinct, kwargs)
+        if memo is None:
+            memo = _parsed_memos[memo_key] = _ParsedMemo(parsed.values.dtype, {})
+        invalid = parsed.invalid.to_numpy(dtype=bool)
+        for i, value, bad in zip(new, parsed.values.array, invalid, strict=True):
+            memo.results[keys[i]] = (value, bool(bad))
+    results = [memo.results[key] for key in keys]
+    values = pd.array([value for value, _ in results], dtype=memo.dtype)
+    return values, np.fromiter((bad for _, bad in results), dtype=bool, count=len(results))
+
+
 def on_distinct(parser, text: pd.Series, **kwargs) -> Parsed:
     """Run an element-wise parser on the distinct values only when they repeat, then spread the results
-    back: same output, a fraction of the work."""
+    back: same output, a fraction of the work. The distinct values' results are kept for the next call."""
     found = repeated(text)
     if found is None:
         return parser(text, **kwargs)
     codes, distinct = found
-    parsed = parser(distinct, **kwargs)
-    spread = pd.api.extensions.take(parsed.values.array, codes, allow_fill=True)
-    invalid = parsed.invalid.to_numpy(dtype=bool)[codes] & (codes >= 0)
-    return Parsed(pd.Series(spread, index=text.index), pd.Series(invalid, index=text.index))
+    values, invalid = _memo_results(parser, distinct, kwargs)
+    spread = pd.api.extensions.take(values, codes, allow_fill=True)
+    return Parsed(pd.Series(spread, index=text.index), pd.Series(invalid[codes] & (codes >= 0), index=text.index))
 
 
 def normalize_header(name: str) -> str:
@@ -150,10 +188,12 @@ def _unescape(text: pd.Series) -> pd.Series:
 
 def decode_html_entities(s: pd.Series) -> pd.Series:
     """ "&amp;" -> "&", "&eacute;" -> "é"; other values and NA unchanged."""
-    texts = [_as_text(value) for value in s.to_numpy(dtype=object)]
-    has_entity = np.fromiter((text is not None and "&" in text for text in texts), dtype=bool, count=len(texts))
+    cells = s.to_numpy(dtype=object)
+    # Text is looked at as is; other values (numbers, dates) hold no "&" as text.
+    has_entity = np.fromiter((cell.__class__ is str and "&" in cell for cell in cells), dtype=bool, count=len(cells))
     if not has_entity.any():
         return s
+    texts = [_as_text(cell) for cell in cells]
     return s.where(~has_entity, _unescape(pd.Series(texts, index=s.index, dtype="str")))
 
 
@@ -508,7 +548,7 @@ def _other_postal_code(cell: str, pad_french: bool) -> str | None:
 def check_no_letter_or_digit(s: pd.Series) -> pd.Series:
     """True where the text holds no letter or digit of any script ("...", "--"): it has no slug, so it
     cannot name a row (never for NA)."""
-    texts = (_as_text(value) for value in s.to_numpy(dtype=object))
+    texts = (value if value.__class__ is str else _as_text(value) for value in s.to_numpy(dtype=object))
     nameless = np.fromiter((text is not None and not (text[:1].isalnum() or _LETTER_OR_DIGIT.search(text))
                             for text in texts), dtype=bool, count=len(s))
     return pd.Series(nameless, index=s.index, name=s.name)
@@ -520,9 +560,14 @@ _LETTER_OR_DIGIT = re.compile(r"[^\W_]")
 
 def check_max_length(s: pd.Series, n: int) -> pd.Series:
     """True where the text is longer than n characters (never for NA)."""
-    texts = (_as_text(value) for value in s.to_numpy(dtype=object))
-    return pd.Series(np.fromiter((text is not None and len(text) > n for text in texts), dtype=bool, count=len(s)),
-                     index=s.index, name=s.name)
+    too_long = np.fromiter((len(value) > n if value.__class__ is str else _longer_than(value, n)
+                            for value in s.to_numpy(dtype=object)), dtype=bool, count=len(s))
+    return pd.Series(too_long, index=s.index, name=s.name)
+
+
+def _longer_than(value: object, n: int) -> bool:
+    text = _as_text(value)
+    return text is not None and len(text) > n
 
 
 def neutralize_formula(s: pd.Series) -> pd.Series:
