@@ -123,8 +123,14 @@ def content_hash(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(hex_bytes.astype(str).astype(object), index=frame.index)
 
 
+def _frame(columns: dict[str, pd.Series]) -> pd.DataFrame:
+    """Target rows from the validated columns, without copying them: copy-on-write keeps the validated
+    frame as it is whatever is done to the rows (a copy of a million-row frame's columns: 0.2 s)."""
+    return pd.DataFrame(columns, copy=False)
+
+
 def _with_meta(rows: pd.DataFrame, valid: pd.DataFrame, key: pd.Series, hashed: list[str]) -> pd.DataFrame:
-    rows = rows.copy()
+    rows = rows.copy(deep=False)  # the caller's frame keeps its columns
     rows["content_hash"] = content_hash(rows[hashed])
     rows["_line"] = valid["_line"].to_numpy()
     rows["_key"] = key.to_numpy()
@@ -132,6 +138,13 @@ def _with_meta(rows: pd.DataFrame, valid: pd.DataFrame, key: pd.Series, hashed: 
 
 
 _NATURAL_KEY_MAX_LENGTH = schema.businesses.c.natural_key.type.length
+
+
+def _siren_or_siret_prefix(siren: pd.Series, siret: pd.Series) -> pd.Series:
+    """The SIREN, else the SIRET's first 9 digits (validated identifiers are text, missing ones NA)."""
+    return pd.Series([a if a.__class__ is str else b[:9] if b.__class__ is str else pd.NA
+                      for a, b in zip(siren.to_numpy(dtype=object), siret.to_numpy(dtype=object), strict=True)],
+                     index=siren.index, dtype=object)
 
 
 def _businesses(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -144,11 +157,11 @@ def _businesses(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
         place = named["code_postal"].fillna(values.slugify(named["ville"])).fillna("")
         natural_key[by_name] = values.bounded("name:" + values.slugify(named["nom"]).astype(object) + "|"
                                               + place.astype(object), _NATURAL_KEY_MAX_LENGTH)
-    rows = pd.DataFrame({
+    rows = _frame({
         "natural_key": natural_key,
         "name": valid["nom"],
         "trade_name": valid["nom_commercial"],
-        "siren": valid["siren"].fillna(valid["siret"].astype(object).str[:9]),
+        "siren": _siren_or_siret_prefix(valid["siren"], valid["siret"]),
         "siret": valid["siret"],
         "naf_code": valid["naf_code"],
         "naf_label": valid["naf_libelle"],
@@ -174,11 +187,11 @@ def _businesses(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def _parents(category: pd.Series, subcategory: pd.Series | None, valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """Distinct parent categories (and sub-categories) named by the rows, to create when missing."""
     out: dict[str, pd.DataFrame] = {}
-    cats = pd.DataFrame({"name": category, "slug": values.slugify(category), "_line": valid["_line"]})
+    cats = _frame({"name": category, "slug": values.slugify(category), "_line": valid["_line"]})
     cats = cats.dropna(subset=["slug"]).drop_duplicates("slug")
     out["category_parents"] = cats.assign(_key=cats["slug"])
     if subcategory is not None:
-        subs = pd.DataFrame({"name": subcategory, "slug": values.slugify(subcategory),
+        subs = _frame({"name": subcategory, "slug": values.slugify(subcategory),
                              "category_slug": values.slugify(category), "_line": valid["_line"]})
         subs = subs.dropna(subset=["slug", "category_slug"]).drop_duplicates(["category_slug", "slug"])
         out["subcategory_parents"] = subs.assign(_key=subs["category_slug"] + "/" + subs["slug"])
@@ -189,7 +202,7 @@ def _categories(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
     has_parent = valid["parent"].notna()
     top, children = valid.loc[~has_parent], valid.loc[has_parent]
     slug = values.slugify(top["nom"])
-    cats = pd.DataFrame({"name": top["nom"], "slug": slug, "description": top["description"],
+    cats = _frame({"name": top["nom"], "slug": slug, "description": top["description"],
                          "meta_description": top["meta_description"], "sort_order": top["ordre"]})
     out = {"categories": _with_meta(cats, top, "category:" + slug.astype(object),
                                     ["name", "slug", "description", "meta_description", "sort_order"])}
@@ -201,7 +214,7 @@ def _categories(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def _subcategory_rows(valid: pd.DataFrame, parent_column: str, keywords: str | None) -> dict[str, pd.DataFrame]:
     slug = values.slugify(valid["nom"])
     parent_slug = values.slugify(valid[parent_column])
-    subs = pd.DataFrame({
+    subs = _frame({
         "name": valid["nom"], "slug": slug, "description": valid["description"],
         "meta_description": valid["meta_description"],
         "keywords": valid[keywords] if keywords else pd.Series(pd.NA, index=valid.index, dtype=object),
@@ -219,7 +232,7 @@ def _subcategories(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def _cities(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
     slug = values.slugify(valid["nom"])
-    rows = pd.DataFrame({
+    rows = _frame({
         "name": valid["nom"], "slug": slug, "postal_code": valid["code_postal"],
         "department": valid["departement"], "region": valid["region"],
         "latitude": valid["latitude"], "longitude": valid["longitude"], "population": valid["population"],
@@ -229,7 +242,7 @@ def _cities(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def _clients(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    rows = pd.DataFrame({"phone": valid["telephone"], "first_name": valid["prenom"], "last_name": valid["nom"],
+    rows = _frame({"phone": valid["telephone"], "first_name": valid["prenom"], "last_name": valid["nom"],
                          "email": valid["email"], "region": valid["region"]})
     return {"clients": _with_meta(rows, valid, valid["telephone"], list(rows.columns))}
 
