@@ -56,10 +56,10 @@ def _staging_columns(target: Target, frame_columns: list[str]) -> list[sa.Column
     return columns
 
 
-def _columns_as_lists(frame: pd.DataFrame) -> list[list]:
-    """Plain Python values per column, None where missing, dates as ISO text: what both drivers take."""
+def _columns_as_lists(frame: pd.DataFrame, names: list[str]) -> list[list]:
+    """Plain Python values of these columns, None where missing, dates as ISO text: what both drivers take."""
     columns = []
-    for name in frame.columns:
+    for name in names:
         column = frame[name]
         if pd.api.types.is_datetime64_any_dtype(column):
             column = column.dt.strftime("%Y-%m-%d")
@@ -90,11 +90,16 @@ def _copy_text(values: list) -> list[str]:
     return ["\\N" if t is None else t for t in texts]
 
 
+def _filled(column: pd.Series) -> bool:
+    """The column holds a value in at least one row. Most filled columns show it in their first row; an
+    empty one (a field the file does not have) is told by one missing-value scan, not converted."""
+    return len(column) > 0 and (not pd.isna(column.iloc[0]) or bool(column.notna().any()))
+
+
 def staging_payload(frame: pd.DataFrame, dialect: str) -> StagingPayload:
     """Needs no connection, so worker processes can encode while this one writes."""
-    filled = [(name, column) for name, column in zip(frame.columns, _columns_as_lists(frame), strict=True)
-              if any(value is not None for value in column)]
-    columns, values = [name for name, _ in filled], [column for _, column in filled]
+    columns = [name for name in frame.columns if _filled(frame[name])]
+    values = _columns_as_lists(frame, columns)
     if dialect != "postgresql":
         return StagingPayload(columns, list(zip(*values, strict=True)), len(frame))
     # Text format, built by joins: several times faster than csv.writer.
