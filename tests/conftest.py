@@ -23,6 +23,14 @@ PG_ADMIN_URL = os.environ.get("NIGHTSHIFT_TEST_PG_URL", "postgresql+psycopg://po
 BACKENDS = ["sqlite", "postgresql"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_parse_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without the parse results earlier ones left in this process (values.on_distinct)."""
+    from nightshift.imports import values
+
+    monkeypatch.setattr(values, "_parsed_memos", {})
+
+
 def postgres_required() -> bool:
     return os.environ.get("CI", "").lower() == "true" or os.environ.get("NIGHTSHIFT_REQUIRE_POSTGRES") == "1"
 

@@ -101,9 +101,7 @@ def _hashes_as_text(items: np.ndarray) -> np.ndarray:
 def _text_hashes(column: pd.Series) -> np.ndarray:
     """pandas' 64-bit hash of each value as text (missing: ""), each distinct value hashed once when
     values repeat, a constant for a column the file does not fill."""
-    # Python objects of several types are hashed one by one: factorizing takes 1 and True as one value.
-    mixed = column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) != "string"
-    found = None if mixed else values.repeated(column)
+    found = values.repeated(column)
     if found is not None:  # codes mark the missing cells: no scan for them
         codes, distinct = found
         return np.where(codes >= 0, _hashes_as_text(distinct.to_numpy(dtype=object))[codes], _EMPTY_HASH)

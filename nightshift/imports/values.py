@@ -107,11 +107,15 @@ _REPEAT_SAMPLE = 1000
 
 def repeated(s: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
     """(codes, distinct values) of a column whose values repeat enough (cities, NAF codes, flags,
-    sites...) that working on the distinct ones pays; None otherwise. Code -1 marks a missing cell."""
+    sites...) that working on the distinct ones pays; None otherwise. Code -1 marks a missing cell.
+    None too for Python objects that are not all text (spreadsheet cells): factorizing takes 1, 1.0
+    and True as one value, which as cells they are not."""
     if len(s) > 2 * _REPEAT_SAMPLE:
         sample = s.to_numpy(dtype=object)[::len(s) // _REPEAT_SAMPLE]
         if len(pd.unique(sample)) > 0.95 * len(sample):  # names, e-mails, SIRETs: factorizing would not pay
             return None
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) != "string":
+        return None
     codes, uniques = pd.factorize(s)
     if len(uniques) == 0 or len(uniques) > len(s) // 2:
         return None
@@ -135,13 +139,14 @@ _parsed_memos: dict[tuple, _ParsedMemo] = {}
 
 def _memo_results(parser, distinct: pd.Series, kwargs: dict) -> tuple[pd.api.extensions.ExtensionArray, np.ndarray]:
     """(values, invalid) of the distinct raw values, parsing only those not parsed before. Keyed by type
-    and value: 1, 1.0 and True are equal as dict keys but not as cells."""
+    and value: 1, 1.0 and True are equal as dict keys but not as cells. At most _PARSED_MEMO_LIMIT
+    results, plus one chunk's distinct values."""
     memo_key = (parser, tuple(sorted(kwargs.items())))
     keys = [(value.__class__, value) for value in distinct.to_numpy(dtype=object)]
     memo = _parsed_memos.get(memo_key)
-    if memo is not None and len(memo.results) + len(keys) > _PARSED_MEMO_LIMIT:
-        memo = None  # full: start again with these values
     new = [i for i, key in enumerate(keys) if memo is None or key not in memo.results]
+    if memo is not None and len(memo.results) + len(new) > _PARSED_MEMO_LIMIT:
+        memo, new = None, list(range(len(keys)))  # full: start again with these values
     if new:
         parsed = parser(distinct.iloc[new].reset_index(drop=True), **kwargs)
         if memo is not None and memo.dtype != parsed.values.dtype:  # cannot join: start again

@@ -358,7 +358,6 @@ def test_on_distinct_keeps_results_across_calls_without_changing_them(kind, memo
     missing markers and invalid flags as parsing each chunk alone (a full memo starts again)."""
     from nightshift.imports.validate import _KIND_PARSERS
 
-    monkeypatch.setattr(v, "_parsed_memos", {})
     monkeypatch.setattr(v, "_PARSED_MEMO_LIMIT", memo_limit)
     parser, options = (v.parse_phone, {"default_region": "ML"}) if kind == "phone" else (_KIND_PARSERS[kind][0], {})
     rng = np.random.default_rng(len(kind) * memo_limit)
@@ -380,25 +379,34 @@ def test_on_distinct_keeps_results_across_calls_without_changing_them(kind, memo
 
 
 def test_on_distinct_parses_only_the_values_it_has_not_seen(monkeypatch):
-    monkeypatch.setattr(v, "_parsed_memos", {})
     seen: list[list] = []
 
     def counting_parser(s: pd.Series) -> v.Parsed:
         seen.append(s.tolist())
         return v.parse_integer(s)
 
-    first = v.on_distinct(counting_parser, pd.Series([True, True, "7", None], dtype=object))
-    second = v.on_distinct(counting_parser, pd.Series([1, 1, "7", "7"], dtype=object))
-    third = v.on_distinct(counting_parser, pd.Series(["7", 1, 1, "7"], dtype=object))
-    # 1 is not True as a cell: its own parse, though the two are equal as dict keys.
-    assert seen == [[True, "7"], [1]]
-    assert as_list(first.values) == [None, None, 7, None] and first.invalid.tolist() == [True, True, False, False]
-    assert as_list(second.values) == [1, 1, 7, 7] and not second.invalid.any()
-    assert as_list(third.values) == [7, 1, 1, 7]
+    flags = v.on_distinct(counting_parser, pd.Series([True, True, pd.NA], dtype="boolean"))
+    numbers = v.on_distinct(counting_parser, pd.Series([1, 1, 7, 7], dtype="int64"))
+    texts = v.on_distinct(counting_parser, pd.Series(["7", "1", "1", "7"], dtype=object))
+    again = v.on_distinct(counting_parser, pd.Series([7, 1, 1, 7], dtype="int64"))
+    # 1 is not True as a cell, nor "1": each its own parse, though the three are equal as dict keys.
+    assert seen == [[True], [1, 7], ["7", "1"]]
+    assert as_list(flags.values) == [None, None, None] and flags.invalid.tolist() == [True, True, False]
+    assert as_list(numbers.values) == [1, 1, 7, 7] and not numbers.invalid.any()
+    assert as_list(texts.values) == [7, 1, 1, 7] and as_list(again.values) == [7, 1, 1, 7]
     # Options are part of what was parsed: a Malian number is not a French one.
     local = pd.Series(["70 12 34 56", "70 12 34 56"], dtype=object)
     assert as_list(v.on_distinct(v.parse_phone, local, default_region="ML").values) == ["+22370123456"] * 2
     assert v.on_distinct(v.parse_phone, local, default_region="FR").invalid.all()
+
+
+def test_cells_of_several_types_in_one_column_are_not_taken_for_one_another():
+    """A spreadsheet column holding True and 1 (equal to a hash table): each cell parsed as itself."""
+    raw = pd.Series([True, 1, True, 1, "x", "x"], dtype=object)
+    assert v.repeated(raw) is None
+    parsed = v.on_distinct(v.parse_integer, raw)
+    assert as_list(parsed.values) == [None, 1, None, 1, None, None]
+    assert parsed.invalid.tolist() == [True, False, True, False, True, True]
 
 
 def test_large_columns_are_parsed_in_bulk():
