@@ -197,12 +197,27 @@ def _mostly_utf8(path: Path) -> bool:
     no-break space): one such pair among its accents does not make it UTF-8."""
     valid = invalid = 0
     with path.open("rb") as handle:
+        held = b""  # the start of a character the block cut in two: counted with the next block
         while block := handle.read(SCAN_BLOCK_BYTES):
-            block += handle.readline()  # whole lines: no character is cut in two
-            characters, stray_bytes = _utf8_sequences(np.frombuffer(block, dtype=np.uint8))
-            valid += characters
-            invalid += stray_bytes
-    return valid >= invalid
+            data = held + block
+            end = len(data) - _cut_character(data)
+            characters, errors = _utf8_sequences(np.frombuffer(data[:end], dtype=np.uint8))
+            valid, invalid, held = valid + characters, invalid + errors, data[end:]
+        characters, errors = _utf8_sequences(np.frombuffer(held, dtype=np.uint8))
+    return valid + characters >= invalid + errors
+
+
+def _cut_character(data: bytes) -> int:
+    """How many bytes at the end of `data` start a UTF-8 character that may go on after it: a lead byte
+    among the last three with fewer bytes after it than its sequence has (0 when none)."""
+    for back in range(1, min(3, len(data)) + 1):
+        byte = data[-back]
+        if byte < 0x80:
+            return 0
+        if byte >= 0xC0:
+            length = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            return back if back < length else 0
+    return 0
 
 
 # UTF-8 sequences by lead byte: (first lead, last lead, their length); then the range the byte after a
@@ -213,10 +228,11 @@ _UTF8_SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF),
 
 
 def _utf8_sequences(data: np.ndarray) -> tuple[int, int]:
-    """(non-ASCII characters, errors) of `data` decoded as UTF-8, which ends where a line does: the counts
-    of `bytes.decode("utf-8", "replace")` (an error is one U+FFFD: a stray byte, or the start of a
-    sequence cut short with the continuation bytes it had). Vectorised over the non-ASCII bytes only:
-    decoding costs a pass over every byte and an error handler call per Windows-1252 accent."""
+    """(non-ASCII characters, errors) of `data` decoded as UTF-8: the counts of
+    `bytes.decode("utf-8", "replace")` (an error is one U+FFFD: a stray byte, or the start of a sequence
+    cut short with the continuation bytes it had), except that a U+FFFD written in the text counts as a
+    character. Vectorised over the non-ASCII bytes only: decoding costs a pass over every byte and an
+    error handler call per Windows-1252 accent."""
     non_ascii = np.flatnonzero(data >= 0x80)
     if len(non_ascii) == 0:
         return 0, 0

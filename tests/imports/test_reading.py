@@ -222,3 +222,18 @@ def test_utf8_sequence_counts_are_the_decoders(seed):
         if "\ufffd".encode() in data:  # a real U+FFFD would count as an error when decoding
             continue
         assert _utf8_sequences(np.frombuffer(data, dtype=np.uint8)) == _decoded_counts(data), data
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7, 4096])
+def test_the_mixed_encoding_scan_keeps_characters_whole_across_blocks(tmp_path, monkeypatch, block_bytes):
+    """A file without line breaks, read in blocks that cut its characters of 2, 3 and 4 bytes: 100 UTF-8
+    ones against 60 Windows-1252 accents is mostly UTF-8; against 140 it is not."""
+    from nightshift.imports import reading
+
+    monkeypatch.setattr(reading, "SCAN_BLOCK_BYTES", block_bytes)
+    path = tmp_path / "one-line.csv"
+    utf8 = "é€😀é".encode() * 25  # 100 characters, no ASCII byte between them
+    path.write_bytes(utf8 + "é".encode("cp1252") * 60)
+    assert reading._mostly_utf8(path)
+    path.write_bytes(utf8 + "é".encode("cp1252") * 140)
+    assert not reading._mostly_utf8(path)
