@@ -16,8 +16,6 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Pages of a new SQLite database (an existing one keeps its own): bulk imports write a third less
 # often than with SQLite's 4 KiB (a million-row merge 3.1 → 2.1 s, its checkpoint 1.5 → 0.9 s here).
 SQLITE_PAGE_SIZE = 16_384
-# SQLite's default: a commit that leaves more WAL pages than this copies them into the database.
-SQLITE_AUTOCHECKPOINT_PAGES = 1000
 _WRITE_OPTION = "nightshift_write"
 
 logger = logging.getLogger(__name__)
@@ -35,13 +33,20 @@ def is_sqlite(url: str | URL) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
+def sqlite_file(url: str | URL) -> str | None:
+    """The file of a SQLite database kept on disk; None for an in-memory one or another database."""
+    parsed = make_url(url)
+    database = parsed.database
+    return database if parsed.get_backend_name() == "sqlite" and database not in (None, "", ":memory:") else None
+
+
 def create_engine(url: str | URL, **kwargs) -> Engine:
     url = normalize_url(url)
     if url.get_backend_name() != "sqlite":
         return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
-    if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    if database := sqlite_file(url):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs)
 
     @sa.event.listens_for(engine, "connect")
@@ -93,29 +98,31 @@ def read_transaction(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def checkpoint_after_commit(conn: Connection) -> Iterator[None]:
     """Around a large SQLite write transaction on `conn`: its commit does not copy the WAL into the
-    database itself (the automatic checkpoint: over a second for a million rows, on the committing
+    database itself (the automatic checkpoint: about a second per million rows, on the committing
     thread); a thread started after the commit does it while the caller goes on. It is not a daemon
     thread: the process ends only once the copy is done. Nothing changes on PostgreSQL, in memory, or
     when the transaction fails (nothing was written)."""
-    database = conn.engine.url.database
-    if conn.dialect.name != "sqlite" or database in (None, "", ":memory:"):
+    database = sqlite_file(conn.engine.url)
+    if database is None:
         yield
         return
     driver = conn.connection.driver_connection  # a PRAGMA outside SQLAlchemy's transaction
+    [pages] = driver.execute("PRAGMA wal_autocheckpoint").fetchone()
     driver.execute("PRAGMA wal_autocheckpoint=0")
     try:
         yield
     finally:
         with suppress(sqlite3.Error):  # a broken connection is discarded, its setting with it
-            driver.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
+            driver.execute(f"PRAGMA wal_autocheckpoint={pages}")
     threading.Thread(target=_checkpoint, args=(database,), name="nightshift-wal-checkpoint").start()
 
 
 def _checkpoint(database: str) -> None:
     # PASSIVE: copies what no reader still needs and never waits; what remains, a later commit's
-    # automatic checkpoint copies.
+    # automatic checkpoint copies. mode=rw: a database that has gone is not created again, empty.
+    uri = f"{Path(database).resolve().as_uri()}?mode=rw"
     try:
-        with closing(sqlite3.connect(database, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as checkpoint:
+        with closing(sqlite3.connect(uri, uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as checkpoint:
             checkpoint.execute("PRAGMA wal_checkpoint(PASSIVE)")
     except sqlite3.Error as exc:
         logger.warning("WAL checkpoint of %s after an import: %s (a later commit will do it)", database, exc)

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from nightshift.config import Settings
-from nightshift.db.engine import begin_write, checkpoint_after_commit, read_transaction
+from nightshift.db.engine import begin_write, checkpoint_after_commit, read_transaction, sqlite_file
 from nightshift.db.schema import accounts, clients
 from nightshift.imports import hooks
 from nightshift.imports import log as import_log
@@ -422,7 +422,7 @@ def _drop_staging(run: _Run, conn: Connection) -> None:
     try:
         if conn.in_transaction():
             conn.rollback()
-        if conn.dialect.name == "sqlite" and conn.engine.url.database not in (None, "", ":memory:"):
+        if sqlite_file(conn.engine.url):
             # Closing the connection deletes its temporary database in one go; DROP TABLE would free a
             # big staging table page by page (about a second per million rows). Not for an in-memory
             # database, which would go with it.

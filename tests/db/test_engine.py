@@ -1,6 +1,8 @@
 import threading
 from contextlib import closing
 from datetime import date
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -91,13 +93,36 @@ def test_concurrent_writers_never_see_database_is_locked(db):
         assert 0 < used <= 200
 
 
-def _checkpoint_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "nightshift-wal-checkpoint"]
+@pytest.fixture
+def checkpoint_threads(monkeypatch):
+    """The checkpoint threads `checkpoint_after_commit` starts, recorded as they start; each holds its copy
+    until `release` is set."""
+    from nightshift.db import engine as engine_module
+
+    started, release = [], threading.Event()
+    copy_wal = engine_module._checkpoint
+
+    def held(database: str) -> None:
+        release.wait(30)
+        copy_wal(database)
+
+    class Recorded(threading.Thread):
+        def start(self) -> None:
+            started.append(self)
+            super().start()
+
+    monkeypatch.setattr(engine_module, "_checkpoint", held)
+    monkeypatch.setattr(engine_module, "threading", SimpleNamespace(Thread=Recorded))
+    yield started, release
+    release.set()
+    for thread in started:
+        thread.join(30)
 
 
-def test_a_large_sqlite_commit_leaves_the_wal_copy_to_a_thread(tmp_path):
+def test_a_large_sqlite_commit_leaves_the_wal_copy_to_a_thread(tmp_path, checkpoint_threads):
     from nightshift.db.engine import begin_write, checkpoint_after_commit
 
+    started, release = checkpoint_threads
     database = tmp_path / "app.db"
     engine = create_engine(f"sqlite:///{database}")
     with engine.connect() as conn:
@@ -108,22 +133,25 @@ def test_a_large_sqlite_commit_leaves_the_wal_copy_to_a_thread(tmp_path):
             conn.exec_driver_sql("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000) "
                                  "INSERT INTO blobs SELECT zeroblob(4000) FROM n")
         assert conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
-        [thread] = _checkpoint_threads()
-        thread.join(timeout=30)
-        # The 12 MB written went through the WAL into the database file, which no commit copied.
-        assert database.stat().st_size > 12_000_000
+        # Committed, not copied: the 12 MB are in the WAL, the database file holds the empty table.
+        [thread] = started
+        assert database.stat().st_size < 1_000_000 < 12_000_000 < Path(f"{database}-wal").stat().st_size
         assert conn.exec_driver_sql("SELECT count(*) FROM blobs").scalar_one() == 3000
+        release.set()
+        thread.join(30)
+        assert database.stat().st_size > 12_000_000  # the thread copied them
     engine.dispose()
 
 
-def test_a_failed_sqlite_write_starts_no_checkpoint(tmp_path):
+def test_a_failed_sqlite_write_starts_no_checkpoint(tmp_path, checkpoint_threads):
     from nightshift.db.engine import begin_write, checkpoint_after_commit
 
+    started, _ = checkpoint_threads
     engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
     with engine.connect() as conn:
         with pytest.raises(RuntimeError), checkpoint_after_commit(conn), begin_write(conn):
             conn.exec_driver_sql("CREATE TABLE written (x)")
             raise RuntimeError("boom")
         assert conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
-    assert _checkpoint_threads() == []
+    assert started == []
     engine.dispose()
