@@ -145,10 +145,10 @@ def drop_pg_database(url: str) -> None:
     admin.dispose()
 
 
-# The limit: the same rows written to the same `businesses` table (its indexes and upsert) with no parsing
-# or validation at all. Each CSV field maps to its column as is.
 # Timed SQLite imports of the same file; the figure is their median.
 SQLITE_RUNS = 3
+# The limit: the same rows written to the same `businesses` table (its indexes and upsert) with no parsing
+# or validation at all. Each CSV field maps to its column as is.
 LIMIT_COLUMNS = {"natural_key": "'siret:' || siret", "name": "nom", "trade_name": "nom_commercial", "siren": "siren",
                  "siret": "siret", "naf_code": "naf_code", "naf_label": "naf_libelle", "address": "adresse",
                  "postal_code": "code_postal", "city": "ville_nom", "phone": "telephone", "email": "email_contact",
