@@ -503,6 +503,11 @@ def _single_line_records(path: Path, delimiter: str) -> int | None:
     complete_record = _complete_record(delimiter)
     with path.open("rb") as handle:
         while block := handle.read(SCAN_BLOCK_BYTES):
+            # A CR-only line end is seen before reading on to the end of the line (a file of them has no LF
+            # to stop at, and would be read whole); a CR ending the block may be a CRLF's.
+            stem = block[:-1] if block.endswith(b"\r") else block
+            if b"\x00" in block or stem.count(b"\r") != stem.count(b"\r\n"):
+                return None
             block += handle.readline()  # whole lines only
             if b"\x00" in block or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
                 return None

@@ -1,5 +1,6 @@
 """The reader on the real files users of the old system imported (read in place, never copied)."""
 
+import io
 import pickle
 import random
 
@@ -237,3 +238,39 @@ def test_the_mixed_encoding_scan_keeps_characters_whole_across_blocks(tmp_path, 
     assert reading._mostly_utf8(path)
     path.write_bytes(utf8 + "é".encode("cp1252") * 140)
     assert not reading._mostly_utf8(path)
+
+
+class _CountedFile:
+    """Stands for a path: what its `open` hands out counts the bytes read from it."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.bytes_read = data, 0
+
+    def open(self, mode: str) -> io.BytesIO:
+        counted = self
+
+        class Handle(io.BytesIO):
+            def read(self, size: int = -1) -> bytes:
+                data = super().read(size)
+                counted.bytes_read += len(data)
+                return data
+
+            def readline(self, size: int = -1) -> bytes:
+                data = super().readline(size)
+                counted.bytes_read += len(data)
+                return data
+
+        return Handle(self.data)
+
+
+def test_the_line_scan_stops_at_the_first_cr_only_line_end(monkeypatch):
+    """A file of CR-only lines (no LF to end a line) is refused for the C parser from its first block,
+    not read whole; a CRLF cut by the block end is still a CRLF."""
+    from nightshift.imports import reading
+
+    monkeypatch.setattr(reading, "SCAN_BLOCK_BYTES", 64)
+    cr_only = _CountedFile(b"nom;code_postal\r" + b"Lyon;69001\r" * 10_000)
+    assert _single_line_records(cr_only, ";") is None
+    assert cr_only.bytes_read == 64
+    crlf = _CountedFile(b"nom;code_postal\r\n" + b"Lyon;69001\r\n" * 1_000)  # lines of 12 bytes: cut CRLFs
+    assert _single_line_records(crlf, ";") == 1_001
