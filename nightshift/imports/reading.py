@@ -508,9 +508,11 @@ def _single_line_records(path: Path, delimiter: str) -> int | None:
             stem = block[:-1] if block.endswith(b"\r") else block
             if b"\x00" in block or stem.count(b"\r") != stem.count(b"\r\n"):
                 return None
-            block += handle.readline()  # whole lines only
-            if b"\x00" in block or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n")):
+            line_end = handle.readline()  # whole lines only
+            edge = block[-1:] + line_end  # what the block check left: the CR that may end the block, then its line
+            if b"\x00" in line_end or edge.count(b"\r") != edge.count(b"\r\n"):
                 return None
+            block += line_end
             if b'"' in block and not all(complete_record.fullmatch(line) for line in block.split(b"\n")
                                          if b'"' in line):
                 return None
