@@ -403,6 +403,9 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     _require_migrated(settings)
+    from nightshift.imports.service import start_workers_for
+
+    start_workers_for(path, settings)  # their server loads while this process loads Dagster
     engine = _engine(settings)
     account_id = _account_id(engine, account)
     # On a terminal a progress line replaces Dagster's per-chunk log lines.

@@ -2,6 +2,8 @@
 exactly those of the same import done in one process (chunks come back in file order)."""
 
 import multiprocessing.forkserver
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -187,3 +189,29 @@ def test_a_chunk_the_c_parser_refuses_is_read_by_the_csv_module_in_the_worker_to
     with db.connect() as conn:
         cities = dict(conn.execute(sa.select(businesses.c.city, sa.func.count()).group_by(businesses.c.city)).all())
     assert cities[None] > 0 and cities["Lyon"] > 0
+
+
+START_WORKERS_FOR = """
+import multiprocessing.forkserver, os, sys
+from dataclasses import replace
+from pathlib import Path
+from nightshift.config import load_settings
+from nightshift.imports.service import start_workers_for
+
+settings = load_settings({})
+settings = replace(settings, imports=replace(settings.imports, workers=2, parallel_min_bytes=1000))
+workers = start_workers_for(Path(sys.argv[1]), settings)
+server = multiprocessing.forkserver._forkserver._forkserver_pid
+print(workers, server is not None and os.path.exists(f"/proc/{server}"))
+"""
+
+
+def test_the_worker_server_starts_for_a_file_big_enough_for_workers_only(tmp_path):
+    """The CLI starts the workers' server before it loads Dagster: only for a file that will use them."""
+    small, big = tmp_path / "small.csv", tmp_path / "big.csv"
+    small.write_text("nom;ville\nA;Lyon\n", encoding="utf-8")
+    big.write_text("nom;ville\n" + "Société;Lyon\n" * 100, encoding="utf-8")
+    printed = {path.name: subprocess.run([sys.executable, "-c", START_WORKERS_FOR, str(path)], capture_output=True,
+                                         text=True, check=True, cwd=tmp_path).stdout.split()
+               for path in (small, big)}
+    assert printed == {"small.csv": ["0", "False"], "big.csv": ["1", "True"]}
