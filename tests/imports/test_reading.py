@@ -240,6 +240,37 @@ def test_the_mixed_encoding_scan_keeps_characters_whole_across_blocks(tmp_path, 
     assert not reading._mostly_utf8(path)
 
 
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_mixed_encoding_scan_in_parts_counts_what_the_whole_file_holds(tmp_path, monkeypatch, seed):
+    """A big file is counted in ranges by several threads, each cut before an ASCII byte (or not cut when
+    none is near): the ranges cover the file and their counts add up to the decoder's for the whole file,
+    whatever the blocks and however many parts; so the verdict is the whole file's."""
+    from nightshift.imports import reading
+
+    monkeypatch.setattr(reading, "SCAN_BLOCK_BYTES", 5)
+    monkeypatch.setattr(reading, "ASCII_PROBE_BYTES", 3)
+    monkeypatch.setattr(reading, "PARALLEL_SCAN_MIN_BYTES", 0)
+    generator = random.Random(seed)
+    words = ["é", "Œ", "’", "€", "a b", "ß", "\xa0", "ア", "\U00010000", "x;y\n"]
+    path = tmp_path / "mixed.csv"
+    for _ in range(200):
+        parts = [generator.choice(words).encode(generator.choice(["utf-8", "cp1252"]), errors="replace")
+                 for _ in range(generator.randint(1, 40))]
+        data = b"".join(parts)
+        if "\ufffd".encode() in data:  # a real U+FFFD would count as an error when decoding
+            continue
+        path.write_bytes(data)
+        for count in (2, 3, 7):
+            ranges = reading._ranges_at_ascii(path, count)
+            assert ranges[0][0] == 0 and ranges[-1][1] == len(data) and len(ranges) <= count
+            assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:]))
+            assert all(data[start] < 0x80 for start, _ in ranges[1:])
+            counted = [reading._utf8_counts(path, start, end) for start, end in ranges]
+            characters, errors = _decoded_counts(data)
+            assert (sum(c for c, _ in counted), sum(e for _, e in counted)) == (characters, errors), data
+        assert reading._mostly_utf8(path) == (characters >= errors)
+
+
 class _CountedFile:
     """Stands for a path: what its `open` hands out counts the bytes read from it."""
 
