@@ -225,9 +225,10 @@ class StagingTable:
         table.drop(self.conn)  # after an error, the rollback of the import's transaction takes it away
 
     def keys_at(self, lines: np.ndarray) -> dict[int, str]:
-        """The staged `_key` of each of these lines."""
+        """The staged key (`Target.key`) of each of these lines."""
         with self._lines(lines) as selected:
-            query = sa.select(self.table.c._line, self.table.c._key).where(self.table.c._line.in_(selected))
+            query = (sa.select(self.table.c._line, self.table.c[self.target.key])
+                     .where(self.table.c._line.in_(selected)))
             return {int(line): key for line, key in self.conn.execute(query)}
 
     def delete_lines(self, lines: np.ndarray) -> None:
@@ -258,7 +259,7 @@ class StagingTable:
             select_columns.append(sa.literal(import_id, sa.BigInteger).label("import_id"))
         select = sa.select(*select_columns).select_from(source)
         # Rows in key order: index B-trees are filled in sequence instead of at random pages.
-        return select.order_by(staged.c._key) if ordered else select
+        return select.order_by(staged.c[self.target.key]) if ordered else select
 
     def unresolved_lines(self, reference: Reference, known_slugs: sa.Select | None = None) -> list[tuple[int, str]]:
         """(line, staged value) of rows whose reference is absent from the database and `known_slugs`."""

@@ -28,7 +28,7 @@ import pandas as pd
 from nightshift.imports.merge import ScratchRows, StagingPayload, staging_payload, write_scratch
 from nightshift.imports.profiles import PROFILES
 from nightshift.imports.reading import TableChunk
-from nightshift.imports.targets import build_rows
+from nightshift.imports.targets import build_rows, target
 from nightshift.imports.validate import ColumnMapping, validate_chunk
 
 # Parent categories a file names: few rows, filtered against the ones already staged by this process.
@@ -95,7 +95,7 @@ def prepare_chunk(job: ChunkJob, chunk: TableChunk) -> PreparedChunk:
         if name in PARENT_TARGETS:
             targets.append(PreparedTarget(name, columns, parents=rows))
         else:
-            hashes = hash_keys(rows["_key"])
+            hashes = hash_keys(rows[target(name).key])
             targets.append(PreparedTarget(name, columns, keys=KeyHashes(hashes, rows["_line"].to_numpy(np.int64)),
                                           payload=staging_payload(rows, job.dialect)))
     return PreparedChunk(result.rows, result.errors, targets, parsed - started, validated - parsed,

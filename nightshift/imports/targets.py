@@ -41,6 +41,9 @@ class Target:
     # Table column -> the profile fields it is made from. A file without any of them says nothing
     # about that column: an existing row keeps its value. Columns not listed come from every file.
     sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The staged column holding each row's key (duplicates, merge order): `_key`, or the table column that
+    # is the key itself (staged once, not twice).
+    key: str = "_key"
 
     def stated_columns(self, columns: list[str], fields: set[str]) -> list[str]:
         """Those of `columns` a file with these profile fields gives values for (empty cells included)."""
@@ -69,7 +72,8 @@ TARGETS: dict[str, Target] = {
                                   "founded_on": ("date_creation",), "is_active": ("is_active",),
                                   "description": ("description",), "category_id": ("categorie",),
                                   # a sub-category belongs to its category: a new category clears it
-                                  "subcategory_id": ("sous_categorie", "categorie")}),
+                                  "subcategory_id": ("sous_categorie", "categorie")},
+                         key="natural_key"),
     "categories": Target("categories", schema.categories, ("slug",),
                          sources={"description": ("description",), "meta_description": ("meta_description",),
                                   "sort_order": ("ordre",)}),
@@ -82,7 +86,8 @@ TARGETS: dict[str, Target] = {
                               "longitude": ("longitude",), "population": ("population",)}),
     "clients": Target("clients", schema.clients, ("phone",),
                       sources={"first_name": ("prenom",), "last_name": ("nom",), "email": ("email",),
-                               "region": ("region",)}),
+                               "region": ("region",)},
+                      key="phone"),
 }
 
 
@@ -127,11 +132,14 @@ def _frame(columns: dict[str, pd.Series]) -> pd.DataFrame:
     return pd.DataFrame(columns, copy=False)
 
 
-def _with_meta(rows: pd.DataFrame, valid: pd.DataFrame, key: pd.Series, hashed: list[str]) -> pd.DataFrame:
+def _with_meta(rows: pd.DataFrame, valid: pd.DataFrame, key: pd.Series | None, hashed: list[str]) -> pd.DataFrame:
+    """The rows with their content hash, line and `_key` (None: the target's key is one of the rows'
+    columns, `Target.key`)."""
     rows = rows.copy(deep=False)  # the caller's frame keeps its columns
     rows["content_hash"] = content_hash(rows[hashed])
     rows["_line"] = valid["_line"].to_numpy()
-    rows["_key"] = key.to_numpy()
+    if key is not None:
+        rows["_key"] = key.to_numpy()
     return rows
 
 
@@ -177,7 +185,7 @@ def _businesses(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
         "category_slug": values.slugify(valid["categorie"]),
         "subcategory_slug": values.slugify(valid["sous_categorie"]),
     })
-    out = {"businesses": _with_meta(rows, valid, natural_key, [c for c in rows.columns])}
+    out = {"businesses": _with_meta(rows, valid, None, [c for c in rows.columns])}
     out.update(_parents(valid["categorie"], valid["sous_categorie"], valid))
     return out
 
@@ -242,7 +250,7 @@ def _cities(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
 def _clients(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
     rows = _frame({"phone": valid["telephone"], "first_name": valid["prenom"], "last_name": valid["nom"],
                          "email": valid["email"], "region": valid["region"]})
-    return {"clients": _with_meta(rows, valid, valid["telephone"], list(rows.columns))}
+    return {"clients": _with_meta(rows, valid, None, list(rows.columns))}
 
 
 _BUILDERS = {

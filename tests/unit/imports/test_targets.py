@@ -3,7 +3,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from nightshift.imports.targets import content_hash
+from nightshift.imports.profiles import PROFILES
+from nightshift.imports.targets import build_rows, content_hash, target
+from nightshift.imports.validate import ColumnMapping, validate_chunk
 
 
 def _hash_as_first_stored(frame: pd.DataFrame) -> pd.Series:
@@ -37,3 +39,24 @@ def test_content_hash_changes_with_any_written_value():
     before, after = content_hash(frame), content_hash(changed)
     assert before[0] == after[0] and before[1] != after[1]
     assert before.str.fullmatch(r"[0-9a-f]{16}").all()
+
+
+def _built(profile_name: str, raw: dict[str, list[str]]) -> dict[str, pd.DataFrame]:
+    profile = PROFILES[profile_name]
+    frame = pd.DataFrame(raw, dtype=object)
+    mapping = ColumnMapping.from_header(profile, list(frame.columns))
+    result = validate_chunk(frame, np.arange(2, 2 + len(frame)), profile, mapping, phone_region="ML")
+    return build_rows(profile, result.valid)
+
+
+def test_a_key_that_is_a_column_of_the_table_is_staged_once():
+    """Businesses are keyed by their natural_key column and clients by their phone: no `_key` copy of it
+    (a column less to stage and sort). A key made for the import alone (cities: slug|postal code) is `_key`."""
+    businesses = _built("businesses", {"nom": ["Le Zinc", "Café"], "siret": ["73282932000074", None],
+                                       "code_postal": ["69001", "69002"]})["businesses"]
+    assert target("businesses").key == "natural_key" and "_key" not in businesses.columns
+    assert list(businesses["natural_key"]) == ["siret:73282932000074", "name:cafe|69002"]
+    clients = _built("clients", {"telephone": ["70 12 34 56"]})["clients"]
+    assert target("clients").key == "phone" and "_key" not in clients.columns
+    cities = _built("cities", {"nom": ["Lyon"], "code_postal": ["69001"]})["cities"]
+    assert target("cities").key == "_key" and list(cities["_key"]) == ["lyon|69001"]
