@@ -22,6 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from nightshift.imports import values
 from nightshift.imports.targets import Reference, Target
 
 _META_COLUMNS = ("_line", "_key")
@@ -88,15 +89,9 @@ def _copy_text(values: list) -> list[str]:
     return ["\\N" if t is None else t for t in texts]
 
 
-def _filled(column: pd.Series) -> bool:
-    """The column holds a value in at least one row. Most filled columns show it in their first row; an
-    empty one (a field the file does not have) is told by one missing-value scan, not converted."""
-    return len(column) > 0 and (not pd.isna(column.iloc[0]) or bool(column.notna().any()))
-
-
 def staging_payload(frame: pd.DataFrame, dialect: str) -> StagingPayload:
     """Needs no connection, so worker processes can encode while this one writes."""
-    columns = [name for name in frame.columns if _filled(frame[name])]
+    columns = [name for name in frame.columns if values.filled(frame[name])]
     if dialect != "postgresql":
         rows = np.empty((len(frame), len(columns)), dtype=object)
         for position, name in enumerate(columns):

@@ -106,13 +106,13 @@ def _hashes_as_text(items: np.ndarray) -> np.ndarray:
 def _text_hashes(column: pd.Series) -> np.ndarray:
     """pandas' 64-bit hash of each value as text (missing: ""), each distinct value hashed once when
     values repeat, a constant for a column the file does not fill."""
+    if not values.filled(column):
+        return np.full(len(column), _EMPTY_HASH, dtype=np.uint64)
     found = values.repeated(column)
     if found is not None:  # codes mark the missing cells: no scan for them
         codes, distinct = found
         return np.where(codes >= 0, _hashes_as_text(distinct.to_numpy(dtype=object))[codes], _EMPTY_HASH)
     missing = column.isna().to_numpy()
-    if missing.all():
-        return np.full(len(column), _EMPTY_HASH, dtype=np.uint64)
     return _hashes_as_text(np.where(missing, "", column.to_numpy(dtype=object)))  # NaT, NaN, None, NA alike
 
 

@@ -101,6 +101,12 @@ def clean_text(s: pd.Series) -> pd.Series:
     return pd.Series(cells, index=s.index, dtype=object)
 
 
+def filled(column: pd.Series) -> bool:
+    """The column holds a value in at least one row. Most filled columns show it in their first row; an
+    empty one (a field the file does not have) is told by one missing-value scan."""
+    return len(column) > 0 and (not pd.isna(column.iloc[0]) or bool(column.notna().any()))
+
+
 # Values sampled, evenly spread, to tell a column of mostly distinct values without factorizing it all.
 _REPEAT_SAMPLE = 1000
 
