@@ -451,9 +451,9 @@ def parse_phone(s: pd.Series, default_region: str = "ML") -> Parsed:
     return _text_result(cells, [None if cell is None else e164[cell] for cell in cells], s.index)
 
 
-def _digit_matrix(digits: list[str], width: int) -> np.ndarray:
-    """ASCII digit strings all of length `width` -> (n, width) matrix of their digits."""
-    codes = np.frombuffer("".join(digits).encode("ascii"), dtype=np.uint8)
+def _digit_matrix(digits: str, width: int) -> np.ndarray:
+    """ASCII digit strings of length `width`, joined -> (n, width) matrix of their digits."""
+    codes = np.frombuffer(digits.encode("ascii"), dtype=np.uint8)
     return codes.reshape(-1, width) - ord("0")
 
 
@@ -487,13 +487,38 @@ def _digits_of_width(digits: list[str | None], width: int) -> tuple[np.ndarray, 
     return shaped, [d for d, ok in zip(digits, shaped, strict=True) if ok]
 
 
+def _all_digits_of_width(s: pd.Series, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(cells, digit matrix) when every cell is text of exactly `width` ASCII digits, as a system exports
+    identifiers: nothing to clean, told by a join and a length per cell (C loops) where the general path
+    takes several Python passes. None otherwise."""
+    cells = s.to_numpy(dtype=object)
+    try:
+        joined = "".join(cells)
+    except TypeError:  # a cell that is not text: missing, or a spreadsheet's number
+        return None
+    if (len(cells) == 0 or len(joined) != width * len(cells) or not (joined.isascii() and joined.isdigit())
+            or not (np.fromiter(map(len, cells), dtype=np.int64, count=len(cells)) == width).all()):
+        return None
+    return cells, _digit_matrix(joined, width)
+
+
+def _identifier_result(cells: np.ndarray, valid: np.ndarray, index: pd.Index) -> Parsed:
+    """`Parsed` of identifiers that are all present: the valid ones as they are, the others invalid."""
+    values = cells.copy()
+    values[~valid] = pd.NA
+    return Parsed(pd.Series(values, index=index, dtype=object), pd.Series(~valid, index=index))
+
+
 def parse_siren(s: pd.Series) -> Parsed:
     """9 digits, Luhn-valid. A number that lost its leading zeros is not padded: it is invalid."""
+    if (plain := _all_digits_of_width(s, 9)) is not None:
+        cells, matrix = plain
+        return _identifier_result(cells, _luhn_rows_valid(matrix), s.index)
     cells = _cleaned_cells(s)
     digits = _identifier_digits(cells)
     ok, candidates = _digits_of_width(digits, 9)
     if candidates:
-        ok[ok] = _luhn_rows_valid(_digit_matrix(candidates, 9))
+        ok[ok] = _luhn_rows_valid(_digit_matrix("".join(candidates), 9))
     return _text_result(cells, [d if valid else None for d, valid in zip(digits, ok, strict=True)], s.index)
 
 
@@ -501,18 +526,25 @@ LA_POSTE_SIREN = "356000000"
 _LA_POSTE_DIGITS = np.frombuffer(LA_POSTE_SIREN.encode("ascii"), dtype=np.uint8) - ord("0")
 
 
+def _siret_valid(matrix: np.ndarray) -> np.ndarray:
+    """Luhn on the SIRET and on its SIREN, or La Poste's rule."""
+    la_poste = (matrix[:, :9] == _LA_POSTE_DIGITS).all(axis=1) & (matrix.sum(axis=1) % 5 == 0)
+    return (_luhn_rows_valid(matrix) & _luhn_rows_valid(matrix[:, :9])) | la_poste
+
+
 def parse_siret(s: pd.Series) -> Parsed:
     """14 digits, Luhn-valid, whose first 9 digits are a valid SIREN.
 
     La Poste establishments (SIREN 356000000) do not follow Luhn: their digit sum is a multiple of 5
     instead (Luhn stays accepted for them, as for the head office 35600000000048)."""
+    if (plain := _all_digits_of_width(s, 14)) is not None:
+        cells, matrix = plain
+        return _identifier_result(cells, _siret_valid(matrix), s.index)
     cells = _cleaned_cells(s)
     digits = _identifier_digits(cells)
     ok, candidates = _digits_of_width(digits, 14)
     if candidates:
-        matrix = _digit_matrix(candidates, 14)  # one matrix for the SIRET and its SIREN
-        la_poste = (matrix[:, :9] == _LA_POSTE_DIGITS).all(axis=1) & (matrix.sum(axis=1) % 5 == 0)
-        ok[ok] = (_luhn_rows_valid(matrix) & _luhn_rows_valid(matrix[:, :9])) | la_poste
+        ok[ok] = _siret_valid(_digit_matrix("".join(candidates), 14))  # one matrix for the SIRET and its SIREN
     return _text_result(cells, [d if valid else None for d, valid in zip(digits, ok, strict=True)], s.index)
 
 

@@ -255,6 +255,26 @@ def test_parse_siret_luhn_and_la_poste_rule(series):
     assert parsed.invalid.tolist() == [False] * 5 + [True] * 4 + [False]
 
 
+@pytest.mark.parametrize(("parser", "width", "cells"), [
+    (v.parse_siret, 14, ["73282932000074", "35600000049837", "35600000000048", "73282932000075",
+                         "35600000049838", "73282932110006", "00000000000000"]),
+    (v.parse_siren, 9, ["732829320", "010000008", "123456789", "000000000"]),
+])
+def test_identifiers_that_are_all_plain_digits_take_the_short_path_to_the_same_result(series, parser, width,
+                                                                                       cells):
+    """A column whose every cell is `width` ASCII digits skips cleaning; the same cells next to an empty
+    one, which takes the general path, get the same values and errors."""
+    plain = series(*cells)
+    assert v._all_digits_of_width(plain, width) is not None
+    assert v._all_digits_of_width(series(*cells, None), width) is None
+    assert v._all_digits_of_width(series(*cells[:-1], " " + cells[-1]), width) is None
+    assert v._all_digits_of_width(series(*cells[:-1], cells[-1][:-1], cells[-1] + "0"), width) is None
+    short, general = parser(plain), parser(series(*cells, None))
+    assert as_list(short.values) == as_list(general.values)[:-1]
+    assert short.invalid.tolist() == general.invalid.tolist()[:-1] and short.invalid.dtype == bool
+    assert short.values.dtype == general.values.dtype == object
+
+
 # ---------------------------------------------------------------- NAF, postal codes
 
 
