@@ -487,24 +487,32 @@ def _digits_of_width(digits: list[str | None], width: int) -> tuple[np.ndarray, 
     return shaped, [d for d, ok in zip(digits, shaped, strict=True) if ok]
 
 
-def _all_digits_of_width(s: pd.Series, width: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(cells, digit matrix) when every cell is text of exactly `width` ASCII digits, as a system exports
-    identifiers: nothing to clean, told by a join and a length per cell (C loops) where the general path
-    takes several Python passes. None otherwise."""
+def _plain_digit_cells(s: pd.Series) -> tuple[np.ndarray, str, np.ndarray] | None:
+    """(cells, their text joined, their lengths) when every cell is text of ASCII digits only, as a system
+    exports identifiers and codes: nothing to clean, told by a join and a length per cell (C loops) where
+    the general path takes several Python passes. None otherwise (an empty cell, a space, a number)."""
     cells = s.to_numpy(dtype=object)
     try:
         joined = "".join(cells)
     except TypeError:  # a cell that is not text: missing, or a spreadsheet's number
         return None
-    if (len(cells) == 0 or len(joined) != width * len(cells) or not (joined.isascii() and joined.isdigit())
-            or not (np.fromiter(map(len, cells), dtype=np.int64, count=len(cells)) == width).all()):
+    if not (joined.isascii() and joined.isdigit()):
         return None
-    return cells, _digit_matrix(joined, width)
+    lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+    return (cells, joined, lengths) if lengths.all() else None
 
 
-def _identifier_result(cells: np.ndarray, valid: np.ndarray, index: pd.Index) -> Parsed:
-    """`Parsed` of identifiers that are all present: the valid ones as they are, the others invalid."""
-    values = cells.copy()
+def _all_digits_of_width(s: pd.Series, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(cells, digit matrix) when every cell is plain digits (`_plain_digit_cells`) of this width."""
+    plain = _plain_digit_cells(s)
+    if plain is None or not (plain[2] == width).all():
+        return None
+    return plain[0], _digit_matrix(plain[1], width)
+
+
+def _plain_result(values: np.ndarray, valid: np.ndarray, index: pd.Index) -> Parsed:
+    """`Parsed` of cells that are all present: `values` (an array of its own, NA set where not valid),
+    the others invalid."""
     values[~valid] = pd.NA
     return Parsed(pd.Series(values, index=index, dtype=object), pd.Series(~valid, index=index))
 
@@ -513,7 +521,7 @@ def parse_siren(s: pd.Series) -> Parsed:
     """9 digits, Luhn-valid. A number that lost its leading zeros is not padded: it is invalid."""
     if (plain := _all_digits_of_width(s, 9)) is not None:
         cells, matrix = plain
-        return _identifier_result(cells, _luhn_rows_valid(matrix), s.index)
+        return _plain_result(cells.copy(), _luhn_rows_valid(matrix), s.index)
     cells = _cleaned_cells(s)
     digits = _identifier_digits(cells)
     ok, candidates = _digits_of_width(digits, 9)
@@ -539,7 +547,7 @@ def parse_siret(s: pd.Series) -> Parsed:
     instead (Luhn stays accepted for them, as for the head office 35600000000048)."""
     if (plain := _all_digits_of_width(s, 14)) is not None:
         cells, matrix = plain
-        return _identifier_result(cells, _siret_valid(matrix), s.index)
+        return _plain_result(cells.copy(), _siret_valid(matrix), s.index)
     cells = _cleaned_cells(s)
     digits = _identifier_digits(cells)
     ok, candidates = _digits_of_width(digits, 14)
@@ -570,6 +578,14 @@ def parse_naf(s: pd.Series) -> Parsed:
 def parse_postal_code(s: pd.Series, pad_french: bool = True) -> Parsed:
     """Text of 5 digits, leading zeros kept. With `pad_french` a 4-digit code is a French code that
     lost its leading zero as an Excel number: "1400" and "1400.0" -> "01400"."""
+    if (plain := _plain_digit_cells(s)) is not None:
+        cells, _, lengths = plain
+        codes, valid = cells.copy(), lengths == 5
+        if pad_french:
+            four = lengths == 4
+            codes[four] = ["0" + code for code in cells[four]]
+            valid |= four
+        return _plain_result(codes, valid, s.index)
     cells = _cleaned_cells(s)
     # Most codes are already 5 plain digits: only the others go through the regexes.
     codes = [cell if cell is None or (len(cell) == 5 and cell.isascii() and cell.isdigit())

@@ -263,7 +263,7 @@ def test_the_mixed_encoding_scan_in_parts_counts_what_the_whole_file_holds(tmp_p
         for count in (2, 3, 7):
             ranges = reading._ranges_at_ascii(path, count)
             assert ranges[0][0] == 0 and ranges[-1][1] == len(data) and len(ranges) <= count
-            assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:]))
+            assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False))
             assert all(data[start] < 0x80 for start, _ in ranges[1:])
             counted = [reading._utf8_counts(path, start, end) for start, end in ranges]
             characters, errors = _decoded_counts(data)

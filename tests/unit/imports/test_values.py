@@ -275,6 +275,17 @@ def test_identifiers_that_are_all_plain_digits_take_the_short_path_to_the_same_r
     assert short.values.dtype == general.values.dtype == object
 
 
+@pytest.mark.parametrize("pad_french", [True, False])
+def test_postal_codes_that_are_all_plain_digits_take_the_short_path_to_the_same_result(series, pad_french):
+    cells = ["69001", "1400", "0123", "123456", "1", "97411"]
+    assert v._plain_digit_cells(series(*cells)) is not None
+    assert v._plain_digit_cells(series(*cells, "")) is None and v._plain_digit_cells(series(*cells, "6 9")) is None
+    short, general = (v.parse_postal_code(series(*cells, *extra), pad_french=pad_french) for extra in ([], [None]))
+    assert as_list(short.values) == as_list(general.values)[:-1]
+    assert short.invalid.tolist() == general.invalid.tolist()[:-1]
+    assert as_list(short.values)[:3] == (["69001", "01400", "00123"] if pad_french else ["69001", None, None])
+
+
 # ---------------------------------------------------------------- NAF, postal codes
 
 
