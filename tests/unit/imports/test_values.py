@@ -229,6 +229,25 @@ def test_parse_phone_parses_each_distinct_value_once(series, monkeypatch):
     assert sorted(seen) == ["0612345678", "70 12 34 56"]
 
 
+PLAIN_EMAILS = ["contact@exemple.fr", "o'brien+news@mail.co.uk", "a.b-c_d@sub-domain.example.com", "X@y.fr"]
+
+
+@pytest.mark.parametrize("odd", [
+    [], ["Contact@Exemple.FR"], [" a@b.fr"], ["a@b.fr "], ["'=x@y.fr"], [""], ["None"], ["a@b.fr\nc@d.fr", "bad"],
+    ["a" * 250 + "@b.fr"], ["pas-un-email"], ["a@b"], [None], ["née@exemple.fr"], ["a@exemple.fr\r"],
+])
+def test_emails_that_need_no_cleaning_take_the_short_path_to_the_same_result(series, odd):
+    """A column of addresses that are valid as they stand is checked by one match; any other cell (to trim,
+    to lower-case, missing, invalid, with a line break that could pass for two addresses) sends the whole
+    column down the general path: the results are those of that path either way."""
+    cells = PLAIN_EMAILS + odd
+    assert (v._plain_emails(series(*cells)) is not None) == (odd == [] or odd == ["née@exemple.fr"])
+    short, general = v.parse_email(series(*cells)), v.parse_email(series(*cells, None))
+    assert as_list(short.values) == as_list(general.values)[:-1]
+    assert short.invalid.tolist() == general.invalid.tolist()[:-1]
+    assert as_list(short.values)[:len(PLAIN_EMAILS)] == PLAIN_EMAILS
+
+
 # ---------------------------------------------------------------- SIREN, SIRET (Luhn)
 
 
