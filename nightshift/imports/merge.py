@@ -79,10 +79,10 @@ class StagingPayload:
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
-def _copy_text(values: list) -> list[str]:
+def _copy_text(column: list) -> list[str]:
     """One column in COPY's text format: NULL as \\N; backslash, tab, LF and CR escaped (scanned for
     once per column, since they are rare)."""
-    texts = [v if v.__class__ is str else None if v is None else str(v) for v in values]
+    texts = [v if v.__class__ is str else None if v is None else str(v) for v in column]
     present = [t for t in texts if t is not None]
     if any(ch in "".join(present) for ch in "\\\t\n\r"):
         texts = [None if t is None else t.translate(_COPY_ESCAPES) for t in texts]
@@ -133,9 +133,9 @@ def insert_rows(cursor: sqlite3.Cursor, table: str, payload: StagingPayload) -> 
     rows = payload.data
     whole = len(rows) - len(rows) % per_statement if per_statement > 1 else 0  # rows in full statements
     if whole:
-        values, step = rows[:whole].ravel(), len(payload.columns) * per_statement  # ravel: a view, no copy
+        flat, step = rows[:whole].ravel(), len(payload.columns) * per_statement  # ravel: a view, no copy
         cursor.executemany(insert + ", ".join([one_row] * per_statement),
-                           (values[start:start + step].tolist() for start in range(0, len(values), step)))
+                           (flat[start:start + step].tolist() for start in range(0, len(flat), step)))
     if whole < len(rows):
         cursor.executemany(insert + one_row, rows[whole:].tolist())
 

@@ -1,7 +1,8 @@
 """Where each profile's rows go: target tables, natural keys, content hashes, references.
 
 `build_rows(profile, valid)` turns validated canonical rows into one frame per target (database column
-names, `_line`, `_key`), in the order targets must be merged (parents before children).
+names, `_line`, and the key: `_key` or the column `Target.key` names), in the order targets must be
+merged (parents before children).
 """
 
 from __future__ import annotations

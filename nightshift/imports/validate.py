@@ -1,7 +1,7 @@
 """Vectorised validation of one chunk of raw rows against a profile.
 
 Every error of every row is collected (no stop at the first one). The output is the chunk's valid
-rows in canonical, normalised form (plus `_line`, `_key`) and an error frame with one row per
+rows in canonical, normalised form (plus `_line`) and an error frame with one row per
 (line, column, code): line as in the file, column as written in the file, raw value, code.
 """
 

@@ -249,7 +249,7 @@ def slugify(s: pd.Series) -> pd.Series:
     stripped at both ends; HTML entities are decoded first. NA (or nothing left) -> NA. At most
     SLUG_MAX_LENGTH characters (`bounded`: ligatures can make a slug longer than its name).
     """
-    if not s.notna().any():  # a column the file does not fill
+    if not filled(s):  # a column the file does not fill
         return pd.Series(pd.NA, index=s.index, dtype=object)
     # Names repeat a lot (categories, cities): slugify each distinct one once.
     codes, distinct = pd.factorize(s.astype("str"))
@@ -410,10 +410,9 @@ def _plain_emails(s: pd.Series) -> np.ndarray | None:
     remove, a lower-case domain), as a system exports them: one match over the joined column instead of
     a Python pass per cell. None otherwise."""
     cells = s.to_numpy(dtype=object)
-    try:
-        lines = "\n".join(cells) + "\n"
-    except TypeError:  # a cell that is not text
+    if not _all_plain_str(cells):
         return None
+    lines = "\n".join(cells) + "\n"
     plain = (lines.count("\n") == len(cells) and not lines.startswith("'") and "\n'" not in lines
              and max(map(len, cells), default=0) <= _EMAIL_MAX_LENGTH and _PLAIN_EMAIL_LINES.fullmatch(lines))
     return cells if plain and len(cells) else None
@@ -505,22 +504,27 @@ def _digits_of_width(digits: list[str | None], width: int) -> tuple[np.ndarray, 
     return shaped, [d for d, ok in zip(digits, shaped, strict=True) if ok]
 
 
+def _all_plain_str(cells: np.ndarray) -> bool:
+    """Every cell is a `str` itself, not missing, not a spreadsheet's number, not a subclass of str
+    (cleaning would turn one into a plain str): what a short path may hand back as it is."""
+    return set(map(type, cells)) == {str}
+
+
 def _plain_digit_cells(s: pd.Series) -> tuple[np.ndarray, str, np.ndarray] | None:
     """(cells, their text joined, their lengths) when every cell is text of ASCII digits only, as a system
     exports identifiers and codes: nothing to clean, told by a join and a length per cell (C loops) where
     the general path takes several Python passes. None otherwise (an empty cell, a space, a number)."""
     cells = s.to_numpy(dtype=object)
-    try:
-        joined = "".join(cells)
-    except TypeError:  # a cell that is not text: missing, or a spreadsheet's number
+    if not _all_plain_str(cells):
         return None
+    joined = "".join(cells)
     if not (joined.isascii() and joined.isdigit()):
         return None
     lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
     return (cells, joined, lengths) if lengths.all() else None
 
 
-def _all_digits_of_width(s: pd.Series, width: int) -> tuple[np.ndarray, np.ndarray] | None:
+def _plain_digits_of_width(s: pd.Series, width: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(cells, digit matrix) when every cell is plain digits (`_plain_digit_cells`) of this width."""
     plain = _plain_digit_cells(s)
     if plain is None or not (plain[2] == width).all():
@@ -537,7 +541,7 @@ def _plain_result(values: np.ndarray, valid: np.ndarray, index: pd.Index) -> Par
 
 def parse_siren(s: pd.Series) -> Parsed:
     """9 digits, Luhn-valid. A number that lost its leading zeros is not padded: it is invalid."""
-    if (plain := _all_digits_of_width(s, 9)) is not None:
+    if (plain := _plain_digits_of_width(s, 9)) is not None:
         cells, matrix = plain
         return _plain_result(cells.copy(), _luhn_rows_valid(matrix), s.index)
     cells = _cleaned_cells(s)
@@ -563,7 +567,7 @@ def parse_siret(s: pd.Series) -> Parsed:
 
     La Poste establishments (SIREN 356000000) do not follow Luhn: their digit sum is a multiple of 5
     instead (Luhn stays accepted for them, as for the head office 35600000000048)."""
-    if (plain := _all_digits_of_width(s, 14)) is not None:
+    if (plain := _plain_digits_of_width(s, 14)) is not None:
         cells, matrix = plain
         return _plain_result(cells.copy(), _siret_valid(matrix), s.index)
     cells = _cleaned_cells(s)

@@ -260,13 +260,13 @@ def test_the_mixed_encoding_scan_in_parts_counts_what_the_whole_file_holds(tmp_p
         if "\ufffd".encode() in data:  # a real U+FFFD would count as an error when decoding
             continue
         path.write_bytes(data)
+        characters, errors = _decoded_counts(data)
         for count in (2, 3, 7):
             ranges = reading._ranges_at_ascii(path, count)
             assert ranges[0][0] == 0 and ranges[-1][1] == len(data) and len(ranges) <= count
             assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False))
             assert all(data[start] < 0x80 for start, _ in ranges[1:])
             counted = [reading._utf8_counts(path, start, end) for start, end in ranges]
-            characters, errors = _decoded_counts(data)
             assert (sum(c for c, _ in counted), sum(e for _, e in counted)) == (characters, errors), data
         assert reading._mostly_utf8(path) == (characters >= errors)
 

@@ -229,6 +229,27 @@ def test_parse_phone_parses_each_distinct_value_once(series, monkeypatch):
     assert sorted(seen) == ["0612345678", "70 12 34 56"]
 
 
+def _exactly(values: pd.Series) -> list:
+    """Values with their types, pd.NA told from NaN and None."""
+    return ["<NA>" if x is pd.NA else (type(x).__name__, x) for x in values]
+
+
+def assert_same_as_general_path(series, parser, cells: list, **options) -> v.Parsed:
+    """The parser's result for these cells (a short path, when it takes them) equals the general path's,
+    which the same cells take next to an empty one: values, their types, NA, errors, the index kept
+    (duplicate labels included); the input is left as it was. Returns the result."""
+    raw = series(*cells)
+    raw.index = pd.Index([7] * len(cells))
+    before = raw.copy()
+    short, general = parser(raw, **options), parser(series(*cells, None), **options)
+    assert _exactly(short.values) == _exactly(general.values)[:-1]
+    assert short.invalid.tolist() == general.invalid.tolist()[:-1] and short.invalid.dtype == bool
+    assert short.values.dtype == general.values.dtype == object
+    assert list(short.values.index) == list(short.invalid.index) == [7] * len(cells)
+    pd.testing.assert_series_equal(raw, before)
+    return short
+
+
 PLAIN_EMAILS = ["contact@exemple.fr", "o'brien+news@mail.co.uk", "a.b-c_d@sub-domain.example.com", "X@y.fr"]
 
 
@@ -242,9 +263,7 @@ def test_emails_that_need_no_cleaning_take_the_short_path_to_the_same_result(ser
     column down the general path: the results are those of that path either way."""
     cells = PLAIN_EMAILS + odd
     assert (v._plain_emails(series(*cells)) is not None) == (odd == [] or odd == ["née@exemple.fr"])
-    short, general = v.parse_email(series(*cells)), v.parse_email(series(*cells, None))
-    assert as_list(short.values) == as_list(general.values)[:-1]
-    assert short.invalid.tolist() == general.invalid.tolist()[:-1]
+    short = assert_same_as_general_path(series, v.parse_email, cells)
     assert as_list(short.values)[:len(PLAIN_EMAILS)] == PLAIN_EMAILS
 
 
@@ -283,15 +302,13 @@ def test_identifiers_that_are_all_plain_digits_take_the_short_path_to_the_same_r
                                                                                        cells):
     """A column whose every cell is `width` ASCII digits skips cleaning; the same cells next to an empty
     one, which takes the general path, get the same values and errors."""
-    plain = series(*cells)
-    assert v._all_digits_of_width(plain, width) is not None
-    assert v._all_digits_of_width(series(*cells, None), width) is None
-    assert v._all_digits_of_width(series(*cells[:-1], " " + cells[-1]), width) is None
-    assert v._all_digits_of_width(series(*cells[:-1], cells[-1][:-1], cells[-1] + "0"), width) is None
-    short, general = parser(plain), parser(series(*cells, None))
-    assert as_list(short.values) == as_list(general.values)[:-1]
-    assert short.invalid.tolist() == general.invalid.tolist()[:-1] and short.invalid.dtype == bool
-    assert short.values.dtype == general.values.dtype == object
+    assert v._plain_digits_of_width(series(*cells), width) is not None
+    assert v._plain_digits_of_width(series(*cells, None), width) is None
+    assert v._plain_digits_of_width(series(*cells[:-1], " " + cells[-1]), width) is None
+    assert v._plain_digits_of_width(series(*cells[:-1], cells[-1][:-1], cells[-1] + "0"), width) is None
+    # A subclass of str (numpy's) is made a plain str by cleaning: no short path for it.
+    assert v._plain_digits_of_width(pd.Series([np.str_(cell) for cell in cells], dtype=object), width) is None
+    assert_same_as_general_path(series, parser, cells)
 
 
 @pytest.mark.parametrize("pad_french", [True, False])
@@ -299,9 +316,7 @@ def test_postal_codes_that_are_all_plain_digits_take_the_short_path_to_the_same_
     cells = ["69001", "1400", "0123", "123456", "1", "97411"]
     assert v._plain_digit_cells(series(*cells)) is not None
     assert v._plain_digit_cells(series(*cells, "")) is None and v._plain_digit_cells(series(*cells, "6 9")) is None
-    short, general = (v.parse_postal_code(series(*cells, *extra), pad_french=pad_french) for extra in ([], [None]))
-    assert as_list(short.values) == as_list(general.values)[:-1]
-    assert short.invalid.tolist() == general.invalid.tolist()[:-1]
+    short = assert_same_as_general_path(series, v.parse_postal_code, cells, pad_french=pad_french)
     assert as_list(short.values)[:3] == (["69001", "01400", "00123"] if pad_french else ["69001", None, None])
 
 
