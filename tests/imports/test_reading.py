@@ -9,6 +9,7 @@ import pytest
 
 from nightshift.imports.profiles import PROFILES
 from nightshift.imports.reading import (
+    CsvLines,
     FileRejected,
     _complete_record,
     _first_undecodable,
@@ -305,3 +306,20 @@ def test_the_line_scan_stops_at_the_first_cr_only_line_end(monkeypatch):
     assert cr_only.bytes_read == 64
     crlf = _CountedFile(b"nom;code_postal\r\n" + b"Lyon;69001\r\n" * 1_000)  # lines of 12 bytes: cut CRLFs
     assert _single_line_records(crlf, ";") == 1_001
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-8", "utf-8+cp1252"])
+def test_a_chunk_of_raw_lines_reads_its_accents_whichever_parser_takes_it(encoding):
+    """Windows-1252 lines are transcoded before pandas' C parser reads them; a chunk that parser refuses
+    (every line narrower than the header) is read by the csv module from the original bytes: the same
+    text either way."""
+    rows = ["Œuvre d’art;Béziers;12 €", "Café;Sète;3 €"]
+    codec = "cp1252" if encoding == "cp1252" else "utf-8"
+    data = ("\n".join(rows) + "\n").encode(codec)
+    if encoding == "utf-8+cp1252":  # UTF-8 with one Windows-1252 byte: read as that character
+        data = data.replace("Sète".encode(), "Sète".encode("cp1252"))
+    header = ["nom", "ville", "prix"]
+    frame, lines = CsvLines(data, 2, "prix.csv", header, ";", encoding).parse()
+    assert frame.values.tolist() == [row.split(";") for row in rows] and list(lines) == [2, 3]
+    narrow, lines = CsvLines(data, 2, "prix.csv", [*header, "note"], ";", encoding).parse()
+    assert narrow.values.tolist() == [[*row.split(";"), ""] for row in rows] and list(lines) == [2, 3]
