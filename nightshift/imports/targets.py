@@ -92,8 +92,6 @@ TARGETS: dict[str, Target] = {
 }
 
 
-_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
 # A missing value is hashed as the empty text.
 _EMPTY_HASH = pd.util.hash_array(np.array([""], dtype=object), categorize=False)[0]
 
@@ -122,9 +120,9 @@ def content_hash(frame: pd.DataFrame) -> pd.Series:
     The same values as `hash_pandas_object` of the rows as text (missing: ""), which earlier imports
     stored, computed column by column."""
     hashed = combine_hash_arrays(iter([_text_hashes(frame[name]) for name in frame.columns]), len(frame.columns))
-    nibbles = (hashed[:, None] >> _NIBBLE_SHIFTS) & np.uint64(0xF)
-    hex_bytes = _HEX[nibbles.astype(np.intp)].copy().view("S16").ravel()
-    return pd.Series(hex_bytes.astype(str).astype(object), index=frame.index)
+    hex_text = hashed.astype(">u8").tobytes().hex()  # big-endian: each hash's digits in reading order
+    hex_texts = np.frombuffer(hex_text.encode("ascii"), dtype="S16").astype(str).astype(object)
+    return pd.Series(hex_texts, index=frame.index)
 
 
 def _frame(columns: dict[str, pd.Series]) -> pd.DataFrame:

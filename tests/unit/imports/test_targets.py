@@ -29,7 +29,7 @@ def test_content_hash_keeps_the_values_stored_by_earlier_imports():
         "description": pd.Series([None] * n, dtype=object),  # a column the file does not fill
         "mixed": pd.Series([1, True, None] * (n // 3), dtype=object),  # 1 == True, yet "1" != "True"
     }, index=np.arange(10, 10 + n))
-    for rows in (frame, frame.head(5)):
+    for rows in (frame, frame.head(5), frame.head(0)):
         assert content_hash(rows).equals(_hash_as_first_stored(rows))
 
 
