@@ -177,7 +177,7 @@ def validate_chunk(
             missing &= ~present[column]
         errors.add(missing, column, raw, "required")
 
-    valid = out.loc[~errors.bad].copy()
+    valid = out.loc[~errors.bad]  # copy-on-write: adding _line needs no copy first
     valid["_line"] = errors.lines[~errors.bad]
     return ChunkValidation(valid=valid, errors=errors.frame(), rows=len(frame))
 
