@@ -191,8 +191,9 @@ def main() -> None:
 
 def run() -> None:
     """The `nightshift` console script. It starts without the cyclic garbage collector: loading Dagster,
-    pandas and our modules set off full collections that found nothing to free (about 0.3 s); a job
+    pandas and our modules set off full collections that found nothing to free (about 0.2 s); a job
     turns it back on as it starts (`_collect_from_job_start`), without ever walking what was loaded.
+    Commands that run no job (migrations, the import log) are short and run without it.
     Its process ends with the command: at exit, the collector need not walk everything Dagster and
     pandas loaded (about 0.7 s of every command that ran a job); the memory goes back with the process.
     Objects caught in reference cycles are then not finalized: nothing may rely on that to flush or close
