@@ -67,9 +67,9 @@ def _column_values(column: pd.Series) -> np.ndarray:
 @dataclass
 class StagingPayload:
     """Rows encoded for a staging table, for the columns that hold a value in at least one row (the
-    others stay NULL): PostgreSQL, COPY's text format; SQLite, the values in a two-dimensional object
-    array, a row per row: its statements take their parameters as slices of it, where a tuple per row
-    would cost about a second per million rows to build."""
+    others stay NULL): PostgreSQL, COPY's text format; SQLite, a two-dimensional object array of the
+    values, one array row per staged row: its statements take their parameters as slices of it, where a
+    tuple per row would cost about a second per million rows to build."""
 
     columns: list[str]
     data: str | np.ndarray

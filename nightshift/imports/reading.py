@@ -182,7 +182,7 @@ def _first_undecodable(path: Path, encoding: str, skip: int = 0) -> tuple[int, i
                 # exc.object = bytes the decoder held back from the previous block (an unfinished
                 # character, no line break in it) + this block.
                 held_back = len(exc.object) - len(block)
-                return line + exc.object[:exc.start].count(b"\n"), skip + offset - held_back + exc.start
+                return line + _line_feeds(exc.object[:exc.start]), skip + offset - held_back + exc.start
             if not block:
                 return None
             line += _line_feeds(block)

@@ -414,8 +414,8 @@ def _plain_emails(s: pd.Series) -> np.ndarray | None:
         return None
     lines = "\n".join(cells) + "\n"
     plain = (lines.count("\n") == len(cells) and not lines.startswith("'") and "\n'" not in lines
-             and max(map(len, cells), default=0) <= _EMAIL_MAX_LENGTH and _PLAIN_EMAIL_LINES.fullmatch(lines))
-    return cells if plain and len(cells) else None
+             and max(map(len, cells)) <= _EMAIL_MAX_LENGTH and _PLAIN_EMAIL_LINES.fullmatch(lines))
+    return cells if plain else None
 
 
 def _email(cell: str) -> str | None:
@@ -505,8 +505,8 @@ def _digits_of_width(digits: list[str | None], width: int) -> tuple[np.ndarray, 
 
 
 def _all_plain_str(cells: np.ndarray) -> bool:
-    """Every cell is a `str` itself, not missing, not a spreadsheet's number, not a subclass of str
-    (cleaning would turn one into a plain str): what a short path may hand back as it is."""
+    """There are cells and every one is a `str` itself, not missing, not a spreadsheet's number, not a
+    subclass of str (cleaning would turn one into a plain str): what a short path may hand back as it is."""
     return set(map(type, cells)) == {str}
 
 
