@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from nightshift.db import migrate
 from nightshift.db.schema import categories
+from nightshift.imports.service import PROGRESS_EVERY_ROWS
 from tests.conftest import PROJECT_ROOT
 
 NIGHTSHIFT = str(PROJECT_ROOT / ".venv" / "bin" / "nightshift")
@@ -190,12 +191,13 @@ def test_import_into_an_unmigrated_database_says_what_to_do(cli_env, tmp_path):
 
 
 def test_import_on_a_terminal_shows_a_progress_line(cli_env, db_url, tmp_path):
-    """stderr is a real pseudo-terminal: the rows imported so far are redrawn in place, every 50,000 rows
-    and at the end."""
+    """stderr is a real pseudo-terminal: the rows imported so far are redrawn in place, every
+    PROGRESS_EVERY_ROWS rows and at the end."""
     import pty
 
     migrate.upgrade(db_url)
-    path = write_cities(tmp_path / "villes.csv", [f"Ville {n};{10000 + n % 80000:05d}" for n in range(60_000)])
+    rows = PROGRESS_EVERY_ROWS + 10_000
+    path = write_cities(tmp_path / "villes.csv", [f"Ville {n};{10000 + n % 80000:05d}" for n in range(rows)])
     controller, terminal = pty.openpty()
     try:
         result = subprocess.run([NIGHTSHIFT, "import", str(path), "--profile", "cities"], env=cli_env, cwd=tmp_path,
@@ -214,8 +216,8 @@ def test_import_on_a_terminal_shows_a_progress_line(cli_env, db_url, tmp_path):
         os.close(controller)
     assert result.returncode == 0, shown.decode(errors="replace")
     updates = [u for u in shown.decode().split("\r") if "rows read" in u]
-    assert [u.split(":")[1].strip().split(" rows")[0] for u in updates] == ["50000", "60000"]
-    assert all(u.rstrip().endswith("rows/s)") for u in updates) and "inserted 60000" in result.stdout
+    assert [u.split(":")[1].strip().split(" rows")[0] for u in updates] == [str(PROGRESS_EVERY_ROWS), str(rows)]
+    assert all(u.rstrip().endswith("rows/s)") for u in updates) and f"inserted {rows}" in result.stdout
 
 
 def test_import_with_worker_processes_from_the_console_script(cli_env, db_url, tmp_path):
