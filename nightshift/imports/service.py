@@ -52,8 +52,8 @@ progress_logger = logging.getLogger("nightshift.imports.progress")
 ERRORS_IN_OUTCOME = 100
 # Rows validated and staged together: bounds memory whatever the file size (several chunks are in
 # flight when worker processes validate). Larger chunks pay pandas' fixed cost per step less often
-# (25,000 rows: a tenth less process time than 10,000) but peak higher: for 1M rows on PostgreSQL,
-# 12,000-row chunks about 450 MB, 15,000 about 485, 25,000 over 500.
+# (25,000 rows: a tenth less process time than 10,000) but peak higher: for 1M rows, 12,000-row chunks
+# about 450 MB on PostgreSQL, 15,000 about 485; 25,000 over 500 MB already on SQLite.
 CHUNK_ROWS = 12_000
 PROGRESS_EVERY_ROWS = 5 * CHUNK_ROWS  # reported as chunks are staged: a whole number of them
 

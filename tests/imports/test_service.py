@@ -398,14 +398,10 @@ def test_clients_keep_the_fields_a_later_file_leaves_out(engine, settings, tmp_p
     assert (client.first_name, client.email) == ("Awa Kadia", "awa@exemple.ml")
 
 
-def _utc(moment: datetime) -> datetime:
-    """A stored time as aware UTC (SQLite gives it back naive, in UTC)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def test_the_merge_sets_created_at_on_insert_and_updated_at_on_change_only(engine, settings, tmp_path):
     def written_when(moment: datetime) -> str:
-        return "just now" if abs(_utc(moment) - datetime.now(UTC)) < timedelta(minutes=5) else _utc(moment).isoformat()
+        utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)  # SQLite: naive UTC
+        return "just now" if abs(utc - datetime.now(UTC)) < timedelta(minutes=5) else utc.isoformat()
 
     first = write(tmp_path / "a.csv", "siren;nom\n732829320;Boulangerie Dupont\n552100554;Garage Martin\n")
     run_import(engine, first, settings, ImportOptions(profile="businesses"))
