@@ -23,7 +23,9 @@ run: install
 	$(BIN)/nightshift init
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
+# The layer contracts (pyproject.toml, import-linter) first: a wrong import arrow fails the tests.
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest
 
 bench: install

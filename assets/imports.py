@@ -5,13 +5,13 @@ from typing import Any
 
 import dagster as dg
 
-from nightshift.config import load_settings
+from nightshift.config import Settings
 from nightshift.imports import log as import_log
 from nightshift.imports.files import sha256_of
 from nightshift.imports.service import ImportOptions, ImportOutcome, failure_kind, run_import
 from nightshift.masking import mask_text
-from pipelines.tags import IMPORTS_POOL, family_tags
 from resources.database import Database
+from resources.families import IMPORTS_POOL, family_tags
 
 import_files = dg.DynamicPartitionsDefinition(name="import_files")
 
@@ -62,10 +62,11 @@ def outcome_metadata(outcome: ImportOutcome) -> dict[str, Any]:
     op_tags=family_tags("imports"),
     pool=IMPORTS_POOL,  # the run limit of dagster.yaml also for runs without the family tag (asset backfills)
     kinds={"python", "sql"},
+    group_name="imports",
     description="Imports one uploaded CSV/Excel file (partition = file) into the app database.",
 )
-def import_batch(context: dg.AssetExecutionContext, config: ImportConfig, database: Database) -> dg.MaterializeResult:
-    settings = load_settings()
+def import_batch(context: dg.AssetExecutionContext, config: ImportConfig, database: Database,
+                 settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
     row = import_log.by_partition(database.engine, context.partition_key)
     if row is None:
         raise dg.Failure(f"no import is registered for partition {context.partition_key!r}", allow_retries=False)

@@ -23,14 +23,6 @@ PG_ADMIN_URL = os.environ.get("NIGHTSHIFT_TEST_PG_URL", "postgresql+psycopg://po
 BACKENDS = ["sqlite", "postgresql"]
 
 
-@pytest.fixture(autouse=True)
-def _fresh_parse_results(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts without the parse results earlier ones left in this process (values.on_distinct)."""
-    from nightshift.imports import values
-
-    monkeypatch.setattr(values, "_parsed_memos", {})
-
-
 def postgres_required() -> bool:
     return os.environ.get("CI", "").lower() == "true" or os.environ.get("NIGHTSHIFT_REQUIRE_POSTGRES") == "1"
 
@@ -104,6 +96,22 @@ def db(db_url: str) -> Iterator[Engine]:
     engine = create_engine(db_url)
     yield engine
     engine.dispose()
+
+
+def app_resources(url: str) -> dict:
+    """The code location's shared resources as a process whose NIGHTSHIFT_DATABASE_URL is `url` builds them."""
+    from nightshift.config import load_settings
+    from resources import shared_resources
+
+    return shared_resources(load_settings({**os.environ, "NIGHTSHIFT_DATABASE_URL": url}))
+
+
+def definitions():
+    """The code location (a dg.Definitions), built from the settings of the test's environment."""
+    from nightshift.config import load_settings
+    from pipelines.definitions import build_definitions
+
+    return build_definitions(load_settings())
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The operator CLI, run as users run it: the installed `nightshift` console script in a subprocess."""
 
-import gc
 import json
 import os
 import subprocess
@@ -315,26 +314,3 @@ def test_import_with_no_create_categories_rejects_rows_naming_an_unknown_categor
             assert conn.execute(sa.select(sa.func.count()).select_from(categories)).scalar_one() == 0
     finally:
         engine.dispose()
-
-
-def test_the_console_script_runs_its_job_with_the_collector_on_and_startup_frozen():
-    """`nightshift` loads its modules without the cyclic garbage collector and turns it back on as a job
-    starts, with what startup loaded frozen; a caller that never turned it off (these tests) keeps it as
-    it was."""
-    from pipelines import cli
-
-    assert gc.isenabled() and gc.get_freeze_count() == 0
-    cli._collect_from_job_start()
-    assert gc.isenabled() and gc.get_freeze_count() == 0
-    gc.disable()
-    try:
-        cli._collect_from_job_start()
-        assert gc.isenabled() and gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
-        gc.enable()
-    script = ("import atexit, gc, sys; from pipelines import cli; sys.argv = ['nightshift', '--version']; "
-              "atexit.register(lambda: print('collector on:', gc.isenabled())); cli.run()")
-    ran = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "python"), "-c", script], capture_output=True, text=True,
-                         cwd=PROJECT_ROOT)
-    assert "collector on: False" in ran.stdout  # a command that runs no job never turns it back on

@@ -17,3 +17,4 @@ def env(tmp_path: Path, db, monkeypatch):
     uploads = tmp_path / "data" / "uploads"
     uploads.mkdir(parents=True)
     return {"url": url, "uploads": uploads, "data": tmp_path / "data", "engine": db}
+

@@ -35,13 +35,12 @@ from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from dagster_graphql.test.utils import execute_dagster_graphql
 
+from nightshift.config import load_settings
 from nightshift.db.schema import cities, imports
 from nightshift.imports import recovery
-from pipelines.definitions import defs
-from pipelines.tags import initialize_pools
-from resources.database import Database
-from sensors.uploads import upload_sensor
-from tests.conftest import PROJECT_ROOT
+from resources.families import initialize_pools
+from sensors.imports import upload_sensor
+from tests.conftest import PROJECT_ROOT, app_resources, definitions
 
 FAILED_PARTITIONS = """
 query ($assetKey: AssetKeyInput!) {
@@ -111,12 +110,13 @@ def test_backfill_of_all_failed_partitions_reimports_each_file_once(env):
     (folder / "codes.csv").write_text("nom;code_postal\nPau;XYZ\nTarbes;6\n")  # every row invalid: nothing written
     instance_config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
     with dg.instance_for_test(overrides=instance_config, synchronous_run_launcher=True) as instance:
-        with dg.build_sensor_context(instance=instance, resources={"database": Database(url=env["url"])}) as ctx:
-            ctx.update_cursor(upload_sensor(ctx).cursor)
-            registered = upload_sensor(ctx)
+        with dg.build_sensor_context(instance=instance, resources=app_resources(env["url"])) as ctx:
+            sensor = upload_sensor(load_settings())
+            ctx.update_cursor(sensor(ctx).cursor)
+            registered = sensor(ctx)
         assert len(registered.run_requests) == 3
         instance.add_dynamic_partitions("import_files", [r.partition_key for r in registered.run_requests])
-        job = defs.resolve_job_def("import_job")
+        job = definitions().resolve_job_def("import_job")
         for request in registered.run_requests:
             job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags,
                                    raise_on_error=False)

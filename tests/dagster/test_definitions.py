@@ -8,14 +8,12 @@ import sqlalchemy as sa
 
 from nightshift.db import migrate
 from nightshift.db.schema import alerts
-from pipelines.definitions import defs
-from resources.database import Database
 from sensors.run_failures import run_failure_alerts
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, app_resources, definitions
 
 
 def test_definitions_load():
-    dg.Definitions.validate_loadable(defs)
+    dg.Definitions.validate_loadable(definitions())
 
 
 def test_dagster_cli_validates_the_workspace():
@@ -29,7 +27,7 @@ def test_dagster_cli_validates_the_workspace():
 
 
 def test_every_schedule_names_its_time_zone_and_needed_sensors_run_by_default():
-    repo = defs.get_repository_def()
+    repo = definitions().get_repository_def()
     assert repo.schedule_defs, "the code location defines schedules"
     for schedule in repo.schedule_defs:
         assert schedule.execution_timezone, schedule.name
@@ -38,7 +36,7 @@ def test_every_schedule_names_its_time_zone_and_needed_sensors_run_by_default():
 
 
 def test_every_job_carries_a_family_tag():
-    for job in defs.get_repository_def().get_all_jobs():
+    for job in definitions().get_repository_def().get_all_jobs():
         if job.name.startswith("__"):
             continue
         assert job.tags.get("nightshift/family") in {"imports", "sweeps", "ai", "maintenance"}, job.name
@@ -46,8 +44,8 @@ def test_every_job_carries_a_family_tag():
 
 def test_database_health_job_reports_the_revision(db_url):
     migrate.upgrade(db_url)
-    job = defs.get_job_def("database_health")
-    result = job.execute_in_process(resources={"database": Database(url=db_url)})
+    job = definitions().get_job_def("database_health")
+    result = job.execute_in_process(resources=app_resources(db_url))
     assert result.success
     [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
     metadata = output.event_specific_data.metadata
@@ -56,8 +54,8 @@ def test_database_health_job_reports_the_revision(db_url):
 
 
 def test_database_health_job_fails_clearly_on_an_unmigrated_database(db_url):
-    job = defs.get_job_def("database_health")
-    result = job.execute_in_process(resources={"database": Database(url=db_url)}, raise_on_error=False)
+    job = definitions().get_job_def("database_health")
+    result = job.execute_in_process(resources=app_resources(db_url), raise_on_error=False)
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     assert "nightshift db upgrade" in str(failure.event_specific_data.error)
@@ -84,7 +82,7 @@ def test_run_failure_sensor_records_one_alert_per_cooldown(db):
                 dagster_instance=instance,
                 dagster_run=result.dagster_run,
                 dagster_event=failure_event,
-                resources={"database": Database(url=url)},
+                resources=app_resources(url),
             ) as context:
                 run_failure_alerts(context.for_run_failure())
     with db.connect() as conn:

@@ -13,7 +13,7 @@ from nightshift.db.schema import cities
 from nightshift.imports import intake, service
 from nightshift.imports import log as import_log
 from pipelines import cli
-from resources.database import Database
+from tests.conftest import app_resources
 
 
 def register(env, name: str, content: str) -> intake.Registered:
@@ -25,7 +25,7 @@ def register(env, name: str, content: str) -> intake.Registered:
 def materialize(env, instance, partition_key):
     instance.add_dynamic_partitions("import_files", [partition_key])
     return dg.materialize([import_batch], instance=instance, partition_key=partition_key,
-                          resources={"database": Database(url=env["url"])}, raise_on_error=False)
+                          resources=app_resources(env["url"]), raise_on_error=False)
 
 
 def retries_of(result) -> list:

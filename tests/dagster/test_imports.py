@@ -10,18 +10,17 @@ import dagster as dg
 import sqlalchemy as sa
 
 from assets.imports import import_batch, import_files
+from nightshift.config import load_settings
 from nightshift.db.schema import cities, imports
 from nightshift.imports import log as import_log
-from pipelines.definitions import defs
-from resources.database import Database
-from sensors.import_failures import import_failure_sensor
-from sensors.uploads import upload_sensor
+from sensors.imports import import_failure_sensor, upload_sensor
+from tests.conftest import app_resources, definitions
 
 
 def tick(instance, cursor, url):
     with dg.build_sensor_context(instance=instance, cursor=cursor,
-                                 resources={"database": Database(url=url)}) as context:
-        return upload_sensor(context)
+                                 resources=app_resources(url)) as context:
+        return upload_sensor(load_settings())(context)
 
 
 def test_new_file_is_requested_once_it_stopped_growing(env):
@@ -94,7 +93,7 @@ def test_ten_thousand_files_in_one_tick(env):
 def materialize(env, instance, partition_key, **config):
     return dg.materialize(
         [import_batch], instance=instance, partition_key=partition_key,
-        resources={"database": Database(url=env["url"])},
+        resources=app_resources(env["url"]),
         run_config={"ops": {"import_batch": {"config": config}}} if config else None,
         raise_on_error=False,
     )
@@ -165,7 +164,7 @@ def test_failure_sensor_rerequests_transient_failures_once(env):
     with dg.instance_for_test() as instance:
         def evaluate():
             with dg.build_sensor_context(instance=instance,
-                                         resources={"database": Database(url=env["url"])}) as context:
+                                         resources=app_resources(env["url"])) as context:
                 return import_failure_sensor(context)
 
         [request] = evaluate().run_requests
@@ -174,13 +173,13 @@ def test_failure_sensor_rerequests_transient_failures_once(env):
 
 
 def test_import_job_is_partitioned_by_file_and_tagged_imports():
-    job = defs.resolve_job_def("import_job")
+    job = definitions().resolve_job_def("import_job")
     assert job.partitions_def == import_files
     assert job.tags["nightshift/family"] == "imports"
 
 
 def evaluate_failure_sensor(instance, url):
-    with dg.build_sensor_context(instance=instance, resources={"database": Database(url=url)}) as context:
+    with dg.build_sensor_context(instance=instance, resources=app_resources(url)) as context:
         return import_failure_sensor(context)
 
 
@@ -210,7 +209,6 @@ def test_stalled_registrations_are_rerequested_once_unless_a_run_is_in_flight(en
 def test_in_flight_paths_are_only_those_under_the_upload_folder(env, tmp_path):
     """The upload sensor loads the registered files still in uploads/, not the failed ones of the past
     (a sibling folder whose name extends `uploads` with `_` or `%` must not match either)."""
-    from nightshift.config import load_settings
     from nightshift.imports.intake import _in_flight_paths
 
     uploads = load_settings().uploads_dir
@@ -229,7 +227,7 @@ def evaluate_as_the_daemon_does(instance):
     an instance ref, and every partitioned RunRequest checked against the instance's partitions."""
     from dagster._grpc.impl import get_external_sensor_execution
 
-    result = get_external_sensor_execution(defs.get_repository_def(), None, instance.get_ref(),
+    result = get_external_sensor_execution(definitions().get_repository_def(), None, instance.get_ref(),
                                            "import_failure_sensor", None, None, None, None, None)
     assert not hasattr(result, "error"), result.error.to_string()
     return result

@@ -8,11 +8,12 @@ import pytest
 import sqlalchemy as sa
 
 from assets.imports import import_batch
+from nightshift.config import load_settings
 from nightshift.db.schema import accounts, clients, imports
 from nightshift.imports import log as import_log
 from nightshift.imports.files import PARTITION_KEY_MAX
-from resources.database import Database
-from sensors.uploads import upload_sensor
+from sensors.imports import upload_sensor
+from tests.conftest import app_resources
 
 CLIENTS = "telephone;prenom;nom\n70 12 34 56;Awa;Traoré\n+223 76 00 00 01;Moussa;Keïta\n"
 CITIES = "nom;code_postal\nBourg-en-Bresse;01000\nLyon;69001\n"
@@ -21,8 +22,8 @@ GARBAGE = bytes(range(256)) * 64
 
 def tick(instance, cursor, url):
     with dg.build_sensor_context(instance=instance, cursor=cursor,
-                                 resources={"database": Database(url=url)}) as context:
-        return upload_sensor(context)
+                                 resources=app_resources(url)) as context:
+        return upload_sensor(load_settings())(context)
 
 
 def settle(instance, url):
@@ -42,7 +43,7 @@ def run_partition(env, instance, result, request):
     for add in result.dynamic_partitions_requests:
         instance.add_dynamic_partitions(add.partitions_def_name, add.partition_keys)
     return dg.materialize([import_batch], instance=instance, partition_key=request.partition_key,
-                          tags=request.tags, resources={"database": Database(url=env["url"])}, raise_on_error=False)
+                          tags=request.tags, resources=app_resources(env["url"]), raise_on_error=False)
 
 
 def all_imports(engine) -> list:

@@ -1,20 +1,18 @@
-"""Schedules of the maintenance family. Every schedule names its execution time zone."""
-
+"""The hourly database health check. Every schedule names its execution time zone (a setting)."""
 
 import dagster as dg
 
-from nightshift.config import load_settings
-from pipelines.health import database_health
+from nightshift.config import Settings
+from pipelines.jobs.health import database_health
 
 
-def maintenance_schedules() -> list[dg.ScheduleDefinition]:
-    timezone = load_settings().timezone
+def health_schedules(settings: Settings) -> list[dg.ScheduleDefinition]:
     return [
         dg.ScheduleDefinition(
             name="database_health_hourly",
             job=database_health,
             cron_schedule="7 * * * *",
-            execution_timezone=timezone,
+            execution_timezone=settings.timezone,
             default_status=dg.DefaultScheduleStatus.RUNNING,
             description="Hourly: the app database answers and is migrated to head.",
         )

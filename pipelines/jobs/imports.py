@@ -5,10 +5,10 @@ from pathlib import Path
 import dagster as dg
 
 from assets.imports import outcome_metadata
-from nightshift.config import load_settings
+from nightshift.config import Settings
 from nightshift.imports.service import ImportOptions, ImportOutcome, run_import
-from pipelines.tags import family_tags
 from resources.database import Database
+from resources.families import family_tags
 
 
 class DryRunConfig(dg.Config):
@@ -20,9 +20,10 @@ class DryRunConfig(dg.Config):
 
 
 @dg.op(out=dg.Out(ImportOutcome))
-def dry_run_import(context: dg.OpExecutionContext, config: DryRunConfig, database: Database) -> dg.Output:
+def dry_run_import(context: dg.OpExecutionContext, config: DryRunConfig, database: Database,
+                   settings: dg.ResourceParam[Settings]) -> dg.Output:
     outcome = run_import(
-        database.engine, Path(config.path), load_settings(),
+        database.engine, Path(config.path), settings,
         ImportOptions(profile=config.profile, account_id=config.account_id, strict=config.strict,
                       create_categories=config.create_categories, dry_run=True),
     )

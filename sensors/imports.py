@@ -1,24 +1,64 @@
-"""import_failure_sensor: an import that failed for a transient reason, or that stalled, is re-requested
-once.
+"""Sensors of the imports domain.
 
-Transient: the database was unavailable, or the run died (interrupted, crashed) while the import was
-running. Stalled: registered by the upload sensor (`received`) longer than imports.stalled_after_seconds
-ago with no queued or running run for its partition (the run was never launched, or ended before the
-import began). Bad files are never re-requested: they wait for a fixed upload or a manual re-execution.
+upload_sensor: files dropped in data/uploads/ become import_batch partitions and runs.
+import_failure_sensor: an import that failed for a transient reason, or that stalled, is re-requested
+once. Transient: the database was unavailable, or the run died (interrupted, crashed) while the import
+was running. Stalled: registered by the upload sensor (`received`) longer than
+imports.stalled_after_seconds ago with no queued or running run for its partition (the run was never
+launched, or ended before the import began). Bad files are never re-requested: they wait for a fixed
+upload or a manual re-execution.
 """
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from assets.imports import import_files, import_job
-from nightshift.config import load_settings
-from nightshift.imports import recovery
+from nightshift.config import Settings
+from nightshift.imports import intake, recovery
 from resources.database import Database
 
+# Sensor ticks time out at 60 s: leave room for Dagster's own work after the scan.
+TICK_BUDGET_S = 40.0
 FINISHED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
 IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def scan_uploads(context: dg.SensorEvaluationContext, database: Database,
+                 settings: dg.ResourceParam[Settings]) -> dg.SensorResult:
+    settings.ensure_data_dirs()
+    previous = json.loads(context.cursor) if context.cursor else {}
+    result = intake.scan(database.engine, settings, previous, time_budget_s=TICK_BUDGET_S)
+    if result.registered or result.duplicates or result.rejected:
+        context.log.info(
+            f"{len(result.registered)} new upload(s), {len(result.duplicates)} duplicate(s), "
+            f"{len(result.rejected)} rejected, {len(result.waiting)} still being written or deferred"
+        )
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(run_key=r.run_key, partition_key=r.partition_key,
+                          tags={"nightshift/import_id": str(r.import_id)})
+            for r in result.registered
+        ],
+        dynamic_partitions_requests=[
+            import_files.build_add_request(sorted({r.partition_key for r in result.registered}))
+        ] if result.registered else [],
+        cursor=json.dumps(result.waiting, sort_keys=True),
+    )
+
+
+def upload_sensor(settings: Settings) -> dg.SensorDefinition:
+    """The sensor's interval is a setting (imports.sensor_interval_seconds), so it is built from them."""
+    return dg.sensor(
+        name="upload_sensor",
+        job=import_job,
+        minimum_interval_seconds=settings.imports.sensor_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Watches data/uploads/ (uploads/<profile>/, uploads/<account>/<profile>/) and imports each "
+                    "new file once it stopped growing; the same bytes twice are recorded as a duplicate.",
+    )(scan_uploads)
 
 
 def _has_run_in_flight(instance: dg.DagsterInstance, partition_key: str) -> bool:
@@ -36,7 +76,8 @@ def _has_run_in_flight(instance: dg.DagsterInstance, partition_key: str) -> bool
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Re-requests, once, each import that failed for a transient reason or stalled before starting.",
 )
-def import_failure_sensor(context: dg.SensorEvaluationContext, database: Database) -> dg.SensorResult:
+def import_failure_sensor(context: dg.SensorEvaluationContext, database: Database,
+                          settings: dg.ResourceParam[Settings]) -> dg.SensorResult:
     for running in recovery.running_imports(database.engine):
         run = context.instance.get_run_by_id(running["dagster_run_id"]) if running["dagster_run_id"] else None
         if run is not None and run.status in FINISHED_BADLY:
@@ -47,7 +88,7 @@ def import_failure_sensor(context: dg.SensorEvaluationContext, database: Databas
         requests.append(_retry(failed, "import-retry", "failed for a transient reason"))
         context.log.info(f"import {failed['id']} failed for a transient reason: re-requested once")
 
-    stalled_after = timedelta(seconds=load_settings().imports.stalled_after_seconds)
+    stalled_after = timedelta(seconds=settings.imports.stalled_after_seconds)
     candidates = recovery.stalled_candidates(database.engine, datetime.now(UTC) - stalled_after)
     stalled = [c["id"] for c in candidates if not _has_run_in_flight(context.instance, c["partition_key"])]
     stalled_keys = []

@@ -4,8 +4,8 @@
 import dagster as dg
 
 from nightshift.health import check_database
-from pipelines.tags import family_tags
 from resources.database import Database
+from resources.families import family_tags
 
 
 @dg.op(retry_policy=dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL,

@@ -1,0 +1,1 @@
+"""Op jobs, one module per domain (asset jobs live beside their assets in assets/)."""
