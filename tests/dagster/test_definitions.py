@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from nightshift.config import ConfigError
 from nightshift.db import migrate
 from nightshift.db.schema import alerts
 from sensors.run_failures import run_failure_alerts
@@ -104,3 +105,44 @@ def test_domain_core_never_imports_dagster(module):
     result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+DOMAINS = {"imports", "notifications", "quotas", "ai", "retention"}
+
+
+def test_every_asset_is_in_the_group_of_its_domain():
+    graph = definitions().resolve_asset_graph()
+    groups = {key.to_user_string(): group for group in graph.all_group_names
+              for key in graph.asset_keys_for_group(group)}
+    assert groups.get("import_batch") == "imports"
+    assert set(groups.values()) <= DOMAINS, groups
+
+
+def test_importing_the_dagster_layer_reads_no_settings():
+    """A broken setting does not break an import of any module: only loading the code location reads them."""
+    code = ("import importlib\n"
+            "for name in ('assets.imports', 'pipelines.jobs.imports', 'pipelines.jobs.health', 'sensors.imports',\n"
+            "             'sensors.run_failures', 'schedules.health', 'pipelines.definitions', 'pipelines.cli'):\n"
+            "    importlib.import_module(name)\n"
+            "print('imported')\n")
+    env = {**os.environ, "NIGHTSHIFT_TIMEZONE": "Mars/Olympus"}
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    assert result.stdout.strip() == "imported", result.stderr
+
+
+def test_loading_the_code_location_names_a_bad_setting(monkeypatch):
+    from pipelines.definitions import defs
+
+    monkeypatch.setenv("NIGHTSHIFT_TIMEZONE", "Mars/Olympus")
+    with pytest.raises(ConfigError, match="NIGHTSHIFT_TIMEZONE"):
+        defs()
+
+
+def test_definition_time_values_come_from_the_settings(tmp_path, monkeypatch):
+    config = tmp_path / "nightshift.yaml"
+    config.write_text("timezone: Africa/Kinshasa\nimports:\n  sensor_interval_seconds: 17\n")
+    monkeypatch.setenv("NIGHTSHIFT_CONFIG", str(config))
+    monkeypatch.delenv("NIGHTSHIFT_TIMEZONE", raising=False)
+    repo = definitions().get_repository_def()
+    assert repo.get_sensor_def("upload_sensor").minimum_interval_seconds == 17
+    assert {s.execution_timezone for s in repo.schedule_defs} == {"Africa/Kinshasa"}
