@@ -1,10 +1,12 @@
 """Reading uploaded tables (CSV, XLSX, XLS, ODS) as raw text cells, in chunks, with file line numbers.
 
 CSV: encoding by BOM → strict UTF-8 → UTF-8 mixed with cp1252 → cp1252 (not latin-1: € ’ œ live in
-0x80–0x9F), damaged UTF-16 refused; delimiter among `; , tab |` chosen by consistent field counts and
-by the header matching the profile (not csv.Sniffer). Spreadsheets, recognised by content: python-calamine
-(openpyxl read-only as fallback for .xlsx); the sheet and header row (first 30 rows) that best match
-the profile. No type conversion happens here.
+0x80–0x9F), damaged UTF-16 refused. Mixed means a UTF-8 BOM, or at least as many valid UTF-8 non-ASCII
+characters as errors in the whole file, as Python's UTF-8 decoder counts them (one U+FFFD per error);
+its bytes that are not UTF-8 are read as cp1252. Delimiter among `; , tab |` chosen by consistent field
+counts and by the header matching the profile (not csv.Sniffer). Spreadsheets, recognised by content:
+python-calamine (openpyxl read-only as fallback for .xlsx); the sheet and header row (first 30 rows)
+that best match the profile. No type conversion happens here.
 """
 
 from __future__ import annotations
@@ -15,12 +17,10 @@ import io
 import itertools
 import logging
 import math
-import os
 import re
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from pathlib import Path
@@ -32,10 +32,8 @@ HEADER_SEARCH_ROWS = 30
 SAMPLE_RECORDS = 50
 SAMPLE_BYTES = 256 * 1024
 SCAN_BLOCK_BYTES = 4 * 1024 * 1024
-# The mixed-encoding scan of a file this big runs in parts, one thread per core (at most MAX_SCAN_THREADS).
-PARALLEL_SCAN_MIN_BYTES = 2 * SCAN_BLOCK_BYTES
-MAX_SCAN_THREADS = 4
-ASCII_PROBE_BYTES = 4096
+# Smaller blocks for the scans that decode: a block's text then stays in the CPU's cache.
+DECODE_BLOCK_BYTES = 1024 * 1024
 DELIMITERS = (";", ",", "\t", "|")
 # Bytes a cp1252 file cannot contain (undefined code points).
 CP1252_UNDEFINED = b"\x81\x8d\x8f\x90\x9d"
@@ -152,6 +150,8 @@ def open_table(path: Path, *, score_header: ScoreHeader, max_bytes: int, max_row
 # are read as Windows-1252, one character each, instead of turning the whole file into mojibake.
 CP1252_FALLBACK = "nightshift-cp1252-fallback"
 MIXED_SUFFIX = "+cp1252"
+REPLACEMENT_CHARACTER = "\ufffd"
+REPLACEMENT_BYTES = REPLACEMENT_CHARACTER.encode("utf-8")
 
 
 def _decode_as_cp1252(error: UnicodeDecodeError) -> tuple[str, int]:
@@ -175,7 +175,7 @@ def _first_undecodable(path: Path, encoding: str, skip: int = 0) -> tuple[int, i
     with path.open("rb") as handle:
         handle.seek(skip)
         while True:
-            block = handle.read(1024 * 1024)
+            block = handle.read(DECODE_BLOCK_BYTES)
             try:
                 decoder.decode(block, final=not block)
             except UnicodeDecodeError as exc:
@@ -198,105 +198,27 @@ def _holds_any(path: Path, byte_values: bytes) -> bool:
 
 
 def _mostly_utf8(path: Path) -> bool:
-    """True when the file's non-ASCII characters are more often valid UTF-8 than not: a UTF-8 file with a
-    few Windows-1252 lines. A Windows-1252 file can hold a valid UTF-8 pair by chance ("É" before a
-    no-break space): one such pair among its accents does not make it UTF-8. A big file is counted in
-    parts by as many threads as cores (numpy lets go of the GIL while it counts)."""
-    parts = (min(os.cpu_count() or 1, MAX_SCAN_THREADS) if path.stat().st_size >= PARALLEL_SCAN_MIN_BYTES
-             else 1)
-    ranges = _ranges_at_ascii(path, parts)
-    with ThreadPoolExecutor(len(ranges)) as pool:
-        counts = list(pool.map(lambda byte_range: _utf8_counts(path, *byte_range), ranges))
-    return sum(characters for characters, _ in counts) >= sum(errors for _, errors in counts)
-
-
-def _ranges_at_ascii(path: Path, parts: int) -> list[tuple[int, int]]:
-    """The file's bytes cut into at most `parts` ranges (start, end), each cut just before an ASCII byte:
-    an ASCII byte ends any UTF-8 sequence before it, so the ranges' counts add up to the whole file's.
-    A cut finds its ASCII byte within ASCII_PROBE_BYTES, else the range goes on."""
-    size = path.stat().st_size
-    cuts = [0]
+    """True when the file's non-ASCII characters are at least as often valid UTF-8 as errors: a UTF-8 file
+    with a few Windows-1252 lines. An error is what `decode("utf-8", "replace")` turns into one U+FFFD (a
+    stray byte, or a sequence cut short); a U+FFFD written in the file is a character. A Windows-1252
+    file can hold a valid UTF-8 pair by chance ("É" before a no-break space): one such pair among its
+    accents does not make it UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    characters = errors = 0
+    tail = b""  # the two bytes before the block: a written U+FFFD may start there and end in the block
     with path.open("rb") as handle:
-        for part in range(1, parts):
-            handle.seek(size * part // parts)
-            probe = np.frombuffer(handle.read(ASCII_PROBE_BYTES), dtype=np.uint8)
-            ascii_bytes = np.flatnonzero(probe < 0x80)
-            if len(ascii_bytes) and (cut := size * part // parts + int(ascii_bytes[0])) > cuts[-1]:
-                cuts.append(cut)
-    return list(zip(cuts, [*cuts[1:], size], strict=True))
-
-
-def _utf8_counts(path: Path, start: int, end: int) -> tuple[int, int]:
-    """(non-ASCII characters, errors) of the bytes start..end of the file, as `_utf8_sequences` counts
-    them, read in blocks."""
-    valid = invalid = 0
-    with path.open("rb") as handle:
-        handle.seek(start)
-        held, remaining = b"", end - start  # held: the start of a character the block cut, counted with the next
-        while remaining and (block := handle.read(min(SCAN_BLOCK_BYTES, remaining))):
-            remaining -= len(block)
-            data = held + block
-            cut = len(data) - _cut_character(data)
-            characters, errors = _utf8_sequences(np.frombuffer(data[:cut], dtype=np.uint8))
-            valid, invalid, held = valid + characters, invalid + errors, data[cut:]
-        characters, errors = _utf8_sequences(np.frombuffer(held, dtype=np.uint8))
-    return valid + characters, invalid + errors
-
-
-def _cut_character(data: bytes) -> int:
-    """How many bytes at the end of `data` start a UTF-8 character that may go on after it: a lead byte
-    among the last three with fewer bytes after it than its sequence has (0 when none)."""
-    for back in range(1, min(3, len(data)) + 1):
-        byte = data[-back]
-        if byte < 0x80:
-            return 0
-        if byte >= 0xC0:
-            length = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-            return back if back < length else 0
-    return 0
-
-
-# UTF-8 sequences by lead byte: (first lead, last lead, their length); then the range the byte after a
-# lead must fall in where it is narrower than a continuation byte's 0x80-0xBF (no overlong form, no
-# surrogate, nothing above U+10FFFF).
-_UTF8_LEADS = ((0xC2, 0xDF, 2), (0xE0, 0xEF, 3), (0xF0, 0xF4, 4))
-_UTF8_SECOND_BYTE = {0xE0: (0xA0, 0xBF), 0xED: (0x80, 0x9F), 0xF0: (0x90, 0xBF), 0xF4: (0x80, 0x8F)}
-
-
-def _utf8_sequences(data: np.ndarray) -> tuple[int, int]:
-    """(non-ASCII characters, errors) of `data` decoded as UTF-8: the counts of
-    `bytes.decode("utf-8", "replace")` (an error is one U+FFFD: a stray byte, or the start of a sequence
-    cut short with the continuation bytes it had), except that a U+FFFD written in the text counts as a
-    character. Vectorised over the non-ASCII bytes only: decoding costs a pass over every byte and an
-    error handler call per Windows-1252 accent."""
-    non_ascii = np.flatnonzero(data >= 0x80)
-    if len(non_ascii) == 0:
-        return 0, 0
-    padded = np.concatenate([data, np.zeros(3, dtype=np.uint8)])  # a lead at the very end has no successors
-    leads = padded[non_ascii]
-    characters = sequence_bytes = cut_short_bytes = 0
-    for first, last, length in _UTF8_LEADS:
-        at = non_ascii[(leads >= first) & (leads <= last)]
-        if len(at) == 0:
-            continue
-        # continues[i]: the bytes after the lead, up to the i-th, may follow it in a valid sequence.
-        continues = [np.ones(len(at), dtype=bool)]
-        for offset in range(1, length):
-            following = padded[at + offset]
-            fits = (following & 0xC0) == 0x80
-            if offset == 1:
-                lead = padded[at]
-                for value, (low, high) in _UTF8_SECOND_BYTE.items():
-                    if first <= value <= last:
-                        fits &= (lead != value) | ((following >= low) & (following <= high))
-            continues.append(continues[-1] & fits)
-        valid = continues[-1]
-        found = int(valid.sum())
-        characters += found
-        sequence_bytes += found * length
-        # A cut-short sequence is one error with the continuation bytes it had.
-        cut_short_bytes += sum(int((fits & ~valid).sum()) for fits in continues[1:-1])
-    return characters, len(non_ascii) - sequence_bytes - cut_short_bytes
+        while True:
+            block = handle.read(DECODE_BLOCK_BYTES)
+            text = decoder.decode(block, final=not block)
+            scanned = tail + block
+            replaced = text.count(REPLACEMENT_CHARACTER) - scanned.count(REPLACEMENT_BYTES)
+            # The decoder holds back only non-ASCII bytes: the block's ASCII bytes are the text's ASCII.
+            ascii_characters = np.count_nonzero(np.frombuffer(block, dtype=np.uint8) < 0x80)
+            characters += len(text) - ascii_characters - replaced
+            errors += replaced
+            if not block:
+                return characters >= errors
+            tail = scanned[-2:]
 
 
 def _detect_encoding(path: Path, head: bytes) -> str:

@@ -4,7 +4,6 @@ import io
 import pickle
 import random
 
-import numpy as np
 import pytest
 
 from nightshift.imports.profiles import PROFILES
@@ -13,8 +12,8 @@ from nightshift.imports.reading import (
     FileRejected,
     _complete_record,
     _first_undecodable,
+    _mostly_utf8,
     _single_line_records,
-    _utf8_sequences,
     open_table,
 )
 
@@ -207,11 +206,12 @@ def _decoded_counts(data: bytes) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_utf8_sequence_counts_are_the_decoders(seed):
+def test_a_file_is_mostly_utf8_by_the_decoders_counts(tmp_path, seed):
     """Characters and errors as `decode("utf-8", "replace")` counts them, on text mixing UTF-8,
     Windows-1252 and random bytes (cut-short sequences, overlong forms, surrogates, stray bytes)."""
     generator = random.Random(seed)
     words = ["é", "Œ", "’", "€", "a b", "ß", "É", "\xa0", "ア", "\u0800", "\uffff", "\U00010000", "\U0010ffff"]
+    path = tmp_path / "mixed.csv"
     for _ in range(3000):
         parts = []
         for _ in range(generator.randint(1, 12)):
@@ -223,7 +223,9 @@ def test_utf8_sequence_counts_are_the_decoders(seed):
         data = b"".join(parts)
         if "\ufffd".encode() in data:  # a real U+FFFD would count as an error when decoding
             continue
-        assert _utf8_sequences(np.frombuffer(data, dtype=np.uint8)) == _decoded_counts(data), data
+        path.write_bytes(data)
+        characters, errors = _decoded_counts(data)
+        assert _mostly_utf8(path) == (characters >= errors), data
 
 
 @pytest.mark.parametrize("block_bytes", [1, 7, 4096])
@@ -232,7 +234,7 @@ def test_the_mixed_encoding_scan_keeps_characters_whole_across_blocks(tmp_path, 
     ones against 60 Windows-1252 accents is mostly UTF-8; against 140 it is not."""
     from nightshift.imports import reading
 
-    monkeypatch.setattr(reading, "SCAN_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(reading, "DECODE_BLOCK_BYTES", block_bytes)
     path = tmp_path / "one-line.csv"
     utf8 = "é€😀é".encode() * 25  # 100 characters, no ASCII byte between them
     path.write_bytes(utf8 + "é".encode("cp1252") * 60)
@@ -242,15 +244,12 @@ def test_the_mixed_encoding_scan_keeps_characters_whole_across_blocks(tmp_path, 
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_the_mixed_encoding_scan_in_parts_counts_what_the_whole_file_holds(tmp_path, monkeypatch, seed):
-    """A big file is counted in ranges by several threads, each cut before an ASCII byte (or not cut when
-    none is near): the ranges cover the file and their counts add up to the decoder's for the whole file,
-    whatever the blocks and however many parts; so the verdict is the whole file's."""
+def test_the_mixed_encoding_verdict_is_the_whole_files_whatever_the_blocks(tmp_path, monkeypatch, seed):
+    """Read in blocks that cut characters anywhere, the counts add up to the decoder's for the whole
+    file, so the verdict is the whole file's."""
     from nightshift.imports import reading
 
-    monkeypatch.setattr(reading, "SCAN_BLOCK_BYTES", 5)
-    monkeypatch.setattr(reading, "ASCII_PROBE_BYTES", 3)
-    monkeypatch.setattr(reading, "PARALLEL_SCAN_MIN_BYTES", 0)
+    monkeypatch.setattr(reading, "DECODE_BLOCK_BYTES", 5)
     generator = random.Random(seed)
     words = ["é", "Œ", "’", "€", "a b", "ß", "\xa0", "ア", "\U00010000", "x;y\n"]
     path = tmp_path / "mixed.csv"
@@ -262,14 +261,21 @@ def test_the_mixed_encoding_scan_in_parts_counts_what_the_whole_file_holds(tmp_p
             continue
         path.write_bytes(data)
         characters, errors = _decoded_counts(data)
-        for count in (2, 3, 7):
-            ranges = reading._ranges_at_ascii(path, count)
-            assert ranges[0][0] == 0 and ranges[-1][1] == len(data) and len(ranges) <= count
-            assert all(end == start for (_, end), (start, _) in zip(ranges, ranges[1:], strict=False))
-            assert all(data[start] < 0x80 for start, _ in ranges[1:])
-            counted = [reading._utf8_counts(path, start, end) for start, end in ranges]
-            assert (sum(c for c, _ in counted), sum(e for _, e in counted)) == (characters, errors), data
-        assert reading._mostly_utf8(path) == (characters >= errors)
+        assert reading._mostly_utf8(path) == (characters >= errors), data
+
+
+@pytest.mark.parametrize("block_bytes", [1, 2, 1024 * 1024])
+def test_a_replacement_character_written_in_the_file_is_a_utf8_character(tmp_path, monkeypatch, block_bytes):
+    """One U+FFFD written in the text (valid UTF-8) against one Windows-1252 accent: mostly UTF-8, even
+    when the read blocks cut the U+FFFD's three bytes; the accent is read as Windows-1252."""
+    from nightshift.imports import reading
+
+    monkeypatch.setattr(reading, "DECODE_BLOCK_BYTES", block_bytes)
+    path = tmp_path / "villes.csv"
+    path.write_bytes("nom;code_postal\nLyon \ufffd;69001\n".encode() + "Sète;34200\n".encode("cp1252"))
+    info, frames = rows_of(path, PROFILES["cities"].score_header)
+    assert info.encoding == "utf-8+cp1252"
+    assert list(frames[0].frame["nom"]) == ["Lyon \ufffd", "Sète"]
 
 
 class _CountedFile:
