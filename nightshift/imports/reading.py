@@ -421,27 +421,42 @@ def _table_row(record: list[str], width: int) -> list[str] | None:
 
 def _record_chunks(info: TableInfo, records: _CsvRecords, max_rows: int, chunk_rows: int) -> Iterator[TableChunk]:
     width = len(info.header)
-    rows: list[list[str]] = []
-    line_numbers: list[int] = []
-    data_rows = 0
     try:
-        for start, record in records:
-            row = _table_row(record, width)
-            if row is None:
-                continue
-            data_rows += 1
-            if data_rows > max_rows:
-                raise _too_many_rows(info.path, max_rows)
-            rows.append(row)
-            line_numbers.append(start)
-            if len(rows) >= chunk_rows:
-                yield _chunk(rows, line_numbers, info.header)
-                rows, line_numbers = [], []
-        if rows:
-            yield _chunk(rows, line_numbers, info.header)
+        rows = ((start, _table_row(record, width)) for start, record in records)
+        yield from _row_chunks(rows, info.path, info.header, max_rows, chunk_rows)
         info.nul_bytes_removed = records.nul_bytes_removed
     finally:
         records.close()
+
+
+def _row_chunks(rows: Iterable[tuple[int, list[object] | None]], path: Path, header: list[str], max_rows: int,
+                chunk_rows: int) -> Iterator[TableChunk]:
+    """Chunks of `chunk_rows` rows with their lines, from (line, row) pairs where a blank row is None (not
+    a row); the file is refused as soon as a row beyond max_rows is read."""
+    kept: list[list[object]] = []
+    line_numbers: list[int] = []
+    data_rows = 0
+    for line, row in rows:
+        if row is None:
+            continue
+        data_rows += 1
+        if data_rows > max_rows:
+            raise _too_many_rows(path, max_rows)
+        kept.append(row)
+        line_numbers.append(line)
+        if len(kept) >= chunk_rows:
+            yield _chunk(kept, line_numbers, header)
+            kept, line_numbers = [], []
+    if kept:
+        yield _chunk(kept, line_numbers, header)
+
+
+def _rows_frame(rows: list[list[object]], header: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=header, dtype=object)
+
+
+def _chunk(rows: list[list[object]], line_numbers: list[int], header: list[str]) -> TableChunk:
+    return TableChunk(_rows_frame(rows, header), np.asarray(line_numbers, dtype=np.int64))
 
 
 def _complete_record(delimiter: str) -> re.Pattern[bytes]:
@@ -588,14 +603,6 @@ def _blank_rows(frame: pd.DataFrame) -> np.ndarray:
     return blank
 
 
-def _rows_frame(rows: list[list[object]], header: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(rows, columns=header, dtype=object)
-
-
-def _chunk(rows: list[list[object]], line_numbers: list[int], header: list[str]) -> TableChunk:
-    return TableChunk(_rows_frame(rows, header), np.asarray(line_numbers, dtype=np.int64))
-
-
 # ---------------------------------------------------------------- spreadsheets
 
 
@@ -617,6 +624,12 @@ def _cell_text(value: object) -> str | None:
     text = str(value)
     return None if text.startswith("#") and text.upper() in ("#N/A", "#VALUE!", "#REF!", "#DIV/0!", "#NAME?",
                                                              "#NUM!", "#NULL!") else text
+
+
+def _sheet_row(cells: list[object], width: int) -> list[str | None] | None:
+    """A sheet row as text cells of the table's width (short ones padded with None); None when blank."""
+    values = [_cell_text(cell) for cell in cells[:width]]
+    return values + [None] * (width - len(values)) if any(values) else None
 
 
 class _Sheet:
@@ -719,24 +732,6 @@ def _open_spreadsheet(path: Path, file_format: str, score_header: ScoreHeader, m
     header = _unique_header(header_cells)
     info = TableInfo(path, file_format, None, None, sheet.name, header, header_index + 1)
 
-    def chunks() -> Iterator[TableChunk]:
-        width = len(header)
-        rows: list[list[object]] = []
-        line_numbers: list[int] = []
-        data_rows = 0
-        for index in range(header_index + 1, len(sheet.rows)):
-            values = [_cell_text(c) for c in sheet.rows[index][:width]]
-            if not any(values):
-                continue
-            data_rows += 1
-            if data_rows > max_rows:
-                raise _too_many_rows(path, max_rows)
-            rows.append(values + [None] * (width - len(values)))
-            line_numbers.append(index + 1)
-            if len(rows) >= chunk_rows:
-                yield _chunk(rows, line_numbers, header)
-                rows, line_numbers = [], []
-        if rows:
-            yield _chunk(rows, line_numbers, header)
-
-    return info, chunks()
+    width = len(header)
+    rows = ((index + 1, _sheet_row(sheet.rows[index], width)) for index in range(header_index + 1, len(sheet.rows)))
+    return info, _row_chunks(rows, path, header, max_rows, chunk_rows)

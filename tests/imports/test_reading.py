@@ -188,6 +188,30 @@ def test_chunks_of_raw_lines_skip_blank_lines_and_the_row_limit_counts_rows_not_
     assert raised.value.code == "too_many_rows" and "imports.max_rows" in raised.value.message
 
 
+def test_sheets_and_csv_module_records_are_chunked_with_their_lines_and_the_row_limit(tmp_path):
+    """A sheet and a CSV the csv module reads (a quoted line break): blank rows are skipped and not
+    counted, chunks of chunk_rows rows keep their lines, and a row beyond max_rows refuses the file."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    for row in (["nom", "code_postal"], ["Lyon", "69001"], [None, None], ["Bron", "69500"], ["Vaulx", 69120]):
+        workbook.active.append(row)
+    sheet = tmp_path / "villes.xlsx"
+    workbook.save(sheet)
+    spanning = tmp_path / "villes.csv"
+    spanning.write_text('nom;code_postal\nLyon;69001\n;\n"Br\non";69500\nVaulx;69120\n', encoding="utf-8")
+    score = PROFILES["cities"].score_header
+    for path, rows in ((sheet, [(2, "Lyon", "69001"), (4, "Bron", "69500"), (5, "Vaulx", "69120")]),
+                       (spanning, [(2, "Lyon", "69001"), (4, "Br\non", "69500"), (6, "Vaulx", "69120")])):
+        _, chunks = open_table(path, score_header=score, max_bytes=10**6, max_rows=3, chunk_rows=2)
+        chunks = list(chunks)
+        assert [len(chunk.frame) for chunk in chunks] == [2, 1] and numbered(chunks) == rows
+        _, chunks = open_table(path, score_header=score, max_bytes=10**6, max_rows=2, chunk_rows=2)
+        with pytest.raises(FileRejected) as raised:
+            list(chunks)
+        assert raised.value.code == "too_many_rows"
+
+
 @pytest.mark.parametrize(("line", "whole"), [
     ('a;"b;c";d', True), ('"Garage ""Le Sahel""";75011\r', True), ('Le "Bon" coin;69002', True), ('"";";"', True),
     ('Ly"on;"69001', False), ('x";"y', False), ('"a"b;c', False), ('a;"b', False),
