@@ -13,7 +13,6 @@ HASH_BLOCK = 1024 * 1024
 # Names of files still being written by editors, browsers and copy tools.
 PARTIAL_SUFFIXES = (".part", ".tmp", ".crdownload", ".partial", ".download")
 PARTIAL_PREFIXES = ("~$", ".~lock", ".")
-TABULAR_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls", ".ods")
 PARTITION_KEY_MAX = 120
 
 
