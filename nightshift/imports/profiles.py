@@ -61,10 +61,6 @@ class Profile:
                 if owner != f.name:
                     raise ValueError(f"profile {self.name}: header {key!r} claimed by {owner} and {f.name}")
 
-    @property
-    def field_names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
-
     def get(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
 
