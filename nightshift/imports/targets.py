@@ -13,9 +13,6 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-# How hash_pandas_object combines column hashes into row hashes (tests hold it to the public function).
-from pandas.core.util.hashing import combine_hash_arrays
-
 from nightshift.db import schema
 from nightshift.imports import values
 from nightshift.imports.profiles import Profile
@@ -92,34 +89,33 @@ TARGETS: dict[str, Target] = {
 }
 
 
-# A missing value is hashed as the empty text.
-_EMPTY_HASH = pd.util.hash_array(np.array([""], dtype=object), categorize=False)[0]
-
-
-def _hashes_as_text(items: np.ndarray) -> np.ndarray:
-    if pd.api.types.infer_dtype(items, skipna=False) != "string":  # numbers, dates, flags
+def _texts(items: np.ndarray) -> np.ndarray:
+    """The items as text: numbers, dates and flags by str()."""
+    if pd.api.types.infer_dtype(items, skipna=False) != "string":
         items = np.array([v if v.__class__ is str else str(v) for v in items], dtype=object)
-    return pd.util.hash_array(items, categorize=False)
+    return items
 
 
-def _text_hashes(column: pd.Series) -> np.ndarray:
-    """pandas' 64-bit hash of each value as text (missing: ""), each distinct value hashed once when
-    values repeat, a constant for a column the file does not fill."""
+def _as_text(column: pd.Series) -> np.ndarray | pd.Categorical:
+    """The column's values as text, missing ones as "": a categorical when values repeat or the file does
+    not fill the column, which hash_pandas_object hashes by its distinct values."""
     if not values.filled(column):
-        return np.full(len(column), _EMPTY_HASH, dtype=np.uint64)
+        return pd.Categorical.from_codes(np.zeros(len(column), dtype=np.int8), [""])
     found = values.repeated(column)
     if found is not None:  # codes mark the missing cells: no scan for them
         codes, distinct = found
-        return np.where(codes >= 0, _hashes_as_text(distinct.to_numpy(dtype=object))[codes], _EMPTY_HASH)
+        # Missing cells (code -1) take the "" appended last; factorizing merges it with a value "" if any.
+        remap, texts = pd.factorize(np.append(_texts(distinct.to_numpy(dtype=object)), ""))
+        return pd.Categorical.from_codes(remap[codes], texts)
     missing = column.isna().to_numpy()
-    return _hashes_as_text(np.where(missing, "", column.to_numpy(dtype=object)))  # NaT, NaN, None, NA alike
+    return _texts(np.where(missing, "", column.to_numpy(dtype=object)))  # NaT, NaN, None, NA alike
 
 
 def content_hash(frame: pd.DataFrame) -> pd.Series:
     """Stable per-row hash of the imported content (64-bit, hex): changes iff a written value changes.
-    The same values as `hash_pandas_object` of the rows as text (missing: ""), which earlier imports
-    stored, computed column by column."""
-    hashed = combine_hash_arrays(iter([_text_hashes(frame[name]) for name in frame.columns]), len(frame.columns))
+    `hash_pandas_object` of the rows as text, missing values as "", the values every import has stored."""
+    as_text = pd.DataFrame({name: _as_text(frame[name]) for name in frame.columns}, index=frame.index, copy=False)
+    hashed = pd.util.hash_pandas_object(as_text, index=False, categorize=False).to_numpy()
     hex_text = hashed.astype(">u8").tobytes().hex()  # big-endian: each hash's digits in reading order
     hex_texts = np.frombuffer(hex_text.encode("ascii"), dtype="S16").astype(str).astype(object)
     return pd.Series(hex_texts, index=frame.index)

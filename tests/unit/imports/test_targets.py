@@ -33,6 +33,33 @@ def test_content_hash_keeps_the_values_stored_by_earlier_imports():
         assert content_hash(rows).equals(_hash_as_first_stored(rows))
 
 
+def test_content_hash_values_are_those_stored_in_existing_databases():
+    """Downstream work compares stored hashes: the same rows must keep hashing to these values."""
+    frame = pd.DataFrame({
+        "name": ["Société n°1", "Le Zinc", "北京饭店", None],
+        "latitude": pd.Series([45.75, None, -0.5, 4.5e-3], dtype=object),
+        "founded_on": pd.Series([date(2020, 1, 2), None, date(1999, 12, 31), None], dtype=object),
+        "is_active": pd.array([True, None, False, True], dtype="boolean"),
+        "population": pd.array([1200, None, 3, 0], dtype="Int64"),
+        "description": pd.Series([None] * 4, dtype=object),
+    })
+    assert list(content_hash(frame)) == ["c4c33402e7299e1c", "81379f4f6b064757", "6a90f0316bad2b7e", "30fe16d22c2f16c4"]
+
+    businesses = _built("businesses", {"nom": ["Le Zinc", "Café"], "siret": ["73282932000074", None],
+                                       "code_postal": ["69001", "69002"], "latitude": ["45,75", None],
+                                       "date_creation": ["02/01/2020", None], "is_active": ["oui", None],
+                                       "categorie": ["Bars", None]})
+    assert list(businesses["businesses"]["content_hash"]) == ["6beb3d6f0a0cb084", "6cfea5e470161d73"]
+    cities = _built("cities", {"villes": ["Lyon (69001)", "Nîmes (30000)"], "population": ["500000", None]})
+    assert list(cities["cities"]["content_hash"]) == ["9b501273a5a0b7e4", "0dfee7d7b6d06f17"]
+    clients = _built("clients", {"telephone": ["70 12 34 56"], "prenom": ["Awa"]})
+    assert list(clients["clients"]["content_hash"]) == ["7252ab5caf76e3a4"]
+    categories = _built("categories", {"nom": ["Restaurants", "Pizzeria"], "parent": [None, "Restaurants"],
+                                       "ordre": ["1", "2"]})
+    assert list(categories["categories"]["content_hash"]) == ["deea3f9522c1f041"]
+    assert list(categories["subcategories"]["content_hash"]) == ["884497931c0cf9a3"]
+
+
 def test_content_hash_changes_with_any_written_value():
     frame = pd.DataFrame({"name": ["A", "B"], "city": ["Lyon", None]})
     changed = frame.assign(city=["Lyon", "Nîmes"])
@@ -60,3 +87,4 @@ def test_a_key_that_is_a_column_of_the_table_is_staged_once():
     assert target("clients").key == "phone" and "_key" not in clients.columns
     cities = _built("cities", {"nom": ["Lyon"], "code_postal": ["69001"]})["cities"]
     assert target("cities").key == "_key" and list(cities["_key"]) == ["lyon|69001"]
+
