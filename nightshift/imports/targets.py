@@ -1,13 +1,16 @@
 """Where each profile's rows go: target tables, natural keys, content hashes, references.
 
-`build_rows(profile, valid)` turns validated canonical rows into one frame per target (database column
-names, `_line`, and the key: `_key` or the column `Target.key` names), in the order targets must be
-merged (parents before children).
+Each target declares its staged columns (`Target.columns`: the profile fields each is made from, and
+how); `build_rows(profile, valid)` makes them from validated canonical rows, one frame per target
+(database column names, `_line`, and the key: `_key` or the column `Target.key` names), and the merge
+reads from the same declaration which columns a file gives values for (`Target.stated_columns`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import chain
 
 import numpy as np
 import pandas as pd
@@ -29,63 +32,141 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Column:
+    """A staged column: `make` applied to the validated columns of the profile `fields`, in this order;
+    without `make`, the first field's column as it is (any other field is one validation fills it from)."""
+
+    fields: tuple[str, ...]
+    make: Callable[..., pd.Series] | None = None
+
+    def build(self, valid: pd.DataFrame) -> pd.Series:
+        columns = [valid[name] for name in self.fields]
+        return self.make(*columns) if self.make is not None else columns[0]
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     table: sa.Table
     conflict: tuple[str, ...]  # unique columns of the table: ON CONFLICT target
     references: tuple[Reference, ...] = ()
-    # Staged columns used only to resolve references (not written to the table).
-    lookup_columns: tuple[str, ...] = ()
-    # Table column -> the profile fields it is made from. A file without any of them says nothing
-    # about that column: an existing row keeps its value. Columns not listed come from every file.
-    sources: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The staged columns, in staging (and content hash) order: table columns and the lookup columns of
+    # the references.
+    columns: dict[str, Column] = field(default_factory=dict)
     # The staged column holding each row's key (duplicates, merge order): `_key`, or the table column that
     # is the key itself (staged once, not twice).
     key: str = "_key"
+    # The `_key` of staged rows, from their columns (None: `key` is one of them).
+    make_key: Callable[[pd.DataFrame], pd.Series] | None = None
+
+    @property
+    def lookup_columns(self) -> tuple[str, ...]:
+        """Staged columns used only to resolve references (not written to the table)."""
+        return tuple(staged for reference in self.references for staged in reference.match.values()
+                     if not staged.startswith("@"))
+
+    @property
+    def sources(self) -> dict[str, tuple[str, ...]]:
+        """Column -> the profile fields it is made from; a reference's are those of the columns it matches."""
+        sources = {name: column.fields for name, column in self.columns.items()}
+        for reference in self.references:
+            matched = (sources[staged.removeprefix("@")] for staged in reference.match.values())
+            sources[reference.column] = tuple(dict.fromkeys(chain.from_iterable(matched)))
+        return sources
 
     def stated_columns(self, columns: list[str], fields: set[str]) -> list[str]:
-        """Those of `columns` a file with these profile fields gives values for (empty cells included)."""
-        return [c for c in columns if c not in self.sources or fields.intersection(self.sources[c])]
+        """Those of `columns` a file with these profile fields gives values for (empty cells included): a
+        file without any of a column's fields says nothing about it, so an existing row keeps its value."""
+        sources = self.sources
+        return [c for c in columns if c not in sources or fields.intersection(sources[c])]
+
+
+_NATURAL_KEY_MAX_LENGTH = schema.businesses.c.natural_key.type.length
+
+
+def _natural_key(siret: pd.Series, siren: pd.Series, name: pd.Series, postal_code: pd.Series,
+                 city: pd.Series) -> pd.Series:
+    """`siret:…`, else `siren:…`, else `name:<slug of the name>|<postal code, else slug of the city>`."""
+    key = ("siret:" + siret.astype(object)).where(siret.notna(), "siren:" + siren.astype(object))
+    by_name = key.isna()
+    if by_name.any():
+        place = postal_code.loc[by_name].fillna(values.slugify(city.loc[by_name])).fillna("")
+        key[by_name] = values.bounded("name:" + values.slugify(name.loc[by_name]).astype(object) + "|"
+                                      + place.astype(object), _NATURAL_KEY_MAX_LENGTH)
+    return key
+
+
+def _siren_or_siret_prefix(siren: pd.Series, siret: pd.Series) -> pd.Series:
+    """The SIREN, else the SIRET's first 9 digits (validated identifiers are text, missing ones NA)."""
+    return pd.Series([a if a.__class__ is str else b[:9] if b.__class__ is str else pd.NA
+                      for a, b in zip(siren.to_numpy(dtype=object), siret.to_numpy(dtype=object), strict=True)],
+                     index=siren.index, dtype=object)
+
+
+def _as_is(name: str) -> Column:
+    return Column((name,))
+
+
+def _slug_of(name: str) -> Column:
+    return Column((name,), values.slugify)
 
 
 CATEGORY_REF = Reference("category_id", schema.categories, {"slug": "category_slug"})
+# A sub-category belongs to its category: a file that names categories states the sub-categories too (a new
+# category without one clears it).
 SUBCATEGORY_REF = Reference(
     "subcategory_id", schema.subcategories, {"category_id": "@category_id", "slug": "subcategory_slug"}
 )
 
 # Parent categories a file refers to (created on the fly unless creation is disabled).
-CATEGORY_PARENTS = Target("category_parents", schema.categories, ("slug",))
+CATEGORY_PARENTS = Target("category_parents", schema.categories, ("slug",),
+                          columns={"name": _as_is("categorie"), "slug": _slug_of("categorie")},
+                          make_key=lambda rows: rows["slug"])
 SUBCATEGORY_PARENTS = Target("subcategory_parents", schema.subcategories, ("category_id", "slug"),
-                             references=(CATEGORY_REF,), lookup_columns=("category_slug",))
+                             references=(CATEGORY_REF,),
+                             columns={"name": _as_is("sous_categorie"), "slug": _slug_of("sous_categorie"),
+                                      "category_slug": _slug_of("categorie")},
+                             make_key=lambda rows: rows["category_slug"] + "/" + rows["slug"])
 
 TARGETS: dict[str, Target] = {
-    "businesses": Target("businesses", schema.businesses, ("natural_key",),
-                         references=(CATEGORY_REF, SUBCATEGORY_REF),
-                         lookup_columns=("category_slug", "subcategory_slug"),
-                         sources={"name": ("nom",), "trade_name": ("nom_commercial",), "siren": ("siren", "siret"),
-                                  "siret": ("siret",), "naf_code": ("naf_code",), "naf_label": ("naf_libelle",),
-                                  "address": ("adresse",), "postal_code": ("code_postal",), "city": ("ville",),
-                                  "phone": ("telephone",), "email": ("email",), "website": ("site_web",),
-                                  "latitude": ("latitude",), "longitude": ("longitude",),
-                                  "founded_on": ("date_creation",), "is_active": ("is_active",),
-                                  "description": ("description",), "category_id": ("categorie",),
-                                  # a sub-category belongs to its category: a new category clears it
-                                  "subcategory_id": ("sous_categorie", "categorie")},
-                         key="natural_key"),
-    "categories": Target("categories", schema.categories, ("slug",),
-                         sources={"description": ("description",), "meta_description": ("meta_description",),
-                                  "sort_order": ("ordre",)}),
-    "subcategories": Target("subcategories", schema.subcategories, ("category_id", "slug"),
-                            references=(CATEGORY_REF,), lookup_columns=("category_slug",),
-                            sources={"description": ("description",), "meta_description": ("meta_description",),
-                                     "keywords": ("mots_cles",), "sort_order": ("ordre",)}),
-    "cities": Target("cities", schema.cities, ("slug", "postal_code"),
-                     sources={"department": ("departement",), "region": ("region",), "latitude": ("latitude",),
-                              "longitude": ("longitude",), "population": ("population",)}),
-    "clients": Target("clients", schema.clients, ("phone",),
-                      sources={"first_name": ("prenom",), "last_name": ("nom",), "email": ("email",),
-                               "region": ("region",)},
-                      key="phone"),
+    "businesses": Target(
+        "businesses", schema.businesses, ("natural_key",), references=(CATEGORY_REF, SUBCATEGORY_REF),
+        columns={
+            "natural_key": Column(("siret", "siren", "nom", "code_postal", "ville"), _natural_key),
+            "name": _as_is("nom"), "trade_name": _as_is("nom_commercial"),
+            "siren": Column(("siren", "siret"), _siren_or_siret_prefix), "siret": _as_is("siret"),
+            "naf_code": _as_is("naf_code"), "naf_label": _as_is("naf_libelle"), "address": _as_is("adresse"),
+            "postal_code": _as_is("code_postal"), "city": _as_is("ville"), "phone": _as_is("telephone"),
+            "email": _as_is("email"), "website": _as_is("site_web"), "latitude": _as_is("latitude"),
+            "longitude": _as_is("longitude"), "founded_on": _as_is("date_creation"),
+            "is_active": _as_is("is_active"), "description": _as_is("description"),
+            "category_slug": _slug_of("categorie"), "subcategory_slug": _slug_of("sous_categorie"),
+        },
+        key="natural_key"),
+    "categories": Target(
+        "categories", schema.categories, ("slug",),
+        columns={"name": _as_is("nom"), "slug": _slug_of("nom"), "description": _as_is("description"),
+                 "meta_description": _as_is("meta_description"), "sort_order": _as_is("ordre")},
+        make_key=lambda rows: "category:" + rows["slug"].astype(object)),
+    "subcategories": Target(
+        "subcategories", schema.subcategories, ("category_id", "slug"), references=(CATEGORY_REF,),
+        columns={"name": _as_is("nom"), "slug": _slug_of("nom"), "description": _as_is("description"),
+                 "meta_description": _as_is("meta_description"), "keywords": _as_is("mots_cles"),
+                 "sort_order": _as_is("ordre"), "category_slug": _slug_of("categorie")},
+        make_key=lambda rows: ("subcategory:" + rows["category_slug"].astype(object) + "/"
+                               + rows["slug"].astype(object))),
+    "cities": Target(
+        "cities", schema.cities, ("slug", "postal_code"),
+        # Validation fills nom from a `villes` column (`Nom (CP)`): a file with either names the city.
+        columns={"name": Column(("nom", "villes")), "slug": _slug_of("nom"), "postal_code": _as_is("code_postal"),
+                 "department": _as_is("departement"), "region": _as_is("region"), "latitude": _as_is("latitude"),
+                 "longitude": _as_is("longitude"), "population": _as_is("population")},
+        make_key=lambda rows: rows["slug"].astype(object) + "|" + rows["postal_code"].astype(object)),
+    "clients": Target(
+        "clients", schema.clients, ("phone",),
+        columns={"phone": _as_is("telephone"), "first_name": _as_is("prenom"), "last_name": _as_is("nom"),
+                 "email": _as_is("email"), "region": _as_is("region")},
+        key="phone"),
 }
 
 
@@ -121,131 +202,56 @@ def content_hash(frame: pd.DataFrame) -> pd.Series:
     return pd.Series(hex_texts, index=frame.index)
 
 
-def _frame(columns: dict[str, pd.Series]) -> pd.DataFrame:
-    """Target rows from the validated columns, without copying them: copy-on-write keeps the validated
-    frame as it is whatever is done to the rows (a copy of a million-row frame's columns: 0.2 s)."""
-    return pd.DataFrame(columns, copy=False)
+def _columns(target: Target, valid: pd.DataFrame) -> dict[str, pd.Series]:
+    return {name: column.build(valid) for name, column in target.columns.items()}
 
 
-def _with_meta(rows: pd.DataFrame, valid: pd.DataFrame, key: pd.Series | None, hashed: list[str]) -> pd.DataFrame:
-    """The rows with their content hash, line and `_key` (None: the target's key is one of the rows'
-    columns, `Target.key`)."""
-    rows = rows.copy(deep=False)  # the caller's frame keeps its columns
-    rows["content_hash"] = content_hash(rows[hashed])
+def _rows(target: Target, valid: pd.DataFrame) -> pd.DataFrame:
+    """The rows to stage: the target's columns, their content hash, the line and `_key` (unless the key
+    is one of the columns). Copy-on-write keeps the validated frame as it is whatever is done to the
+    rows, so its columns are not copied."""
+    rows = pd.DataFrame(_columns(target, valid), copy=False)
+    rows["content_hash"] = content_hash(rows)
     rows["_line"] = valid["_line"].to_numpy()
-    if key is not None:
-        rows["_key"] = key.to_numpy()
+    if target.make_key is not None:
+        rows["_key"] = target.make_key(rows).to_numpy()
     return rows
 
 
-_NATURAL_KEY_MAX_LENGTH = schema.businesses.c.natural_key.type.length
-
-
-def _siren_or_siret_prefix(siren: pd.Series, siret: pd.Series) -> pd.Series:
-    """The SIREN, else the SIRET's first 9 digits (validated identifiers are text, missing ones NA)."""
-    return pd.Series([a if a.__class__ is str else b[:9] if b.__class__ is str else pd.NA
-                      for a, b in zip(siren.to_numpy(dtype=object), siret.to_numpy(dtype=object), strict=True)],
-                     index=siren.index, dtype=object)
+def _parent_rows(target: Target, valid: pd.DataFrame) -> pd.DataFrame:
+    """The distinct parents the rows name, to create when missing (rows without a slug for one are left out)."""
+    rows = pd.DataFrame({**_columns(target, valid), "_line": valid["_line"]}, copy=False).dropna()
+    rows = rows.assign(_key=target.make_key(rows))
+    return rows.loc[~rows["_key"].duplicated()]
 
 
 def _businesses(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    natural_key = ("siret:" + valid["siret"].astype(object)).where(
-        valid["siret"].notna(), "siren:" + valid["siren"].astype(object)
-    )
-    by_name = natural_key.isna()
-    if by_name.any():
-        named = valid.loc[by_name]
-        place = named["code_postal"].fillna(values.slugify(named["ville"])).fillna("")
-        natural_key[by_name] = values.bounded("name:" + values.slugify(named["nom"]).astype(object) + "|"
-                                              + place.astype(object), _NATURAL_KEY_MAX_LENGTH)
-    rows = _frame({
-        "natural_key": natural_key,
-        "name": valid["nom"],
-        "trade_name": valid["nom_commercial"],
-        "siren": _siren_or_siret_prefix(valid["siren"], valid["siret"]),
-        "siret": valid["siret"],
-        "naf_code": valid["naf_code"],
-        "naf_label": valid["naf_libelle"],
-        "address": valid["adresse"],
-        "postal_code": valid["code_postal"],
-        "city": valid["ville"],
-        "phone": valid["telephone"],
-        "email": valid["email"],
-        "website": valid["site_web"],
-        "latitude": valid["latitude"],
-        "longitude": valid["longitude"],
-        "founded_on": valid["date_creation"],
-        "is_active": valid["is_active"],
-        "description": valid["description"],
-        "category_slug": values.slugify(valid["categorie"]),
-        "subcategory_slug": values.slugify(valid["sous_categorie"]),
-    })
-    out = {"businesses": _with_meta(rows, valid, None, [c for c in rows.columns])}
-    out.update(_parents(valid["categorie"], valid["sous_categorie"], valid))
-    return out
-
-
-def _parents(category: pd.Series, subcategory: pd.Series | None, valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Distinct parent categories (and sub-categories) named by the rows, to create when missing."""
-    out: dict[str, pd.DataFrame] = {}
-    cats = _frame({"name": category, "slug": values.slugify(category), "_line": valid["_line"]})
-    cats = cats.dropna(subset=["slug"]).drop_duplicates("slug")
-    out["category_parents"] = cats.assign(_key=cats["slug"])
-    if subcategory is not None:
-        subs = _frame({"name": subcategory, "slug": values.slugify(subcategory),
-                             "category_slug": values.slugify(category), "_line": valid["_line"]})
-        subs = subs.dropna(subset=["slug", "category_slug"]).drop_duplicates(["category_slug", "slug"])
-        out["subcategory_parents"] = subs.assign(_key=subs["category_slug"] + "/" + subs["slug"])
-    return out
+    return {"businesses": _rows(TARGETS["businesses"], valid),
+            "category_parents": _parent_rows(CATEGORY_PARENTS, valid),
+            "subcategory_parents": _parent_rows(SUBCATEGORY_PARENTS, valid)}
 
 
 def _categories(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Rows with a parent are sub-categories of it: read with the subcategories profile's field names."""
     has_parent = valid["parent"].notna()
-    top, children = valid.loc[~has_parent], valid.loc[has_parent]
-    slug = values.slugify(top["nom"])
-    cats = _frame({"name": top["nom"], "slug": slug, "description": top["description"],
-                         "meta_description": top["meta_description"], "sort_order": top["ordre"]})
-    out = {"categories": _with_meta(cats, top, "category:" + slug.astype(object),
-                                    ["name", "slug", "description", "meta_description", "sort_order"])}
-    out.update(_subcategory_rows(children, parent_column="parent", keywords=None))
-    out["category_parents"] = _parents(children["parent"], None, children)["category_parents"]
-    return out
-
-
-def _subcategory_rows(valid: pd.DataFrame, parent_column: str, keywords: str | None) -> dict[str, pd.DataFrame]:
-    slug = values.slugify(valid["nom"])
-    parent_slug = values.slugify(valid[parent_column])
-    subs = _frame({
-        "name": valid["nom"], "slug": slug, "description": valid["description"],
-        "meta_description": valid["meta_description"],
-        "keywords": valid[keywords] if keywords else pd.Series(pd.NA, index=valid.index, dtype=object),
-        "sort_order": valid["ordre"], "category_slug": parent_slug,
-    })
-    key = "subcategory:" + parent_slug.astype(object) + "/" + slug.astype(object)
-    return {"subcategories": _with_meta(subs, valid, key, list(subs.columns))}
+    children = valid.loc[has_parent].rename(columns={"parent": "categorie"})
+    children["mots_cles"] = pd.Series(pd.NA, index=children.index, dtype=object)  # a categories file has none
+    return {"categories": _rows(TARGETS["categories"], valid.loc[~has_parent]),
+            "subcategories": _rows(TARGETS["subcategories"], children),
+            "category_parents": _parent_rows(CATEGORY_PARENTS, children)}
 
 
 def _subcategories(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    out = _subcategory_rows(valid, parent_column="categorie", keywords="mots_cles")
-    out["category_parents"] = _parents(valid["categorie"], None, valid)["category_parents"]
-    return out
+    return {"subcategories": _rows(TARGETS["subcategories"], valid),
+            "category_parents": _parent_rows(CATEGORY_PARENTS, valid)}
 
 
 def _cities(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    slug = values.slugify(valid["nom"])
-    rows = _frame({
-        "name": valid["nom"], "slug": slug, "postal_code": valid["code_postal"],
-        "department": valid["departement"], "region": valid["region"],
-        "latitude": valid["latitude"], "longitude": valid["longitude"], "population": valid["population"],
-    })
-    key = slug.astype(object) + "|" + valid["code_postal"].astype(object)
-    return {"cities": _with_meta(rows, valid, key, list(rows.columns))}
+    return {"cities": _rows(TARGETS["cities"], valid)}
 
 
 def _clients(valid: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    rows = _frame({"phone": valid["telephone"], "first_name": valid["prenom"], "last_name": valid["nom"],
-                         "email": valid["email"], "region": valid["region"]})
-    return {"clients": _with_meta(rows, valid, None, list(rows.columns))}
+    return {"clients": _rows(TARGETS["clients"], valid)}
 
 
 _BUILDERS = {

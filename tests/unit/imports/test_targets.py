@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from nightshift.imports.profiles import PROFILES
-from nightshift.imports.targets import build_rows, content_hash, target
+from nightshift.imports.targets import CATEGORY_PARENTS, SUBCATEGORY_PARENTS, TARGETS, build_rows, content_hash, target
 from nightshift.imports.validate import ColumnMapping, validate_chunk
 
 
@@ -88,3 +88,33 @@ def test_a_key_that_is_a_column_of_the_table_is_staged_once():
     cities = _built("cities", {"nom": ["Lyon"], "code_postal": ["69001"]})["cities"]
     assert target("cities").key == "_key" and list(cities["_key"]) == ["lyon|69001"]
 
+
+def test_every_column_is_made_from_fields_of_the_profiles_that_fill_it():
+    """Targets are declared with the field names of the profile of the same name (a categories file's
+    sub-categories are read with the subcategories profile's names); parents with those of the profiles
+    whose rows name them."""
+    for name, declared in TARGETS.items():
+        fields = {f.name for f in PROFILES[name].fields}
+        assert {f for column in declared.columns.values() for f in column.fields} <= fields, name
+        assert set(declared.lookup_columns) <= set(declared.columns), name
+    for parents in (CATEGORY_PARENTS, SUBCATEGORY_PARENTS):
+        assert {f for column in parents.columns.values() for f in column.fields} <= {"categorie", "sous_categorie"}
+
+
+def test_a_file_states_the_columns_made_from_the_fields_it_has():
+    """The merge updates only these columns of an existing row; the others keep their stored values."""
+    businesses = target("businesses")
+    columns = ["name", "siren", "siret", "email", "category_id", "subcategory_id"]
+    assert businesses.stated_columns(columns, {"nom", "siret"}) == ["name", "siren", "siret"]
+    # A file naming categories also says which sub-category (none: it clears the stored one).
+    assert businesses.stated_columns(columns, {"nom", "siren", "categorie"}) == [
+        "name", "siren", "category_id", "subcategory_id"]
+    assert businesses.stated_columns(columns, {"nom", "sous_categorie"}) == ["name", "subcategory_id"]
+    # A one-column `Nom (CP)` file names its cities as a file with nom does.
+    cities = target("cities")
+    assert cities.stated_columns(["name", "department", "population"], {"villes"}) == ["name"]
+    assert cities.stated_columns(["name", "department"], {"nom", "code_postal", "departement"}) == [
+        "name", "department"]
+    subcategories = target("subcategories")
+    assert subcategories.stated_columns(["name", "keywords", "sort_order"], {"nom", "parent", "ordre"}) == [
+        "name", "sort_order"]  # a categories file has no keywords
