@@ -130,8 +130,8 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 def start_worker_server() -> None:
-    """Start the process workers fork from now: it imports pandas and this module (about a second) while
-    this process scans the file."""
+    """Start the process workers fork from now, so that its imports (pandas, this module) overlap the scan
+    of the file."""
     _context()
     multiprocessing.forkserver.ensure_running()
 

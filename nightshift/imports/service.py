@@ -143,17 +143,6 @@ def _score_any(cells: list[str]) -> float:
     return max(p.score_header(cells) for p in PROFILES.values())
 
 
-def start_workers_for(path: Path, settings: Settings) -> int:
-    """The worker processes an import of this file uses (0: none); when there are any, their server
-    starts now, in the background. A caller that knows the file before the import runs (the CLI) calls it
-    early: the server imports pandas (about a second) while the caller goes on."""
-    imports = settings.imports
-    workers = worker_count(imports.workers, imports.parallel_min_bytes, path.stat().st_size)
-    if workers:
-        start_worker_server()
-    return workers
-
-
 def _account_phone_region(engine: Engine, account_id: int | None) -> str | None:
     """The owning account's region for phone numbers without a country code (None: the default)."""
     if account_id is None:
@@ -188,7 +177,10 @@ class _Run:
                              or settings.imports.default_phone_region)
 
     def open(self, profile: Profile | None) -> tuple[TableInfo, Any, Profile]:
-        self.workers = start_workers_for(self.path, self.settings)
+        imports = self.settings.imports
+        self.workers = worker_count(imports.workers, imports.parallel_min_bytes, self.path.stat().st_size)
+        if self.workers:
+            start_worker_server()  # it loads while this process scans the file
         scorer = profile.score_header if profile else _score_any
         info, chunks = open_table(self.path, score_header=scorer, max_bytes=self.settings.imports.max_bytes,
                                   max_rows=self.settings.imports.max_rows,

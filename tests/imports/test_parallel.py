@@ -191,27 +191,32 @@ def test_a_chunk_the_c_parser_refuses_is_read_by_the_csv_module_in_the_worker_to
     assert cities[None] > 0 and cities["Lyon"] > 0
 
 
-START_WORKERS_FOR = """
+WORKER_SERVER_AFTER_IMPORT = """
 import multiprocessing.forkserver, os, sys
 from dataclasses import replace
 from pathlib import Path
 from nightshift.config import load_settings
-from nightshift.imports.service import start_workers_for
+from nightshift.db import migrate
+from nightshift.db.engine import create_engine
+from nightshift.imports.service import ImportOptions, run_import
 
-settings = load_settings({})
-settings = replace(settings, imports=replace(settings.imports, workers=2, parallel_min_bytes=1000))
-workers = start_workers_for(Path(sys.argv[1]), settings)
-server = multiprocessing.forkserver._forkserver._forkserver_pid
-print(workers, server is not None and os.path.exists(f"/proc/{server}"))
+if __name__ == "__main__":
+    url = f"sqlite:///{Path(sys.argv[1]).with_suffix('.db')}"
+    migrate.upgrade(url)
+    settings = load_settings({"NIGHTSHIFT_DATA_DIR": "data"})
+    settings = replace(settings, imports=replace(settings.imports, workers=2, parallel_min_bytes=1000))
+    outcome = run_import(create_engine(url), Path(sys.argv[1]), settings, ImportOptions(profile="cities"))
+    server = multiprocessing.forkserver._forkserver._forkserver_pid
+    print(outcome.status, outcome.workers, server is not None and os.path.exists(f"/proc/{server}"))
 """
 
 
 def test_the_worker_server_starts_for_a_file_big_enough_for_workers_only(tmp_path):
-    """The CLI starts the workers' server before it loads Dagster: only for a file that will use them."""
+    """An import starts the workers' server only for a file that will use them."""
     small, big = tmp_path / "small.csv", tmp_path / "big.csv"
-    small.write_text("nom;ville\nA;Lyon\n", encoding="utf-8")
-    big.write_text("nom;ville\n" + "Société;Lyon\n" * 100, encoding="utf-8")
-    printed = {path.name: subprocess.run([sys.executable, "-c", START_WORKERS_FOR, str(path)], capture_output=True,
-                                         text=True, check=True, cwd=tmp_path).stdout.split()
+    small.write_text("nom;code_postal\nLyon;69001\n", encoding="utf-8")
+    big.write_text("nom;code_postal\n" + "".join(f"Ville {n};{10000 + n}\n" for n in range(100)), encoding="utf-8")
+    printed = {path.name: subprocess.run([sys.executable, "-c", WORKER_SERVER_AFTER_IMPORT, str(path)],
+                                         capture_output=True, text=True, check=True, cwd=tmp_path).stdout.split()
                for path in (small, big)}
-    assert printed == {"small.csv": ["0", "False"], "big.csv": ["1", "True"]}
+    assert printed == {"small.csv": ["succeeded", "0", "False"], "big.csv": ["succeeded", "1", "True"]}
