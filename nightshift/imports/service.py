@@ -1,4 +1,4 @@
-"""One import, end to end: read → validate → stage → merge → log → error report → file moved.
+"""One import, end to end: read → validate → stage → decide → error report → merge and log → file moved.
 
 Stages recorded in the import log: received → parsed → validated → merged → done. Nothing is
 half-written: the merge of every target and the log's final state commit in one transaction.
@@ -11,7 +11,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import closing, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from nightshift.db.schema import accounts, clients
 from nightshift.imports import hooks
 from nightshift.imports import log as import_log
 from nightshift.imports.files import move_without_overwrite
-from nightshift.imports.merge import MergeCounts, StagingTable
+from nightshift.imports.merge import StagingTable
 from nightshift.imports.messages import message
 from nightshift.imports.prepare import (
     PARENT_TARGETS,
@@ -40,7 +40,7 @@ from nightshift.imports.prepare import (
     worker_count,
 )
 from nightshift.imports.profiles import PROFILES, Field, Profile, closest_profile, detect_profile
-from nightshift.imports.reading import MIXED_SUFFIX, FileRejected, TableChunk, TableInfo, open_table
+from nightshift.imports.reading import MIXED_SUFFIX, FileRejected, ScoreHeader, TableChunk, TableInfo, open_table
 from nightshift.imports.report import REPORT_COLUMNS, ErrorReport
 from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, target
 from nightshift.imports.validate import ColumnMapping
@@ -50,10 +50,8 @@ logger = logging.getLogger("nightshift.imports")
 progress_logger = logging.getLogger("nightshift.imports.progress")
 
 ERRORS_IN_OUTCOME = 100
-# Rows validated and staged together: bounds memory whatever the file size (several chunks are in
-# flight when worker processes validate). Larger chunks pay pandas' fixed cost per step less often
-# (25,000 rows: a tenth less process time than 10,000) but peak higher: for 1M rows, 12,000-row chunks
-# about 450 MB on PostgreSQL, 15,000 about 485; 25,000 over 500 MB already on SQLite.
+# Rows validated and staged together: large enough to pay pandas' fixed cost per step rarely, small
+# enough to bound memory whatever the file size (several chunks are in flight with worker processes).
 CHUNK_ROWS = 12_000
 PROGRESS_EVERY_ROWS = 5 * CHUNK_ROWS  # reported as chunks are staged: a whole number of them
 
@@ -72,7 +70,7 @@ class ImportOptions:
     account_id: int | None = None
     strict: bool = False
     dry_run: bool = False
-    create_categories: bool | None = None
+    create_categories: bool | None = None  # None: the setting imports.create_categories
     phone_region: str | None = None
 
 
@@ -115,6 +113,47 @@ class ImportOutcome:
 Progress = Callable[[int], None]
 
 
+@dataclass(frozen=True)
+class _OpenedFile:
+    """The file once its format, header and profile are known; its rows are read as staging takes them."""
+
+    profile: Profile
+    info: TableInfo
+    mapping: ColumnMapping
+    chunks: Iterator[TableChunk]
+    workers: int  # worker processes that will validate chunks besides this one
+
+    def outcome_fields(self) -> dict[str, Any]:
+        return {"profile": self.profile.name, "encoding": self.info.encoding, "delimiter": self.info.delimiter,
+                "sheet": self.info.sheet, "unknown_columns": self.mapping.unknown}
+
+
+@dataclass(frozen=True)
+class _ValidatedFile:
+    """Every row of the file validated and staged, with the errors of the whole file."""
+
+    rows_total: int
+    errors: pd.DataFrame  # one row per error, with its message, by line
+    invalid: int  # rows with at least one error
+    nul_bytes_removed: int
+    workers: int  # worker processes that validated chunks besides this one
+
+    def outcome_fields(self) -> dict[str, Any]:
+        return {"rows_total": self.rows_total, "invalid": self.invalid, "errors": _first_errors(self.errors),
+                "error_counts": {str(k): int(v) for k, v in self.errors["code"].value_counts().items()},
+                "nul_bytes_removed": self.nul_bytes_removed, "workers": self.workers}
+
+
+@dataclass(frozen=True)
+class _MergeResult:
+    """What the merge wrote: the rows of the file's own targets, and the parent categories it created."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    categories_created: int = 0
+
+
 def _profile_for(options: ImportOptions) -> Profile | None:
     if options.profile is None:
         return None
@@ -155,36 +194,40 @@ class _Run:
     """State of one import while it runs (kept off the public API)."""
 
     def __init__(self, engine: Engine, path: Path, settings: Settings, options: ImportOptions,
-                 import_id: int | None, progress: Progress | None) -> None:
+                 import_id: int | None, progress: Progress | None, move_file: bool) -> None:
         self.engine, self.path, self.settings, self.options = engine, path, settings, options
         self.import_id, self.progress = import_id, progress
+        # A dry run and an import without a log row record nothing in the import log.
+        self.logged = import_id is not None and not options.dry_run
+        # The upload moves to processed/ or failed/ after the merge: the log says `merged` until it has.
+        self.moves_file = move_file and not options.dry_run
         self.timings: dict[str, float] = {"read_s": 0.0, "validate_s": 0.0, "stage_s": 0.0}
         self.errors: list[pd.DataFrame] = []
         self.keys: dict[str, list[KeyHashes]] = {}
         self.staging: dict[str, StagingTable] = {}
         self.parent_keys: dict[str, set[str]] = {name: set() for name in PARENT_TARGETS}
-        self.fields: set[str] = set()  # the profile fields the file has
         self.category_names: dict[str, str] = {}  # slug -> name, when categories are not created
-        # The upload moves to processed/ or failed/ after the merge: the log says `merged` until it has.
-        self.moves_file = False
-        self.merged = False  # the merge transaction committed (its log stage: merged, or done)
         self.rows_total = 0
         self.reported_rows = 0
-        self.workers = 0
+        self.report: Path | None = None  # the error report, once written
         self.create_categories = (settings.imports.create_categories if options.create_categories is None
                                   else options.create_categories)
         self.phone_region = (options.phone_region or _account_phone_region(engine, options.account_id)
                              or settings.imports.default_phone_region)
+        self.started = time.perf_counter()
 
-    def open(self, profile: Profile | None) -> tuple[TableInfo, Any, Profile]:
+    def open_table(self, score_header: ScoreHeader, **chunking: int) -> tuple[TableInfo, Iterator[TableChunk]]:
+        """The file, read within the size, row and cell limits of the settings."""
+        limits = self.settings.imports
+        return open_table(self.path, score_header=score_header, max_bytes=limits.max_bytes,
+                          max_rows=limits.max_rows, max_cells=limits.max_cells, **chunking)
+
+    def open(self, profile: Profile | None) -> _OpenedFile:
         imports = self.settings.imports
-        self.workers = worker_count(imports.workers, imports.parallel_min_bytes, self.path.stat().st_size)
-        if self.workers:
+        workers = worker_count(imports.workers, imports.parallel_min_bytes, self.path.stat().st_size)
+        if workers:
             start_worker_server()  # it loads while this process scans the file
-        scorer = profile.score_header if profile else _score_any
-        info, chunks = open_table(self.path, score_header=scorer, max_bytes=self.settings.imports.max_bytes,
-                                  max_rows=self.settings.imports.max_rows,
-                                  max_cells=self.settings.imports.max_cells, chunk_rows=CHUNK_ROWS)
+        info, chunks = self.open_table(profile.score_header if profile else _score_any, chunk_rows=CHUNK_ROWS)
         if profile is None:
             profile = detect_profile(info.header)
             if profile is None:
@@ -197,21 +240,29 @@ class _Run:
                     f"(line {info.header_line}){looks_like}; choose one with --profile or the upload sub-folder "
                     f"({', '.join(PROFILES)})",
                 )
-        return info, chunks, profile
+        mapping = ColumnMapping.from_header(profile, [c for c in info.header if c not in REPORT_COLUMNS])
+        return _OpenedFile(profile, info, mapping, chunks, workers)
 
-    def stage_chunks(self, conn: Connection, chunks: Iterator[TableChunk], profile: Profile,
-                     mapping: ColumnMapping) -> None:
+    def log(self, **values: Any) -> None:
+        if self.logged:
+            import_log.update_status(self.engine, self.import_id, **values)
+
+    def log_stage(self, stage: str) -> None:
+        if self.logged:
+            import_log.set_stage(self.engine, self.import_id, stage)
+
+    def stage_chunks(self, conn: Connection, opened: _OpenedFile) -> None:
         suffix = f"{self.import_id or 'dry'}_{int(time.time() * 1000) % 100000}"
-        self.fields = set(mapping.by_field)
-        if self.workers:
-            logger.info("%s: validating in this process and %d worker processes", self.path.name, self.workers)
+        if opened.workers:
+            logger.info("%s: validating in this process and %d worker processes", self.path.name, opened.workers)
         scratch_folder = (tempfile.TemporaryDirectory(prefix="nightshift-import-", ignore_cleanup_errors=True)
-                          if conn.dialect.name == "sqlite" and self.workers else nullcontext())
+                          if conn.dialect.name == "sqlite" and opened.workers else nullcontext())
         # Closed in this order: the workers are done before their scratch folder goes.
         with (scratch_folder as scratch_dir,
-              closing(prepared_chunks(ChunkJob(profile.name, mapping, self.phone_region, conn.dialect.name,
-                                               scratch_dir=scratch_dir),
-                                      _timed(chunks, self.timings, "read_s"), self.workers)) as prepared_in_order):
+              closing(prepared_chunks(ChunkJob(opened.profile.name, opened.mapping, self.phone_region,
+                                               conn.dialect.name, scratch_dir=scratch_dir),
+                                      _timed(opened.chunks, self.timings, "read_s"),
+                                      opened.workers)) as prepared_in_order):
             self._stage_all(conn, prepared_in_order, suffix)
 
     def _stage_all(self, conn: Connection, prepared_in_order: Iterator[PreparedChunk], suffix: str) -> None:
@@ -297,15 +348,35 @@ class _Run:
                                              "code": "unknown_category"}))
             staging.delete_lines(np.array(lines))
 
-    def error_frame(self, lang: str, mapping: ColumnMapping, profile: Profile) -> pd.DataFrame:
+    def error_frame(self, mapping: ColumnMapping, profile: Profile) -> pd.DataFrame:
         if not self.errors:
             return pd.DataFrame(columns=["line", "column", "value", "code", "message"])
         errors = pd.concat(self.errors, ignore_index=True)
         if "winner" not in errors.columns:
             errors["winner"] = None
         fields = {column: profile.get(name) for name, column in mapping.by_field.items()}
-        errors["message"] = _messages(errors, lang, self.phone_region, fields)
+        errors["message"] = _messages(errors, self.settings.lang, self.phone_region, fields)
         return errors.sort_values(["line", "code"], kind="stable").reset_index(drop=True)
+
+    def merge(self, conn: Connection, fields: set[str]) -> _MergeResult:
+        """Every staged target, parents first, in the caller's transaction. `fields`: the profile fields the
+        file has, the only ones an update writes."""
+        inserted = updated = unchanged = categories_created = 0
+        for name in MERGE_ORDER:
+            staging = self.staging.get(name)
+            if staging is None:
+                continue
+            announce = name == "clients" and bool(hooks.NEW_CLIENT_HOOKS)
+            new_keys = staging.absent_keys() if announce else []
+            counts = staging.merge(self.import_id, fields, insert_only=name in PARENT_TARGETS)
+            if announce and new_keys and not self.options.dry_run:
+                _announce_new_clients(conn, new_keys, self.import_id)
+            if name in PARENT_TARGETS:
+                categories_created += counts.inserted
+            else:
+                inserted, updated, unchanged = (inserted + counts.inserted, updated + counts.updated,
+                                                unchanged + counts.unchanged)
+        return _MergeResult(inserted, updated, unchanged, categories_created)
 
 
 def _messages(errors: pd.DataFrame, lang: str, region: str, fields: dict[str, Field]) -> pd.Series:
@@ -344,38 +415,35 @@ def run_import(
     """Import one file. Bad input gives an outcome with status `failed` (never an exception);
     infrastructure errors (database down, disk full) are raised after the log records them."""
     options = options or ImportOptions()
-    run = _Run(engine, path, settings, options, import_id, progress)
-    started = time.perf_counter()
-    outcome = ImportOutcome(import_id=import_id, status="failed", profile=options.profile, dry_run=options.dry_run,
-                            file_path=str(path))
-    run.moves_file = move_file and not options.dry_run
-    if import_id is not None and not options.dry_run:
-        import_log.update_status(engine, import_id, status="running", stage="received")
+    run = _Run(engine, path, settings, options, import_id, progress, move_file)
+    run.log(status="running", stage="received")
+    opened: _OpenedFile | None = None
+    validated: _ValidatedFile | None = None
     try:
-        _execute(run, outcome, started)
+        opened = run.open(_profile_for(options))
+        with engine.connect() as conn:
+            try:
+                validated = _execute(run, conn, opened)
+                outcome = _merge_or_abort(run, conn, opened, validated)
+            finally:
+                _drop_staging(run, conn)
     except (FileRejected, ImportRejected) as exc:
-        outcome.status, outcome.failure_kind = "failed", "bad_input"
-        outcome.unreadable = isinstance(exc, FileRejected)
-        outcome.message = str(getattr(exc, "message", None) or exc)
-        _finish_failed(run, outcome, started)
+        outcome = _outcome(run, opened, validated, status="failed", failure_kind="bad_input",
+                           message=str(getattr(exc, "message", None) or exc), unreadable=isinstance(exc, FileRejected))
+        run.log(**_log_values(outcome))  # the stage stays the one the import reached
+        committed = False
     except Exception as exc:
-        outcome.status, outcome.failure_kind = "failed", failure_kind(exc)
-        outcome.message = f"{type(exc).__name__}: {exc}"
+        outcome = _outcome(run, opened, validated, status="failed", failure_kind=failure_kind(exc),
+                           message=f"{type(exc).__name__}: {exc}")
         try:
-            _finish_failed(run, outcome, started)
+            run.log(**_log_values(outcome))
         except Exception:  # the database itself may be what failed; the original error matters more
             logger.exception("could not record the failure of import %s", import_id)
         raise
+    else:
+        committed = True  # the merge transaction, with the log's final state
     if run.moves_file and path.exists():
-        try:
-            _move(run, outcome)
-        except OSError as exc:
-            # The rows are committed: redoing the import would only lose its counts. The log stays at
-            # `merged` (the upload sensor leaves such a file alone) and says where the file is.
-            logger.error("import %s: %s could not be moved out of the upload folder: %s", import_id, path.name, exc)
-            outcome.message = f"{outcome.message} (the file could not be moved: {exc}; it is still at {path})"
-            if import_id is not None:
-                import_log.update_status(engine, import_id, message=outcome.message)
+        outcome = _move(run, outcome, committed)
     return outcome
 
 
@@ -385,16 +453,12 @@ def failure_kind(exc: Exception) -> str:
     return "transient" if isinstance(exc, transient) else "internal"
 
 
-def _execute(run: _Run, outcome: ImportOutcome, started: float) -> None:
-    info, chunks, profile = run.open(_profile_for(run.options))
-    outcome.profile = profile.name
-    outcome.encoding, outcome.delimiter, outcome.sheet = info.encoding, info.delimiter, info.sheet
-    mapping = ColumnMapping.from_header(profile, [c for c in info.header if c not in REPORT_COLUMNS])
-    outcome.unknown_columns = mapping.unknown
-    if run.import_id is not None and not run.options.dry_run:
-        import_log.update_status(run.engine, run.import_id, profile=profile.name,
-                                 profile_version=profile.version, encoding=info.encoding,
-                                 delimiter=info.delimiter, sheet=info.sheet, header_line=info.header_line)
+def _execute(run: _Run, conn: Connection, opened: _OpenedFile) -> _ValidatedFile:
+    """Every row of the open file validated and staged on `conn`; repeated keys and unknown categories
+    rejected."""
+    profile, info, mapping = opened.profile, opened.info, opened.mapping
+    run.log(profile=profile.name, profile_version=profile.version, encoding=info.encoding,
+            delimiter=info.delimiter, sheet=info.sheet, header_line=info.header_line)
     missing = profile.missing_required(info.header)
     if missing:
         raise ImportRejected(
@@ -404,20 +468,15 @@ def _execute(run: _Run, outcome: ImportOutcome, started: float) -> None:
         )
     if mapping.unknown:
         logger.info("%s: unknown columns ignored: %s", run.path.name, ", ".join(mapping.unknown))
-
-    with run.engine.connect() as conn:
-        try:
-            run.stage_chunks(conn, chunks, profile, mapping)
-            _log_stage(run, "parsed")
-            with conn.begin():
-                run.reject_duplicates()
-                run.reject_unknown_categories(mapping)
-            outcome.nul_bytes_removed, outcome.workers = info.nul_bytes_removed, run.workers
-            errors = run.error_frame(run.settings.lang, mapping, profile)
-            _log_stage(run, "validated")
-            _decide_and_merge(run, conn, info, profile, errors, outcome, started)
-        finally:
-            _drop_staging(run, conn)
+    run.stage_chunks(conn, opened)
+    run.log_stage("parsed")
+    with conn.begin():
+        run.reject_duplicates()
+        run.reject_unknown_categories(mapping)
+    errors = run.error_frame(mapping, profile)
+    run.log_stage("validated")
+    invalid = len(np.unique(errors["line"].dropna().to_numpy(dtype=np.int64)))
+    return _ValidatedFile(run.rows_total, errors, invalid, info.nul_bytes_removed, opened.workers)
 
 
 def _drop_staging(run: _Run, conn: Connection) -> None:
@@ -425,9 +484,8 @@ def _drop_staging(run: _Run, conn: Connection) -> None:
         if conn.in_transaction():
             conn.rollback()
         if sqlite_file(conn.engine.url):
-            # Closing the connection deletes its temporary database in one go; DROP TABLE would free a
-            # big staging table page by page (about a second per million rows). Not for an in-memory
-            # database, which would go with it.
+            # Closing the connection deletes its temporary database in one go, where DROP TABLE would
+            # free a big staging table page by page. Not for an in-memory database, which would go with it.
             conn.invalidate()
             return
         with conn.begin():
@@ -442,74 +500,45 @@ class _DryRun(Exception):
     """Raised inside the merge transaction of a dry run so that it rolls back."""
 
 
-def _decide_and_merge(run: _Run, conn: Connection, info: TableInfo, profile: Profile, errors: pd.DataFrame,
-                      outcome: ImportOutcome, started: float) -> None:
-    invalid_lines = np.unique(errors["line"].dropna().to_numpy(dtype=np.int64))
-    outcome.rows_total = run.rows_total
-    outcome.invalid = len(invalid_lines)
-    outcome.error_counts = {str(k): int(v) for k, v in errors["code"].value_counts().items()}
-    outcome.errors = _first_errors(errors)
+def _merge_or_abort(run: _Run, conn: Connection, opened: _OpenedFile, validated: _ValidatedFile) -> ImportOutcome:
+    """The decision and what it writes. `--strict` with any invalid row, or more invalid rows than
+    imports.abort_invalid_ratio: nothing is merged; otherwise every target is. Either way the log's final
+    state and the detailed errors commit in that one transaction (a dry run rolls it back); the error
+    report is written before it, so that the final state records its path."""
+    if validated.rows_total == 0:
+        raise ImportRejected("no_rows",
+                             f"{run.path.name}: the header (line {opened.info.header_line}) has no data rows")
+    invalid, limit = validated.invalid, run.settings.imports.abort_invalid_ratio
+    ratio = invalid / validated.rows_total
+    abort_reason = None
+    if run.options.strict and invalid:
+        abort_reason = f"--strict: {invalid} invalid row(s), nothing written"
+    elif ratio > limit:
+        abort_reason = (f"{invalid} of {validated.rows_total} rows invalid ({ratio:.0%}, more than {limit:.0%}: "
+                        "imports.abort_invalid_ratio): nothing written")
+    if not run.options.dry_run:
+        run.report = _write_report(run, opened, validated.errors)
 
-    if run.rows_total == 0:
-        raise ImportRejected("no_rows", f"{run.path.name}: the header (line {info.header_line}) has no data rows")
-    # Rows to fix and upload again: not an earlier line of a repeated key (its later line was imported,
-    # and importing it again would undo that), and nothing at all for a dry run, which writes nothing.
-    to_fix = np.unique(errors.loc[errors["code"] != "duplicate_key", "line"].dropna().to_numpy(dtype=np.int64))
-    if len(to_fix) and not run.options.dry_run:
-        report_started = time.perf_counter()
-        outcome.error_report = str(_write_report(run, info, profile, errors, to_fix))
-        run.timings["report_s"] = time.perf_counter() - report_started
-
-    ratio = outcome.invalid / run.rows_total
-    reason = None
-    if run.options.strict and outcome.invalid:
-        reason = f"--strict: {outcome.invalid} invalid row(s), nothing written"
-    elif ratio > run.settings.imports.abort_invalid_ratio:
-        reason = (f"{outcome.invalid} of {run.rows_total} rows invalid ({ratio:.0%}, more than "
-                  f"{run.settings.imports.abort_invalid_ratio:.0%}: imports.abort_invalid_ratio): nothing written")
     merge_started = time.perf_counter()
     try:
-        _merge_all(run, conn, reason, errors, outcome, started, merge_started)
+        with checkpoint_after_commit(conn), begin_write(conn) as transaction:
+            if abort_reason is None:
+                merged = run.merge(transaction, set(opened.mapping.by_field))
+                status, failure, text = "partial" if invalid else "succeeded", None, _summary(opened, validated, merged)
+            else:
+                merged, status, failure, text = _MergeResult(), "failed", "bad_input", abort_reason
+            run.timings["merge_s"] = time.perf_counter() - merge_started
+            outcome = _outcome(run, opened, validated, status=status, failure_kind=failure, message=text,
+                               merged=merged)
+            if run.options.dry_run:
+                raise _DryRun
+            if run.import_id is not None:
+                import_log.store_errors(transaction, run.import_id, validated.errors)
+                import_log.update(transaction, run.import_id, stage="merged" if run.moves_file else "done",
+                                  **_log_values(outcome))
     except _DryRun:
         pass
-
-
-def _merge_all(run: _Run, conn: Connection, reason: str | None, errors: pd.DataFrame, outcome: ImportOutcome,
-               started: float, merge_started: float) -> None:
-    totals, created = MergeCounts(), 0
-    with checkpoint_after_commit(conn), begin_write(conn) as transaction_conn:
-        if reason is None:
-            for name in MERGE_ORDER:
-                staging = run.staging.get(name)
-                if staging is None:
-                    continue
-                announce = name == "clients" and bool(hooks.NEW_CLIENT_HOOKS)
-                new_keys = staging.absent_keys() if announce else []
-                counts = staging.merge(run.import_id, run.fields, insert_only=name in PARENT_TARGETS)
-                if announce and new_keys and not run.options.dry_run:
-                    _announce_new_clients(transaction_conn, new_keys, run.import_id)
-                if name in PARENT_TARGETS:
-                    created += counts.inserted
-                else:
-                    totals.inserted += counts.inserted
-                    totals.updated += counts.updated
-                    totals.unchanged += counts.unchanged
-        outcome.inserted, outcome.updated, outcome.unchanged = totals.inserted, totals.updated, totals.unchanged
-        outcome.categories_created = created
-        run.timings["merge_s"] = time.perf_counter() - merge_started
-        if reason is not None:
-            outcome.status, outcome.failure_kind, outcome.message = "failed", "bad_input", reason
-        else:
-            outcome.status = "partial" if outcome.invalid else "succeeded"
-            outcome.message = _summary(outcome)
-        _finalise_timings(run, outcome, started)
-        if run.options.dry_run:
-            raise _DryRun
-        if run.import_id is not None:
-            import_log.store_errors(transaction_conn, run.import_id, errors)
-            stage = "merged" if run.moves_file else "done"
-            import_log.update(transaction_conn, run.import_id, **_log_values(outcome, stage=stage))
-    run.merged = True
+    return outcome
 
 
 def _announce_new_clients(conn: Connection, phones: list[str], import_id: int | None) -> None:
@@ -519,17 +548,17 @@ def _announce_new_clients(conn: Connection, phones: list[str], import_id: int | 
         hook(conn, ids, import_id)
 
 
-def _summary(outcome: ImportOutcome) -> str:
-    summary = (f"{outcome.rows_total} rows: {outcome.inserted} inserted, {outcome.updated} updated, "
-               f"{outcome.unchanged} unchanged, {outcome.invalid} invalid")
-    if outcome.unknown_columns:
-        summary += f"; unknown columns ignored: {', '.join(outcome.unknown_columns)}"
-    if outcome.nul_bytes_removed:
-        summary += f"; {outcome.nul_bytes_removed} NUL byte(s) removed from the text"
-    if outcome.encoding and outcome.encoding.endswith(MIXED_SUFFIX):
+def _summary(opened: _OpenedFile, validated: _ValidatedFile, merged: _MergeResult) -> str:
+    summary = (f"{validated.rows_total} rows: {merged.inserted} inserted, {merged.updated} updated, "
+               f"{merged.unchanged} unchanged, {validated.invalid} invalid")
+    if opened.mapping.unknown:
+        summary += f"; unknown columns ignored: {', '.join(opened.mapping.unknown)}"
+    if validated.nul_bytes_removed:
+        summary += f"; {validated.nul_bytes_removed} NUL byte(s) removed from the text"
+    if opened.info.encoding and opened.info.encoding.endswith(MIXED_SUFFIX):
         summary += "; bytes that are not UTF-8 were read as Windows-1252: check the accents"
-    if outcome.workers:
-        summary += f"; validated by {outcome.workers + 1} processes"
+    if validated.workers:
+        summary += f"; validated by {validated.workers + 1} processes"
     return summary
 
 
@@ -542,23 +571,27 @@ def _first_errors(errors: pd.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-def _write_report(run: _Run, info: TableInfo, profile: Profile, errors: pd.DataFrame,
-                  lines: np.ndarray) -> Path:
-    """Second pass over the file: the rejected rows with their original values, in file order."""
+def _write_report(run: _Run, opened: _OpenedFile, errors: pd.DataFrame) -> Path | None:
+    """Second pass over the file: the rows to fix and upload again, with their original values, in file
+    order (None: there are none). The earlier lines of a repeated key are left out: the later line was
+    imported, and importing an earlier one again would undo it."""
+    to_fix = np.unique(errors.loc[errors["code"] != "duplicate_key", "line"].dropna().to_numpy(dtype=np.int64))
+    if len(to_fix) == 0:
+        return None
+    started = time.perf_counter()
     per_line = errors.groupby("line", sort=True).agg(
         _colonne=("column", lambda c: " ; ".join(dict.fromkeys(str(x) for x in c if x is not None and pd.notna(x)))),
         _erreur=("message", lambda m: " | ".join(dict.fromkeys(m))),
     )
+    info = opened.info
     suffix = ".xlsx" if info.file_format != "csv" else ".csv"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     name = f"{run.path.stem}.erreurs.{run.import_id or 'import'}.{stamp}{suffix}"
     report = ErrorReport(run.settings.reports_dir / name, info.header, info.delimiter)
     try:
-        _, chunks = open_table(run.path, score_header=profile.score_header,
-                               max_bytes=run.settings.imports.max_bytes, max_rows=run.settings.imports.max_rows,
-                               max_cells=run.settings.imports.max_cells)
+        _, chunks = run.open_table(opened.profile.score_header)
         for chunk in chunks:
-            selected = np.isin(chunk.lines, lines)
+            selected = np.isin(chunk.lines, to_fix)
             if not selected.any():
                 continue
             rows = chunk.frame.loc[selected].copy()
@@ -568,19 +601,35 @@ def _write_report(run: _Run, info: TableInfo, profile: Profile, errors: pd.DataF
             report.add(rows)
     finally:
         report.close()
+    run.timings["report_s"] = time.perf_counter() - started
     return report.path
 
 
-def _finalise_timings(run: _Run, outcome: ImportOutcome, started: float) -> None:
-    run.timings["total_s"] = time.perf_counter() - started
-    outcome.timings = {k: round(v, 4) for k, v in run.timings.items()}
-    total = run.timings["total_s"]
-    outcome.rows_per_second = round(outcome.rows_total / total, 1) if total > 0 else None
+def _outcome(run: _Run, opened: _OpenedFile | None, validated: _ValidatedFile | None, *, status: str,
+             message: str, failure_kind: str | None = None, unreadable: bool = False,
+             merged: _MergeResult = _MergeResult()) -> ImportOutcome:
+    """The outcome of the run so far: the file's format once it is open, its rows and errors once all are
+    validated, the error report once written, what the merge wrote once it has."""
+    total_s = time.perf_counter() - run.started
+    known: dict[str, Any] = {"profile": run.options.profile}
+    if opened is not None:
+        known |= opened.outcome_fields()
+    if validated is not None:
+        known |= validated.outcome_fields()
+    rows_total = known.get("rows_total", 0)
+    return ImportOutcome(
+        import_id=run.import_id, status=status, message=message, failure_kind=failure_kind, unreadable=unreadable,
+        inserted=merged.inserted, updated=merged.updated, unchanged=merged.unchanged,
+        categories_created=merged.categories_created, error_report=None if run.report is None else str(run.report),
+        timings={k: round(v, 4) for k, v in {**run.timings, "total_s": total_s}.items()},
+        rows_per_second=round(rows_total / total_s, 1) if total_s > 0 else None,
+        dry_run=run.options.dry_run, file_path=str(run.path), **known,
+    )
 
 
-def _log_values(outcome: ImportOutcome, stage: str) -> dict[str, Any]:
+def _log_values(outcome: ImportOutcome) -> dict[str, Any]:
     return {
-        "status": outcome.status, "stage": stage, "profile": outcome.profile,
+        "status": outcome.status, "profile": outcome.profile,
         "rows_total": outcome.rows_total, "inserted": outcome.inserted, "updated": outcome.updated,
         "unchanged": outcome.unchanged, "invalid": outcome.invalid, "error_counts": outcome.error_counts,
         "timings": outcome.timings, "rows_per_second": outcome.rows_per_second,
@@ -589,25 +638,19 @@ def _log_values(outcome: ImportOutcome, stage: str) -> dict[str, Any]:
     }
 
 
-def _log_stage(run: _Run, stage: str) -> None:
-    if run.import_id is not None and not run.options.dry_run:
-        import_log.set_stage(run.engine, run.import_id, stage)
-
-
-def _finish_failed(run: _Run, outcome: ImportOutcome, started: float) -> None:
-    _finalise_timings(run, outcome, started)
-    if run.import_id is None or run.options.dry_run:
-        return
-    current = import_log.get(run.engine, run.import_id)
-    import_log.update_status(run.engine, run.import_id, **_log_values(outcome, stage=current["stage"]))
-
-
-def _move(run: _Run, outcome: ImportOutcome) -> None:
+def _move(run: _Run, outcome: ImportOutcome, committed: bool) -> ImportOutcome:
+    """The outcome once the upload has moved to processed/ or failed/, or with why it could not."""
     folder = run.settings.failed_dir if outcome.status == "failed" else run.settings.processed_dir
-    day = datetime.now(run.settings.tz).date()
-    moved = move_without_overwrite(run.path, folder, day)
-    outcome.file_path = str(moved)
-    if run.import_id is not None:
-        # Bad input found before the merge keeps the stage it reached; a merged import is now done.
-        done = {"stage": "done"} if run.merged else {}
-        import_log.update_status(run.engine, run.import_id, file_path=str(moved), **done)
+    try:
+        moved = move_without_overwrite(run.path, folder, datetime.now(run.settings.tz).date())
+    except OSError as exc:
+        # The rows are committed: redoing the import would only lose its counts. The log stays at
+        # `merged` (the upload sensor leaves such a file alone) and says where the file is.
+        logger.error("import %s: %s could not be moved out of the upload folder: %s", run.import_id,
+                     run.path.name, exc)
+        text = f"{outcome.message} (the file could not be moved: {exc}; it is still at {run.path})"
+        run.log(message=text)
+        return replace(outcome, message=text)
+    # Bad input found before the merge keeps the stage it reached; a merged import is now done.
+    run.log(file_path=str(moved), **({"stage": "done"} if committed else {}))
+    return replace(outcome, file_path=str(moved))
