@@ -128,56 +128,17 @@ def repeated(s: pd.Series) -> tuple[np.ndarray, pd.Series] | None:
     return codes, pd.Series(uniques, dtype=object)
 
 
-# Results of parsing repeated values, kept across calls (the chunks of a file, and the files a process
-# imports): a column's repeated values are parsed once, not once per chunk, where parsing even one value
-# costs pandas' fixed price of a few vectorised steps. Per parser and options; bounded (cleared when full).
-_PARSED_MEMO_LIMIT = 20_000
-
-
-@dataclass
-class _ParsedMemo:
-    dtype: object  # of the parser's values: a memo holds results of one dtype
-    results: dict[tuple[type, object], tuple[object, bool]]  # (type, raw value) -> (value, invalid)
-
-
-_parsed_memos: dict[tuple, _ParsedMemo] = {}
-
-
-def _memo_results(parser, distinct: pd.Series, kwargs: dict) -> tuple[pd.api.extensions.ExtensionArray, np.ndarray]:
-    """(values, invalid) of the distinct raw values, parsing only those not parsed before. Keyed by type
-    and value: 1, 1.0 and True are equal as dict keys but not as cells. At most _PARSED_MEMO_LIMIT
-    results, plus one chunk's distinct values."""
-    memo_key = (parser, tuple(sorted(kwargs.items())))
-    keys = [(value.__class__, value) for value in distinct.to_numpy(dtype=object)]
-    memo = _parsed_memos.get(memo_key)
-    new = [i for i, key in enumerate(keys) if memo is None or key not in memo.results]
-    if memo is not None and len(memo.results) + len(new) > _PARSED_MEMO_LIMIT:
-        memo, new = None, list(range(len(keys)))  # full: start again with these values
-    if new:
-        parsed = parser(distinct.iloc[new].reset_index(drop=True), **kwargs)
-        if memo is not None and memo.dtype != parsed.values.dtype:  # cannot join: start again
-            del _parsed_memos[memo_key]
-            return _memo_results(parser, distinct, kwargs)
-        if memo is None:
-            memo = _parsed_memos[memo_key] = _ParsedMemo(parsed.values.dtype, {})
-        invalid = parsed.invalid.to_numpy(dtype=bool)
-        for i, value, bad in zip(new, parsed.values.array, invalid, strict=True):
-            memo.results[keys[i]] = (value, bool(bad))
-    results = [memo.results[key] for key in keys]
-    values = pd.array([value for value, _ in results], dtype=memo.dtype)
-    return values, np.fromiter((bad for _, bad in results), dtype=bool, count=len(results))
-
-
 def on_distinct(parser, text: pd.Series, **kwargs) -> Parsed:
     """Run an element-wise parser on the distinct values only when they repeat, then spread the results
-    back: same output, a fraction of the work. The distinct values' results are kept for the next call."""
+    back: same output, a fraction of the work."""
     found = repeated(text)
     if found is None:
         return parser(text, **kwargs)
     codes, distinct = found
-    values, invalid = _memo_results(parser, distinct, kwargs)
-    spread = pd.api.extensions.take(values, codes, allow_fill=True)
-    return Parsed(pd.Series(spread, index=text.index), pd.Series(invalid[codes] & (codes >= 0), index=text.index))
+    parsed = parser(distinct, **kwargs)
+    spread = pd.api.extensions.take(parsed.values.array, codes, allow_fill=True)
+    invalid = parsed.invalid.to_numpy(dtype=bool)[codes] & (codes >= 0)
+    return Parsed(pd.Series(spread, index=text.index), pd.Series(invalid, index=text.index))
 
 
 def normalize_header(name: str) -> str:

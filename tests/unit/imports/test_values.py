@@ -410,40 +410,40 @@ def test_on_distinct_gives_the_same_result_as_the_parser():
     assert distinct.invalid.tolist() == direct.invalid.tolist()
 
 
-_MEMO_CELLS = ["oui", "non", "1", " 12,5 ", "1 000", "2020-01-02", "02/01/2020", "6201Z", "1.11", "www.exemple.fr",
-               "a@b.fr", "bad@", "70 12 34 56", "+33 4 77 50 00 00", "75001", "1400.0", "732829320",
-               "73282932000074", "", "NULL", "'=cmd", 1, 1.0, True, 0, 12.5, None, np.nan]
+_MIXED_CELLS = ["oui", "non", "1", " 12,5 ", "1 000", "2020-01-02", "02/01/2020", "6201Z", "1.11", "www.exemple.fr",
+                "a@b.fr", "bad@", "70 12 34 56", "+33 4 77 50 00 00", "75001", "1400.0", "732829320",
+                "73282932000074", "", "NULL", "'=cmd", 1, 1.0, True, 0, 12.5, None, np.nan]
 
 
 @pytest.mark.parametrize("kind", ["integer", "decimal", "date", "bool", "email", "url", "siren", "siret", "naf",
                                   "postal_code", "phone"])
-@pytest.mark.parametrize("memo_limit", [20_000, 4])
-def test_on_distinct_keeps_results_across_calls_without_changing_them(kind, memo_limit, monkeypatch):
-    """Chunk after chunk, the distinct values' results come from earlier calls: the same values, dtype,
-    missing markers and invalid flags as parsing each chunk alone (a full memo starts again)."""
+def test_on_distinct_spreads_the_results_of_the_distinct_values(kind):
+    """Column after column, each cell gets its distinct value's result: the same values, dtype, missing
+    markers and invalid flags as parsing the distinct values alone; the same values and invalid flags as
+    parsing the column itself."""
     from nightshift.imports.validate import _KIND_PARSERS
 
-    monkeypatch.setattr(v, "_PARSED_MEMO_LIMIT", memo_limit)
     parser, options = (v.parse_phone, {"default_region": "ML"}) if kind == "phone" else (_KIND_PARSERS[kind][0], {})
-    rng = np.random.default_rng(len(kind) * memo_limit)
+    rng = np.random.default_rng(len(kind))
     for chunk in range(25):
-        choices = rng.choice(len(_MEMO_CELLS), size=rng.integers(1, 8), replace=False)
-        cells = [_MEMO_CELLS[i] for i in rng.choice(choices, size=rng.integers(3, 40))]
+        choices = rng.choice(len(_MIXED_CELLS), size=rng.integers(1, 8), replace=False)
+        cells = [_MIXED_CELLS[i] for i in rng.choice(choices, size=rng.integers(3, 40))]
         raw = pd.Series(cells, dtype=object, index=range(chunk, chunk + len(cells)))
-        alone = v.repeated(raw)
-        if alone is None:
+        parsed, direct = v.on_distinct(parser, raw, **options), parser(raw, **options)
+        assert as_list(parsed.values) == as_list(direct.values) and parsed.invalid.tolist() == direct.invalid.tolist()
+        assert parsed.values.index.equals(raw.index) and parsed.invalid.index.equals(raw.index)
+        found = v.repeated(raw)
+        if found is None:
             continue
-        codes, distinct = alone
-        parsed_alone = parser(distinct, **options)
-        expected = pd.Series(pd.api.extensions.take(parsed_alone.values.array, codes, allow_fill=True), index=raw.index)
-        parsed = v.on_distinct(parser, raw, **options)
+        codes, distinct = found
+        alone = parser(distinct, **options)
+        expected = pd.Series(pd.api.extensions.take(alone.values.array, codes, allow_fill=True), index=raw.index)
         assert parsed.values.dtype == expected.dtype
         assert [repr(x) for x in parsed.values] == [repr(x) for x in expected]
-        assert parsed.invalid.tolist() == [c >= 0 and bool(parsed_alone.invalid.iloc[c]) for c in codes]
-        assert parsed.values.index.equals(raw.index)
+        assert parsed.invalid.tolist() == [c >= 0 and bool(alone.invalid.iloc[c]) for c in codes]
 
 
-def test_on_distinct_parses_only_the_values_it_has_not_seen(monkeypatch):
+def test_on_distinct_parses_each_distinct_value_once_per_call():
     seen: list[list] = []
 
     def counting_parser(s: pd.Series) -> v.Parsed:
@@ -454,12 +454,12 @@ def test_on_distinct_parses_only_the_values_it_has_not_seen(monkeypatch):
     numbers = v.on_distinct(counting_parser, pd.Series([1, 1, 7, 7], dtype="int64"))
     texts = v.on_distinct(counting_parser, pd.Series(["7", "1", "1", "7"], dtype=object))
     again = v.on_distinct(counting_parser, pd.Series([7, 1, 1, 7], dtype="int64"))
-    # 1 is not True as a cell, nor "1": each its own parse, though the three are equal as dict keys.
-    assert seen == [[True], [1, 7], ["7", "1"]]
+    # 1 is not True as a cell, nor "1": each its own parse; nothing is kept from one call for the next.
+    assert seen == [[True], [1, 7], ["7", "1"], [7, 1]]
     assert as_list(flags.values) == [None, None, None] and flags.invalid.tolist() == [True, True, False]
     assert as_list(numbers.values) == [1, 1, 7, 7] and not numbers.invalid.any()
     assert as_list(texts.values) == [7, 1, 1, 7] and as_list(again.values) == [7, 1, 1, 7]
-    # Options are part of what was parsed: a Malian number is not a French one.
+    # Options are part of what is parsed: a Malian number is not a French one.
     local = pd.Series(["70 12 34 56", "70 12 34 56"], dtype=object)
     assert as_list(v.on_distinct(v.parse_phone, local, default_region="ML").values) == ["+22370123456"] * 2
     assert v.on_distinct(v.parse_phone, local, default_region="FR").invalid.all()
