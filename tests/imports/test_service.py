@@ -177,6 +177,49 @@ def test_more_than_half_invalid_aborts_and_writes_nothing(engine, settings, tmp_
     assert outcome.error_report is not None
 
 
+def test_an_aborted_import_records_its_report_and_errors_in_its_final_state(engine, settings):
+    """Nothing is merged, but the log's final state has the counts, the detailed errors and the error
+    report's path; the upload moves to failed/ and the log says done."""
+    upload = write(settings.uploads_dir / "villes.csv", "nom;code_postal\nBourg;01000\nA;x\nB;y\n")
+    import_id = registered_import(engine, upload, settings, "cities")
+    outcome = run_import(engine, upload, settings, ImportOptions(profile="cities"), import_id=import_id,
+                         move_file=True)
+
+    assert (outcome.status, outcome.failure_kind, outcome.invalid, outcome.inserted) == ("failed", "bad_input", 2, 0)
+    row = import_log_row(engine, import_id)
+    assert (row["status"], row["stage"], row["invalid"], row["failure_kind"]) == ("failed", "done", 2, "bad_input")
+    assert row["message"] == outcome.message and "imports.abort_invalid_ratio" in row["message"]
+    assert row["error_report_path"] == outcome.error_report and Path(outcome.error_report).exists()
+    assert row["file_path"] == outcome.file_path and "/failed/" in outcome.file_path and not upload.exists()
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(import_errors.c.line).where(import_errors.c.import_id == import_id)
+                              .order_by(import_errors.c.line)).scalars().all()
+    assert stored == [3, 4] and count(engine, cities) == 0
+
+
+def test_a_database_error_in_the_merge_writes_nothing(engine, settings, tmp_path, monkeypatch):
+    """The categories merged before the target that fails roll back with it, and the log says why."""
+    from nightshift.imports.merge import StagingTable
+
+    path = write(tmp_path / "b.csv", "nom;categorie;code_postal\nChez Awa;Restauration;75001\n")
+    import_id = registered_import(engine, path, settings, "businesses")
+    merge = StagingTable.merge
+
+    def failing_for_businesses(self, *args, **kwargs):
+        if self.target.name == "businesses":
+            raise sa.exc.OperationalError("INSERT INTO businesses …", {}, ConnectionError("connection lost"))
+        return merge(self, *args, **kwargs)
+
+    monkeypatch.setattr(StagingTable, "merge", failing_for_businesses)
+    with pytest.raises(sa.exc.OperationalError):
+        run_import(engine, path, settings, ImportOptions(profile="businesses"), import_id=import_id)
+
+    assert (count(engine, categories), count(engine, businesses), count(engine, import_errors)) == (0, 0, 0)
+    row = import_log_row(engine, import_id)
+    assert (row["status"], row["failure_kind"], row["stage"], row["rows_total"]) == ("failed", "transient",
+                                                                                    "validated", 1)
+
+
 def test_missing_required_column_names_it_and_the_headers_found(engine, settings, tmp_path):
     path = write(tmp_path / "clients.csv", "prenom,nom\nAwa,Traoré\n")
     outcome = run_import(engine, path, settings, ImportOptions(profile="clients"))
