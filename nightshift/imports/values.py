@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,10 +25,9 @@ _EMPTY_TEXTS = frozenset(["", "None", "nan", "NaN", "NULL", "null"])
 # apostrophe before them (see neutralize_formula), which cleaning removes again.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # A whole number that went through an Excel float: "123456789.0".
-_FLOAT_ARTEFACT = r"^(\d+)\.0+$"
-_FLOAT_ARTEFACT_PATTERN = re.compile(_FLOAT_ARTEFACT)
-# Ligatures NFKD leaves alone: "Œuvres" -> "oeuvres", not "uvres".
-# Latin letters that NFKD does not split into a base letter and a mark.
+_FLOAT_ARTEFACT = re.compile(r"^(\d+)\.0+$")
+_SPACES = re.compile(r"\s")
+# Latin letters NFKD does not split into a base letter and a mark: "Œuvres" -> "oeuvres", not "uvres".
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss", "ł": "l", "Ł": "L", "ø": "o",
                             "Ø": "O", "đ": "d", "Đ": "D", "ı": "i"})
 _COMBINING_MARKS = r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]"
@@ -81,6 +81,19 @@ def _text_result(cells: list[str | None], normalised: list[str | None], index: p
     values[missing] = pd.NA
     present = np.fromiter((cell is not None for cell in cells), dtype=bool, count=len(cells))
     return Parsed(pd.Series(values, index=index, dtype=object), pd.Series(present & missing, index=index))
+
+
+def _all_present_result(values: np.ndarray, valid: np.ndarray, index: pd.Index) -> Parsed:
+    """`Parsed` of cells that are all present: `values` (an array of its own, NA set where not valid),
+    the others invalid."""
+    values[~valid] = pd.NA
+    return Parsed(pd.Series(values, index=index, dtype=object), pd.Series(~valid, index=index))
+
+
+def _all_plain_str(cells: np.ndarray) -> bool:
+    """There are cells and every one is a `str` itself, not missing, not a spreadsheet's number, not a
+    subclass of str (cleaning would turn one into a plain str): cells a parser may hand back as they are."""
+    return set(map(type, cells)) == {str}
 
 
 def _as_text(value: object) -> str | None:
@@ -348,39 +361,29 @@ def parse_bool(s: pd.Series) -> Parsed:
 
 
 # One @, no spaces, no list or display-name punctuation; a domain of non-empty dot-separated labels.
-_EMAIL = r"[^@\s<>(),;:\"\[\]\\]+@[\w-]+(?:\.[\w-]+)+"
+_EMAIL = re.compile(r"[^@\s<>(),;:\"\[\]\\]+@[\w-]+(?:\.[\w-]+)+")
+# Lines of such addresses whose domain is lower-case ASCII already.
+_PLAIN_EMAIL_LINES = re.compile(r"(?:[^@\s<>(),;:\"\[\]\\]+@[a-z0-9_-]+(?:\.[a-z0-9_-]+)+\n)*")
 _EMAIL_MAX_LENGTH = 254
 
 
 def parse_email(s: pd.Series) -> Parsed:
     """Pragmatic check, not RFC 5322; at most 254 characters; the domain is lower-cased, the local
     part kept as written."""
-    if (cells := _plain_emails(s)) is not None:
-        return _plain_result(cells.copy(), np.ones(len(cells), dtype=bool), s.index)
-    cells = _cleaned_cells(s)
-    return _text_result(cells, [None if cell is None else _email(cell) for cell in cells], s.index)
-
-
-_EMAIL_PATTERN = re.compile(_EMAIL)
-# Lines of addresses as `_EMAIL` takes them whose domain is lower-case ASCII already.
-_PLAIN_EMAIL_LINES = re.compile(r"(?:[^@\s<>(),;:\"\[\]\\]+@[a-z0-9_-]+(?:\.[a-z0-9_-]+)+\n)*")
-
-
-def _plain_emails(s: pd.Series) -> np.ndarray | None:
-    """The cells when every one is a valid address as it stands (nothing to trim, no apostrophe to
-    remove, a lower-case domain), as a system exports them: one match over the joined column instead of
-    a Python pass per cell. None otherwise."""
     cells = s.to_numpy(dtype=object)
-    if not _all_plain_str(cells):
-        return None
-    lines = "\n".join(cells) + "\n"
-    plain = (lines.count("\n") == len(cells) and not lines.startswith("'") and "\n'" not in lines
-             and max(map(len, cells)) <= _EMAIL_MAX_LENGTH and _PLAIN_EMAIL_LINES.fullmatch(lines))
-    return cells if plain else None
+    if _all_plain_str(cells):
+        # A column valid as it stands (nothing to trim, no apostrophe to remove, a lower-case domain), as
+        # systems export addresses, is told by one match over the joined cells instead of one per cell.
+        lines = "\n".join(cells) + "\n"
+        if (lines.count("\n") == len(cells) and not lines.startswith("'") and "\n'" not in lines
+                and max(map(len, cells)) <= _EMAIL_MAX_LENGTH and _PLAIN_EMAIL_LINES.fullmatch(lines)):
+            return _all_present_result(cells.copy(), np.ones(len(cells), dtype=bool), s.index)
+    cleaned = _cleaned_cells(s)
+    return _text_result(cleaned, [None if cell is None else _email(cell) for cell in cleaned], s.index)
 
 
 def _email(cell: str) -> str | None:
-    if len(cell) > _EMAIL_MAX_LENGTH or _EMAIL_PATTERN.fullmatch(cell) is None:
+    if len(cell) > _EMAIL_MAX_LENGTH or _EMAIL.fullmatch(cell) is None:
         return None
     local, _, domain = cell.rpartition("@")
     lowered = domain.lower()
@@ -404,7 +407,7 @@ def parse_url(s: pd.Series) -> Parsed:
 
 
 def _e164(raw: str, region: str) -> str | None:
-    artefact = _FLOAT_ARTEFACT_PATTERN.fullmatch(raw)
+    artefact = _FLOAT_ARTEFACT.fullmatch(raw)
     text = artefact.group(1) if artefact else raw  # Excel stored the number as a float
     candidates = [text]
     if text.startswith("00"):
@@ -429,6 +432,18 @@ def parse_phone(s: pd.Series, default_region: str = "ML") -> Parsed:
     return _text_result(cells, [None if cell is None else e164[cell] for cell in cells], s.index)
 
 
+def _plain_digits(cells: np.ndarray) -> tuple[str, np.ndarray] | None:
+    """(the cells joined, their lengths) when every cell is a plain `str` of ASCII digits only, as systems
+    export identifiers and codes: nothing to clean. None otherwise (an empty cell, a space, a number)."""
+    if not _all_plain_str(cells):
+        return None
+    joined = "".join(cells)
+    if not (joined.isascii() and joined.isdigit()):
+        return None
+    lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
+    return (joined, lengths) if lengths.all() else None
+
+
 def _digit_matrix(digits: str, width: int) -> np.ndarray:
     """ASCII digit strings of length `width`, joined -> (n, width) matrix of their digits."""
     codes = np.frombuffer(digits.encode("ascii"), dtype=np.uint8)
@@ -439,7 +454,7 @@ def _digit_matrix(digits: str, width: int) -> np.ndarray:
 _LUHN_DOUBLED = np.array([0, 2, 4, 6, 8, 1, 3, 5, 7, 9], dtype=np.uint8)
 
 
-def _luhn_rows_valid(matrix: np.ndarray) -> np.ndarray:
+def _luhn_valid(matrix: np.ndarray) -> np.ndarray:
     """Luhn check of each row of a digit matrix."""
     width = matrix.shape[1]
     doubled = (width - 1 - np.arange(width)) % 2 == 1
@@ -448,79 +463,39 @@ def _luhn_rows_valid(matrix: np.ndarray) -> np.ndarray:
     return weighted.sum(axis=1) % 10 == 0
 
 
-_SPACES_AND_DOTS = re.compile(r"[\s.]")
-_SPACES = re.compile(r"\s")
-
-
-def _identifier_digits(cells: list[str | None]) -> list[str | None]:
-    """Cleaned cells without the Excel ".0" and the spaces (incl. NBSP) and dots; None stays None."""
-    return [cell if cell is None or (cell.isascii() and cell.isdigit())
-            else _SPACES_AND_DOTS.sub("", _FLOAT_ARTEFACT_PATTERN.sub(r"\1", cell)) for cell in cells]
-
-
-def _digits_of_width(digits: list[str | None], width: int) -> tuple[np.ndarray, list[str]]:
-    """Where the text is `width` ASCII digits, and those texts."""
-    shaped = np.fromiter((d is not None and len(d) == width and d.isascii() and d.isdigit() for d in digits),
-                         dtype=bool, count=len(digits))
-    return shaped, [d for d, ok in zip(digits, shaped, strict=True) if ok]
-
-
-def _all_plain_str(cells: np.ndarray) -> bool:
-    """There are cells and every one is a `str` itself, not missing, not a spreadsheet's number, not a
-    subclass of str (cleaning would turn one into a plain str): what a short path may hand back as it is."""
-    return set(map(type, cells)) == {str}
-
-
-def _plain_digit_cells(s: pd.Series) -> tuple[np.ndarray, str, np.ndarray] | None:
-    """(cells, their text joined, their lengths) when every cell is text of ASCII digits only, as a system
-    exports identifiers and codes: nothing to clean, told by a join and a length per cell (C loops) where
-    the general path takes several Python passes. None otherwise (an empty cell, a space, a number)."""
-    cells = s.to_numpy(dtype=object)
-    if not _all_plain_str(cells):
-        return None
-    joined = "".join(cells)
-    if not (joined.isascii() and joined.isdigit()):
-        return None
-    lengths = np.fromiter(map(len, cells), dtype=np.int64, count=len(cells))
-    return (cells, joined, lengths) if lengths.all() else None
-
-
-def _plain_digits_of_width(s: pd.Series, width: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(cells, digit matrix) when every cell is plain digits (`_plain_digit_cells`) of this width."""
-    plain = _plain_digit_cells(s)
-    if plain is None or not (plain[2] == width).all():
-        return None
-    return plain[0], _digit_matrix(plain[1], width)
-
-
-def _plain_result(values: np.ndarray, valid: np.ndarray, index: pd.Index) -> Parsed:
-    """`Parsed` of cells that are all present: `values` (an array of its own, NA set where not valid),
-    the others invalid."""
-    values[~valid] = pd.NA
-    return Parsed(pd.Series(values, index=index, dtype=object), pd.Series(~valid, index=index))
-
-
-def parse_siren(s: pd.Series) -> Parsed:
-    """9 digits, Luhn-valid. A number that lost its leading zeros is not padded: it is invalid."""
-    if (plain := _plain_digits_of_width(s, 9)) is not None:
-        cells, matrix = plain
-        return _plain_result(cells.copy(), _luhn_rows_valid(matrix), s.index)
-    cells = _cleaned_cells(s)
-    digits = _identifier_digits(cells)
-    ok, candidates = _digits_of_width(digits, 9)
-    if candidates:
-        ok[ok] = _luhn_rows_valid(_digit_matrix("".join(candidates), 9))
-    return _text_result(cells, [d if valid else None for d, valid in zip(digits, ok, strict=True)], s.index)
-
-
-LA_POSTE_SIREN = "356000000"
-_LA_POSTE_DIGITS = np.frombuffer(LA_POSTE_SIREN.encode("ascii"), dtype=np.uint8) - ord("0")
+_LA_POSTE_SIREN_DIGITS = np.frombuffer(b"356000000", dtype=np.uint8) - ord("0")
 
 
 def _siret_valid(matrix: np.ndarray) -> np.ndarray:
     """Luhn on the SIRET and on its SIREN, or La Poste's rule."""
-    la_poste = (matrix[:, :9] == _LA_POSTE_DIGITS).all(axis=1) & (matrix.sum(axis=1) % 5 == 0)
-    return (_luhn_rows_valid(matrix) & _luhn_rows_valid(matrix[:, :9])) | la_poste
+    la_poste = (matrix[:, :9] == _LA_POSTE_SIREN_DIGITS).all(axis=1) & (matrix.sum(axis=1) % 5 == 0)
+    return (_luhn_valid(matrix) & _luhn_valid(matrix[:, :9])) | la_poste
+
+
+_SPACES_AND_DOTS = re.compile(r"[\s.]")
+
+
+def _parse_identifier(s: pd.Series, width: int, valid_rows: Callable[[np.ndarray], np.ndarray]) -> Parsed:
+    """`width` digits once Excel's ".0", spaces (incl. NBSP) and dots are dropped, checked by `valid_rows`
+    (a digit matrix -> whether each row is valid)."""
+    cells = s.to_numpy(dtype=object)
+    plain = _plain_digits(cells)
+    if plain is not None and (plain[1] == width).all():  # nothing to clean: no Python pass per cell
+        return _all_present_result(cells.copy(), valid_rows(_digit_matrix(plain[0], width)), s.index)
+    cleaned = _cleaned_cells(s)
+    digits = [cell if cell is None or (cell.isascii() and cell.isdigit())
+              else _SPACES_AND_DOTS.sub("", _FLOAT_ARTEFACT.sub(r"\1", cell)) for cell in cleaned]
+    shaped = np.fromiter((d is not None and len(d) == width and d.isascii() and d.isdigit() for d in digits),
+                         dtype=bool, count=len(digits))
+    if shaped.any():
+        candidates = "".join(d for d, ok in zip(digits, shaped, strict=True) if ok)
+        shaped[shaped] = valid_rows(_digit_matrix(candidates, width))
+    return _text_result(cleaned, [d if ok else None for d, ok in zip(digits, shaped, strict=True)], s.index)
+
+
+def parse_siren(s: pd.Series) -> Parsed:
+    """9 digits, Luhn-valid. A number that lost its leading zeros is not padded: it is invalid."""
+    return _parse_identifier(s, 9, _luhn_valid)
 
 
 def parse_siret(s: pd.Series) -> Parsed:
@@ -528,15 +503,7 @@ def parse_siret(s: pd.Series) -> Parsed:
 
     La Poste establishments (SIREN 356000000) do not follow Luhn: their digit sum is a multiple of 5
     instead (Luhn stays accepted for them, as for the head office 35600000000048)."""
-    if (plain := _plain_digits_of_width(s, 14)) is not None:
-        cells, matrix = plain
-        return _plain_result(cells.copy(), _siret_valid(matrix), s.index)
-    cells = _cleaned_cells(s)
-    digits = _identifier_digits(cells)
-    ok, candidates = _digits_of_width(digits, 14)
-    if candidates:
-        ok[ok] = _siret_valid(_digit_matrix("".join(candidates), 14))  # one matrix for the SIRET and its SIREN
-    return _text_result(cells, [d if valid else None for d, valid in zip(digits, ok, strict=True)], s.index)
+    return _parse_identifier(s, 14, _siret_valid)
 
 
 # Division, group (1 or 2 digits each: Excel may have read "01.10" as the number 1.1), sub-class letter.
@@ -561,19 +528,20 @@ def parse_naf(s: pd.Series) -> Parsed:
 def parse_postal_code(s: pd.Series, pad_french: bool = True) -> Parsed:
     """Text of 5 digits, leading zeros kept. With `pad_french` a 4-digit code is a French code that
     lost its leading zero as an Excel number: "1400" and "1400.0" -> "01400"."""
-    if (plain := _plain_digit_cells(s)) is not None:
-        cells, _, lengths = plain
+    cells = s.to_numpy(dtype=object)
+    if (plain := _plain_digits(cells)) is not None:  # nothing to clean: no Python pass per cell
+        lengths = plain[1]
         codes, valid = cells.copy(), lengths == 5
         if pad_french:
             four = lengths == 4
             codes[four] = ["0" + code for code in cells[four]]
             valid |= four
-        return _plain_result(codes, valid, s.index)
-    cells = _cleaned_cells(s)
+        return _all_present_result(codes, valid, s.index)
+    cleaned = _cleaned_cells(s)
     # Most codes are already 5 plain digits: only the others go through the regexes.
     codes = [cell if cell is None or (len(cell) == 5 and cell.isascii() and cell.isdigit())
-             else _other_postal_code(cell, pad_french) for cell in cells]
-    return _text_result(cells, codes, s.index)
+             else _other_postal_code(cell, pad_french) for cell in cleaned]
+    return _text_result(cleaned, codes, s.index)
 
 
 _FOUR_DIGITS = re.compile(r"[0-9]{4}")
@@ -581,7 +549,7 @@ _FIVE_DIGITS = re.compile(r"[0-9]{5}")
 
 
 def _other_postal_code(cell: str, pad_french: bool) -> str | None:
-    digits = _SPACES.sub("", _FLOAT_ARTEFACT_PATTERN.sub(r"\1", cell))
+    digits = _SPACES.sub("", _FLOAT_ARTEFACT.sub(r"\1", cell))
     if pad_french and _FOUR_DIGITS.fullmatch(digits):
         digits = "0" + digits
     return digits if _FIVE_DIGITS.fullmatch(digits) else None

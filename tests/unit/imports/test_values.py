@@ -235,19 +235,25 @@ def _exactly(values: pd.Series) -> list:
 
 
 def assert_same_as_general_path(series, parser, cells: list, **options) -> v.Parsed:
-    """The parser's result for these cells (a short path, when it takes them) equals the general path's,
-    which the same cells take next to an empty one: values, their types, NA, errors, the index kept
-    (duplicate labels included); the input is left as it was. Returns the result."""
+    """The parser's result for these cells (plain ones take its branch for cells that need no cleaning)
+    equals its general path's, which the same cells take next to an empty one: values, their types, NA,
+    errors, the index kept (duplicate labels included); the input is left as it was. Returns the result."""
     raw = series(*cells)
     raw.index = pd.Index([7] * len(cells))
     before = raw.copy()
-    short, general = parser(raw, **options), parser(series(*cells, None), **options)
-    assert _exactly(short.values) == _exactly(general.values)[:-1]
-    assert short.invalid.tolist() == general.invalid.tolist()[:-1] and short.invalid.dtype == bool
-    assert short.values.dtype == general.values.dtype == object
-    assert list(short.values.index) == list(short.invalid.index) == [7] * len(cells)
+    result, general = parser(raw, **options), parser(series(*cells, None), **options)
+    assert _exactly(result.values) == _exactly(general.values)[:-1]
+    assert result.invalid.tolist() == general.invalid.tolist()[:-1] and result.invalid.dtype == bool
+    assert result.values.dtype == general.values.dtype == object
+    assert list(result.values.index) == list(result.invalid.index) == [7] * len(cells)
     pd.testing.assert_series_equal(raw, before)
-    return short
+    return result
+
+
+def assert_same_result(parsed: v.Parsed, expected: v.Parsed) -> None:
+    """Same values (with their types, NA told from NaN and None) and the same errors."""
+    assert _exactly(parsed.values) == _exactly(expected.values) and parsed.values.dtype == expected.values.dtype
+    assert parsed.invalid.tolist() == expected.invalid.tolist() and parsed.invalid.dtype == bool
 
 
 PLAIN_EMAILS = ["contact@exemple.fr", "o'brien+news@mail.co.uk", "a.b-c_d@sub-domain.example.com", "X@y.fr"]
@@ -257,14 +263,13 @@ PLAIN_EMAILS = ["contact@exemple.fr", "o'brien+news@mail.co.uk", "a.b-c_d@sub-do
     [], ["Contact@Exemple.FR"], [" a@b.fr"], ["a@b.fr "], ["'=x@y.fr"], [""], ["None"], ["a@b.fr\nc@d.fr", "bad"],
     ["a" * 250 + "@b.fr"], ["pas-un-email"], ["a@b"], [None], ["née@exemple.fr"], ["a@exemple.fr\r"],
 ])
-def test_emails_that_need_no_cleaning_take_the_short_path_to_the_same_result(series, odd):
+def test_emails_that_need_no_cleaning_get_the_same_result_as_the_others(series, odd):
     """A column of addresses that are valid as they stand is checked by one match; any other cell (to trim,
     to lower-case, missing, invalid, with a line break that could pass for two addresses) sends the whole
     column down the general path: the results are those of that path either way."""
     cells = PLAIN_EMAILS + odd
-    assert (v._plain_emails(series(*cells)) is not None) == (odd == [] or odd == ["née@exemple.fr"])
-    short = assert_same_as_general_path(series, v.parse_email, cells)
-    assert as_list(short.values)[:len(PLAIN_EMAILS)] == PLAIN_EMAILS
+    result = assert_same_as_general_path(series, v.parse_email, cells)
+    assert as_list(result.values)[:len(PLAIN_EMAILS)] == PLAIN_EMAILS
 
 
 # ---------------------------------------------------------------- SIREN, SIRET (Luhn)
@@ -293,31 +298,41 @@ def test_parse_siret_luhn_and_la_poste_rule(series):
     assert parsed.invalid.tolist() == [False] * 5 + [True] * 4 + [False]
 
 
-@pytest.mark.parametrize(("parser", "width", "cells"), [
+def _as_written_by_hand(cells: list[str]) -> list[str]:
+    """The same identifiers as people type them or Excel stores them: what cleaning removes again."""
+    ways = [lambda c: f" {c}", lambda c: f"{c}.0", lambda c: f"{c[:3]}\u00a0{c[3:]}",
+            lambda c: f"{c[:3]}.{c[3:6]}.{c[6:]}"]
+    return [ways[i % len(ways)](cell) for i, cell in enumerate(cells)]
+
+
+@pytest.mark.parametrize(("parser", "width", "cells", "expected"), [
     (v.parse_siret, 14, ["73282932000074", "35600000049837", "35600000000048", "73282932000075",
-                         "35600000049838", "73282932110006", "00000000000000"]),
-    (v.parse_siren, 9, ["732829320", "010000008", "123456789", "000000000"]),
+                         "35600000049838", "73282932110006", "00000000000000"],
+     ["73282932000074", "35600000049837", "35600000000048", None, None, None, "00000000000000"]),
+    (v.parse_siren, 9, ["732829320", "010000008", "123456789", "000000000"],
+     ["732829320", "010000008", None, "000000000"]),
 ])
-def test_identifiers_that_are_all_plain_digits_take_the_short_path_to_the_same_result(series, parser, width,
-                                                                                       cells):
-    """A column whose every cell is `width` ASCII digits skips cleaning; the same cells next to an empty
-    one, which takes the general path, get the same values and errors."""
-    assert v._plain_digits_of_width(series(*cells), width) is not None
-    assert v._plain_digits_of_width(series(*cells, None), width) is None
-    assert v._plain_digits_of_width(series(*cells[:-1], " " + cells[-1]), width) is None
-    assert v._plain_digits_of_width(series(*cells[:-1], cells[-1][:-1], cells[-1] + "0"), width) is None
-    # A subclass of str (numpy's) is made a plain str by cleaning: no short path for it.
-    assert v._plain_digits_of_width(pd.Series([np.str_(cell) for cell in cells], dtype=object), width) is None
-    assert_same_as_general_path(series, parser, cells)
+def test_identifiers_of_plain_digits_get_the_same_result_as_identifiers_to_clean(series, parser, width, cells,
+                                                                                   expected):
+    """A column whose every cell is `width` ASCII digits skips cleaning; the same identifiers next to an
+    empty cell, one of the wrong width, written with spaces, dots or Excel's ".0", or as a subclass of str
+    take the general path, and get the same values and errors."""
+    plain = assert_same_as_general_path(series, parser, cells)
+    assert as_list(plain.values) == expected and plain.invalid.tolist() == [e is None for e in expected]
+    assert_same_as_general_path(series, parser, [*cells, cells[-1][:-1], cells[-1] + "0"])
+    assert_same_result(parser(series(*_as_written_by_hand(cells))), plain)
+    assert_same_result(parser(pd.Series([np.str_(cell) for cell in cells], dtype=object)), plain)
 
 
 @pytest.mark.parametrize("pad_french", [True, False])
-def test_postal_codes_that_are_all_plain_digits_take_the_short_path_to_the_same_result(series, pad_french):
+def test_postal_codes_of_plain_digits_get_the_same_result_as_codes_to_clean(series, pad_french):
     cells = ["69001", "1400", "0123", "123456", "1", "97411"]
-    assert v._plain_digit_cells(series(*cells)) is not None
-    assert v._plain_digit_cells(series(*cells, "")) is None and v._plain_digit_cells(series(*cells, "6 9")) is None
-    short = assert_same_as_general_path(series, v.parse_postal_code, cells, pad_french=pad_french)
-    assert as_list(short.values)[:3] == (["69001", "01400", "00123"] if pad_french else ["69001", None, None])
+    plain = assert_same_as_general_path(series, v.parse_postal_code, cells, pad_french=pad_french)
+    assert as_list(plain.values) == (["69001", "01400", "00123", None, None, "97411"] if pad_french
+                                     else ["69001", None, None, None, None, "97411"])
+    written = [" 69001", "1400.0", "0123 ", "123 456", "'1", "97\u00a0411"]
+    assert_same_result(v.parse_postal_code(series(*written), pad_french=pad_french), plain)
+    assert_same_as_general_path(series, v.parse_postal_code, [*cells, "6 9"], pad_french=pad_french)
 
 
 # ---------------------------------------------------------------- NAF, postal codes
