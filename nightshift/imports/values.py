@@ -390,20 +390,23 @@ def _email(cell: str) -> str | None:
     return cell if lowered == domain else f"{local}@{lowered}"
 
 
-_URL_SCHEME = r"^[A-Za-z][A-Za-z0-9+.-]*://"
+_URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # http(s), a host with a dot and no user info ("a@b.fr" is an e-mail address, not a site), optional
 # port, then anything but spaces.
-_URL = r"^https?://[^\s/?#:.@]+(?:\.[^\s/?#:.@]+)+(?::\d{1,5})?(?:[/?#]\S*)?$"
+_URL = re.compile(r"https?://[^\s/?#:.@]+(?:\.[^\s/?#:.@]+)+(?::\d{1,5})?(?:[/?#]\S*)?")
 
 
 def parse_url(s: pd.Series) -> Parsed:
     """ "https://" is added when there is no scheme; only http and https are accepted (scheme
     lower-cased). Invalid when the host has no dot or the text has spaces."""
-    text = _text(s)
-    has_scheme = text.str.contains(_URL_SCHEME, regex=True, na=False)
-    lower_scheme = text.str.replace(_URL_SCHEME, lambda scheme: scheme.group(0).lower(), regex=True)
-    url = ("https://" + text).where(~has_scheme, lower_scheme)
-    return _result(_as_object(url.where(url.str.fullmatch(_URL))), text, s.index)
+    cells = _cleaned_cells(s)
+    return _text_result(cells, [None if cell is None else _url(cell) for cell in cells], s.index)
+
+
+def _url(cell: str) -> str | None:
+    scheme = _URL_SCHEME.match(cell)
+    url = "https://" + cell if scheme is None else scheme.group(0).lower() + cell[scheme.end():]
+    return url if _URL.fullmatch(url) else None
 
 
 def _e164(raw: str, region: str) -> str | None:
@@ -507,7 +510,7 @@ def parse_siret(s: pd.Series) -> Parsed:
 
 
 # Division, group (1 or 2 digits each: Excel may have read "01.10" as the number 1.1), sub-class letter.
-_NAF = r"^(?P<division>\d{1,2})(?P<dot>\.?)(?P<group>\d{1,2})(?P<letter>[A-Z]?)$"
+_NAF = re.compile(r"(?P<division>\d{1,2})(?P<dot>\.?)(?P<group>\d{1,2})(?P<letter>[A-Z]?)")
 
 
 def parse_naf(s: pd.Series) -> Parsed:
@@ -515,14 +518,20 @@ def parse_naf(s: pd.Series) -> Parsed:
 
     Zeros lost by Excel are restored only when the dot shows where they were: "1.11" -> "01.11",
     "10.2" -> "10.20"; "620" is invalid."""
-    text = _text(s)
-    parts = text.str.upper().str.replace(r"\s", "", regex=True).str.extract(_NAF)
-    dotted = parts["dot"] == "."
-    division_ok = (parts["division"].str.len() == 2) | dotted
-    group_ok = (parts["group"].str.len() == 2) | (dotted & (parts["letter"] == ""))
-    group = parts["group"].str.ljust(2, "0")
-    code = parts["division"].str.zfill(2) + "." + group + parts["letter"]
-    return _result(_as_object(code.where(division_ok & group_ok)), text, s.index)
+    cells = _cleaned_cells(s)
+    return _text_result(cells, [None if cell is None else _naf(cell) for cell in cells], s.index)
+
+
+def _naf(cell: str) -> str | None:
+    parts = _NAF.fullmatch(_SPACES.sub("", cell.upper()))
+    if parts is None:
+        return None
+    division, dot, group, letter = parts.groups()
+    if len(division) < 2 and not dot:  # "620": no dot to show which zero was lost
+        return None
+    if len(group) < 2 and (letter or not dot):  # "10.2" is "10.20"; "10.2Z" is not a lost zero
+        return None
+    return f"{division.zfill(2)}.{group.ljust(2, '0')}{letter}"
 
 
 def parse_postal_code(s: pd.Series, pad_french: bool = True) -> Parsed:
