@@ -157,25 +157,18 @@ def validate_chunk(
     if profile.name == "businesses":
         _check_siret_matches_siren(out, frame, mapping, errors)
 
-    for field in profile.fields:
-        if field.required:
-            column = mapping.by_field.get(field.name, field.name)
-            raw = frame[column] if column in frame.columns else None
-            missing = ~_present(out[field.name])
-            # A value that failed to parse already has its own error; required means "nothing there".
-            if column in present:
-                missing &= ~present[column]
-            errors.add(missing, column, raw, "required")
-    for group in profile.required_any:
+    # Each required field, then each group of fields of which one is required; the error names the group's
+    # first column the file has.
+    for group in [(field.name,) for field in profile.fields if field.required] + list(profile.required_any):
         missing = np.ones(len(out), dtype=bool)
         for name in group:
             missing &= ~_present(out[name])
         present_columns = [mapping.by_field[n] for n in group if n in mapping.by_field]
         column = present_columns[0] if present_columns else group[0]
-        raw = frame[column] if column in frame.columns else None
+        # A value that failed to parse already has its own error; required means "nothing there".
         if column in present:
             missing &= ~present[column]
-        errors.add(missing, column, raw, "required")
+        errors.add(missing, column, frame[column] if column in frame.columns else None, "required")
 
     valid = out.loc[~errors.bad]  # copy-on-write: adding _line needs no copy first
     valid["_line"] = errors.lines[~errors.bad]
