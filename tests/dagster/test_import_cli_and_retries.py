@@ -39,7 +39,7 @@ def test_the_retry_policy_is_for_transient_errors_exponential_from_5_s_with_jitt
 
 
 def test_an_internal_error_fails_the_step_at_once_with_its_exception(env, monkeypatch):
-    def bug(run, outcome, started):
+    def bug(run, conn, opened):
         raise ZeroDivisionError("division by zero in the validation of a chunk")
 
     monkeypatch.setattr(service, "_execute", bug)
@@ -64,11 +64,11 @@ def test_an_internal_error_fails_the_step_at_once_with_its_exception(env, monkey
 def test_a_transient_database_error_is_retried_and_the_retry_imports_the_file(env, monkeypatch):
     execute, calls = service._execute, []
 
-    def outage_then_recovery(run, outcome, started):
+    def outage_then_recovery(run, conn, opened):
         calls.append(1)
         if len(calls) == 1:
             raise sa.exc.OperationalError("INSERT INTO cities …", {}, ConnectionError("server closed the connection"))
-        return execute(run, outcome, started)
+        return execute(run, conn, opened)
 
     monkeypatch.setattr(service, "_execute", outage_then_recovery)
     registered = register(env, "villes.csv", "nom;code_postal\nBourg;01000\nLyon;69001\n")
@@ -90,7 +90,7 @@ def cli_home(env, tmp_path, monkeypatch):
 
 
 def test_the_cli_shows_the_stack_trace_of_an_internal_error(cli_home, tmp_path, monkeypatch):
-    def bug(run, outcome, started):
+    def bug(run, conn, opened):
         raise ZeroDivisionError("division by zero in the validation of a chunk")
 
     monkeypatch.setattr(service, "_execute", bug)
