@@ -223,6 +223,7 @@ class _Run:
                           max_rows=limits.max_rows, max_cells=limits.max_cells, **chunking)
 
     def open(self, profile: Profile | None) -> _OpenedFile:
+        """The file with its profile: the one given, else the one its header matches."""
         imports = self.settings.imports
         workers = worker_count(imports.workers, imports.parallel_min_bytes, self.path.stat().st_size)
         if workers:
