@@ -44,6 +44,13 @@ class ImportSettings:
     parallel_min_bytes: int = 16 * 1024 * 1024
 
 
+def _data_folder(name: str) -> property:
+    def folder(settings: Settings) -> Path:
+        return settings.data_dir / name
+
+    return property(folder, doc=f"data_dir/{name}/")
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str
@@ -57,21 +64,10 @@ class Settings:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    @property
-    def uploads_dir(self) -> Path:
-        return self.data_dir / "uploads"
-
-    @property
-    def processed_dir(self) -> Path:
-        return self.data_dir / "processed"
-
-    @property
-    def failed_dir(self) -> Path:
-        return self.data_dir / "failed"
-
-    @property
-    def reports_dir(self) -> Path:
-        return self.data_dir / "reports"
+    uploads_dir = _data_folder("uploads")
+    processed_dir = _data_folder("processed")
+    failed_dir = _data_folder("failed")
+    reports_dir = _data_folder("reports")
 
     def ensure_data_dirs(self) -> None:
         for folder in (self.uploads_dir, self.processed_dir, self.failed_dir, self.reports_dir):
