@@ -6,6 +6,8 @@ a configuration error fails the load naming the key. The CLI calls `build_defini
 it already loaded.
 """
 
+import gc
+
 import dagster as dg
 
 from nightshift.config import Settings, load_settings
@@ -15,10 +17,15 @@ from resources import shared_resources
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     resources = shared_resources(settings)
-    return dg.Definitions.merge(
+    definitions = dg.Definitions.merge(
         platform.definitions(settings, resources),
         imports.definitions(settings, resources),
     )
+    # Every process that runs our code loads this first (run workers, code servers, the CLI): what is
+    # loaded by now lives as long as the process, so the run's full collections and the one at exit
+    # need not walk it again.
+    gc.freeze()
+    return definitions
 
 
 @dg.definitions
