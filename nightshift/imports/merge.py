@@ -35,8 +35,8 @@ SORT_MEMORY_MB = (256, 1024)
 
 
 def sort_memory_mb(staged_bytes: int) -> int:
-    """work_mem to sort staged rows in memory (an on-disk sort costs about a second per million rows):
-    their size and a quarter, within SORT_MEMORY_MB."""
+    """work_mem to sort staged rows in memory (an on-disk sort is much slower): their size and a quarter,
+    within SORT_MEMORY_MB."""
     return min(max(int(staged_bytes * 1.25) >> 20, SORT_MEMORY_MB[0]), SORT_MEMORY_MB[1])
 
 
@@ -70,8 +70,8 @@ def _column_values(column: pd.Series) -> np.ndarray:
 class StagingPayload:
     """Rows encoded for a staging table, for the columns that hold a value in at least one row (the
     others stay NULL): PostgreSQL, COPY's text format; SQLite, a two-dimensional object array of the
-    values, one array row per staged row: its statements take their parameters as slices of it, where a
-    tuple per row would cost about a second per million rows to build."""
+    values, one array row per staged row: its statements take their parameters as slices of it, with no
+    tuple to build per row."""
 
     columns: list[str]
     data: str | np.ndarray
@@ -99,7 +99,7 @@ def staging_payload(frame: pd.DataFrame, dialect: str) -> StagingPayload:
         for position, name in enumerate(columns):
             rows[:, position] = _column_values(frame[name])
         return StagingPayload(columns, rows, len(frame))
-    # Text format, built by joins: several times faster than csv.writer.
+    # Text format, built by joins of whole columns rather than by csv.writer row by row.
     texts = (_copy_text(_column_values(frame[name]).tolist()) for name in columns)
     lines = map("\t".join, zip(*texts, strict=True))
     return StagingPayload(columns, "\n".join(lines) + "\n", len(frame))
@@ -255,7 +255,7 @@ class StagingTable:
         if "import_id" in self.target.table.c and import_id is not None:
             select_columns.append(sa.literal(import_id, sa.BigInteger).label("import_id"))
         # The write time, read once per statement: left to the columns' default, SQLite computes it for
-        # every row (about 5 % of a million-row merge).
+        # every row.
         written_at = sa.select(sa.func.current_timestamp()).scalar_subquery()
         select_columns.extend(written_at.label(c) for c in _WRITE_TIMES if c in self.target.table.c)
         select = sa.select(*select_columns).select_from(source)
