@@ -6,6 +6,7 @@ CI=true or NIGHTSHIFT_REQUIRE_POSTGRES=1, where they fail.
 """
 
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_SAMPLES = PROJECT_ROOT.parent / "shared" / "real-samples"
 PG_ADMIN_URL = os.environ.get("NIGHTSHIFT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BACKENDS = ["sqlite", "postgresql"]
+NIGHTSHIFT = str(PROJECT_ROOT / ".venv" / "bin" / "nightshift")
 
 
 def postgres_required() -> bool:
@@ -96,6 +98,11 @@ def db(db_url: str) -> Iterator[Engine]:
     engine = create_engine(db_url)
     yield engine
     engine.dispose()
+
+
+def nightshift(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    """The installed `nightshift` console script, run as a user runs it."""
+    return subprocess.run([NIGHTSHIFT, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
 
 
 def app_resources(url: str) -> dict:

@@ -52,6 +52,8 @@ accounts = sa.Table(
     sa.Column("slug", sa.String(100), nullable=False, unique=True),
     sa.Column("name", sa.String(255), nullable=False),
     sa.Column("monthly_token_quota", sa.BigInteger, nullable=False, server_default="0"),
+    # What unused tokens of a month become: none | full | capped:N (nightshift.quotas.accounts.Rollover).
+    sa.Column("rollover", sa.String(30), nullable=False, server_default="none"),
     sa.Column("phone_region", sa.String(2)),
     sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
     *_timestamps(),

@@ -6,7 +6,7 @@ from importlib.metadata import version
 
 import click
 
-from pipelines.cli import db, imports
+from pipelines.cli import accounts, db, imports
 from pipelines.cli.runner import CommandGroup
 
 
@@ -16,5 +16,5 @@ def main() -> None:
     """nightshift: batch work (imports, AI content, quotas, notifications, retention) on Dagster."""
 
 
-for command in (db.init, db.db, db.health, imports.import_command, imports.imports):
+for command in (db.init, db.db, db.health, imports.import_command, imports.imports, accounts.accounts):
     main.add_command(command)

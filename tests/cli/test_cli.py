@@ -12,24 +12,7 @@ import sqlalchemy as sa
 from nightshift.db import migrate
 from nightshift.db.schema import categories
 from nightshift.imports.service import PROGRESS_EVERY_ROWS
-from tests.conftest import PROJECT_ROOT
-
-NIGHTSHIFT = str(PROJECT_ROOT / ".venv" / "bin" / "nightshift")
-
-
-@pytest.fixture
-def cli_env(tmp_path: Path, db_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NIGHTSHIFT_")}
-    env.update(
-        NIGHTSHIFT_DATABASE_URL=db_url,
-        NIGHTSHIFT_DATA_DIR=str(tmp_path / "data"),
-        DAGSTER_HOME=str(tmp_path / "dagster_home"),
-    )
-    return env
-
-
-def nightshift(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([NIGHTSHIFT, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=180)
+from tests.conftest import NIGHTSHIFT, PROJECT_ROOT, nightshift
 
 
 def test_version(tmp_path):

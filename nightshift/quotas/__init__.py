@@ -1,0 +1,1 @@
+"""Token quotas: accounts with a monthly token quota (the ledger and periods build on them)."""
