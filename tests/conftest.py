@@ -1,8 +1,8 @@
 """Shared fixtures: a database on SQLite and on PostgreSQL for every database behaviour.
 
 PostgreSQL: 127.0.0.1:5432 (override with NIGHTSHIFT_TEST_PG_URL, an admin URL). One fresh database
-per test session, dropped afterwards. Without a server the PostgreSQL cases skip loudly, except under
-CI=true or NIGHTSHIFT_REQUIRE_POSTGRES=1, where they fail.
+per test session, dropped afterwards. A test whose PostgreSQL server, browser or real samples are missing
+skips loudly, except under CI=true or NIGHTSHIFT_REQUIRE_ALL=1, where it fails (`unavailable`).
 """
 
 import os
@@ -10,6 +10,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import sqlalchemy as sa
@@ -25,8 +26,11 @@ BACKENDS = ["sqlite", "postgresql"]
 NIGHTSHIFT = str(PROJECT_ROOT / ".venv" / "bin" / "nightshift")
 
 
-def postgres_required() -> bool:
-    return os.environ.get("CI", "").lower() == "true" or os.environ.get("NIGHTSHIFT_REQUIRE_POSTGRES") == "1"
+def unavailable(reason: str) -> NoReturn:
+    """What a test does when something it needs is missing: a loud skip, a failure under CI."""
+    if os.environ.get("CI", "").lower() == "true" or os.environ.get("NIGHTSHIFT_REQUIRE_ALL") == "1":
+        pytest.fail(f"{reason} (CI=true / NIGHTSHIFT_REQUIRE_ALL=1: this test must run)")
+    pytest.skip(reason)
 
 
 def _admin_engine() -> Engine:
@@ -42,10 +46,7 @@ def pg_server() -> str:
             conn.execute(sa.text("SELECT 1"))
         engine.dispose()
     except sa.exc.OperationalError as exc:
-        reason = f"PostgreSQL NOT AVAILABLE at {make_url(PG_ADMIN_URL).render_as_string()}: {exc.orig}"
-        if postgres_required():
-            pytest.fail(f"{reason} (CI=true / NIGHTSHIFT_REQUIRE_POSTGRES=1: PostgreSQL tests must run)")
-        pytest.skip(reason)
+        unavailable(f"PostgreSQL NOT AVAILABLE at {make_url(PG_ADMIN_URL).render_as_string()}: {exc.orig}")
     return PG_ADMIN_URL
 
 
@@ -124,7 +125,5 @@ def definitions():
 @pytest.fixture
 def real_samples() -> Path:
     if not REAL_SAMPLES.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"real samples missing at {REAL_SAMPLES} (required under CI=true)")
-        pytest.skip(f"real samples not found at {REAL_SAMPLES}")
+        unavailable(f"REAL SAMPLES NOT FOUND at {REAL_SAMPLES}")
     return REAL_SAMPLES

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from nightshift.imports.files import partition_key, sha256_of
-from tests.conftest import PROJECT_ROOT, postgres_required
-from tests.e2e.conftest import DagsterDev, dagster_dev_env, query_workspace, running_dagster_dev
+from tests.conftest import PROJECT_ROOT, unavailable
+from tests.e2e.dagster_dev import DagsterDev, dagster_dev_env, query_workspace, running_dagster_dev
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Locator, Page
@@ -138,10 +138,7 @@ def wait_for_sample_imports(dev: DagsterDev) -> dict[str, str]:
 def browser() -> Iterator[Browser]:
     missing = browser_missing()
     if missing:
-        reason = f"BROWSER TESTS NOT RUN: {missing}"
-        if postgres_required():
-            pytest.fail(f"{reason} (CI=true: the browser tests must run)")
-        pytest.skip(reason)
+        unavailable(f"BROWSER TESTS NOT RUN: {missing}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

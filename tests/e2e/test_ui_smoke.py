@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import PROJECT_ROOT, create_pg_database, drop_pg_database
-from tests.e2e.conftest import dagster_dev_env, query_workspace, running_dagster_dev
+from tests.e2e.dagster_dev import dagster_dev_env, query_workspace, running_dagster_dev
 
 
 def run_dagster_dev_and_query(tmp_path: Path, instance_yaml: Path, extra_env: dict[str, str]) -> dict:
