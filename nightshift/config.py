@@ -104,13 +104,18 @@ def _validate_imports(imports: ImportSettings) -> None:
         raise ConfigError("imports.workers: must be 0 (one per core) or a positive number of processes")
     if not 0 < imports.abort_invalid_ratio <= 1:
         raise ConfigError("imports.abort_invalid_ratio: must be in (0, 1]")
+    if not is_phone_region(imports.default_phone_region):
+        raise ConfigError(f"imports.default_phone_region: {imports.default_phone_region!r} is not {PHONE_REGION}")
+
+
+PHONE_REGION = "an ISO 3166 region code known to libphonenumber (e.g. ML, FR, CD, CI, SN)"
+
+
+def is_phone_region(code: str) -> bool:
+    """A region libphonenumber can read numbers of (upper case, as settings and accounts store it)."""
     import phonenumbers  # only the region table; kept local so config loads fast
 
-    if imports.default_phone_region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ConfigError(
-            f"imports.default_phone_region: {imports.default_phone_region!r} is not an ISO 3166 region "
-            "code known to libphonenumber (e.g. ML, FR, CD, CI, SN)"
-        )
+    return code in phonenumbers.SUPPORTED_REGIONS
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from nightshift.config import PHONE_REGION, is_phone_region
 from nightshift.db.engine import read_transaction, write_transaction
 from nightshift.db.schema import accounts
 
@@ -65,9 +65,8 @@ def _region(region: str | None) -> str | None:
     if region is None:
         return None
     code = region.strip().upper()
-    if code not in phonenumbers.SUPPORTED_REGIONS:
-        raise AccountError(f"phone region {region!r}: not an ISO 3166 region code known to libphonenumber "
-                           "(e.g. ML, FR, CD, CI, SN)")
+    if not is_phone_region(code):
+        raise AccountError(f"phone region {region!r}: not {PHONE_REGION}")
     return code
 
 
