@@ -128,7 +128,7 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
     Exit 0 when the import ran (even with invalid rows), 1 when it failed (missing columns, no profile
     matches, too many invalid rows, --strict, an internal error), 2 for bad usage or an unreadable file.
     """
-    current_settings()
+    current_settings()  # a configuration error is reported before anything about the file
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
     require_migrated()
