@@ -66,6 +66,8 @@ token_periods = sa.Table(
     _fk("account_id", "accounts.id", nullable=False, ondelete="CASCADE"),
     sa.Column("period_start", sa.Date, nullable=False),
     sa.Column("quota", sa.BigInteger, nullable=False),
+    # Sum of the period's grant and adjust rows (quota, rollover, top-ups): what may be spent.
+    sa.Column("granted", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("used", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("reserved", sa.BigInteger, nullable=False, server_default="0"),
     *_timestamps(),
@@ -271,14 +273,19 @@ token_ledger = sa.Table(
     # The period is pinned at reserve time so usage across a month boundary lands where it began.
     _fk("period_id", "token_periods.id", nullable=False),
     _fk("request_id", "ai_requests.id", ondelete="SET NULL"),
-    sa.Column("entry_kind", sa.String(16), nullable=False),  # reserve | settle | release | adjust
+    sa.Column("entry_kind", sa.String(16), nullable=False),  # grant | reserve | settle | release | expire | adjust
     sa.Column("tokens", sa.BigInteger, nullable=False),
     sa.Column("idempotency_key", sa.String(200), nullable=False, unique=True),
+    # The reserve row a settle, release or expire ends (each reservation is ended once: key end:<id>).
+    _fk("reservation_id", "token_ledger.id"),
+    # A settle whose actual is the hold because the real usage is unknown (timeout after billing).
+    sa.Column("estimated", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("expires_at", Timestamp),
     sa.Column("reason", sa.Text),
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.current_timestamp()),
     sa.Index(None, "entry_kind", "expires_at"),
     sa.Index(None, "account_id", "period_id"),
+    sa.Index(None, "reservation_id"),
 )
 
 notifications = sa.Table(
