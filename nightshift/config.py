@@ -44,6 +44,21 @@ class ImportSettings:
     parallel_min_bytes: int = 16 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class RetentionSettings:
+    """The `retention:` section. `policies` maps a policy name to overrides of its age (`days:` or
+    `hours:`) and `enabled:`; nightshift.retention.policies checks names and values against the policies
+    it declares (this module cannot know them)."""
+
+    batch_size: int = 10_000
+    policies: dict = field(default_factory=dict)
+    # Dagster instance: finished runs of these job families older than run_days are deleted; at most
+    # instance_items_per_run runs and as many import_files partitions are retired per cleanup run.
+    run_days: int = 30
+    run_families: list = field(default_factory=lambda: ["sweeps", "maintenance"])
+    instance_items_per_run: int = 1_000
+
+
 def _data_folder(name: str) -> property:
     def folder(settings: Settings) -> Path:
         return settings.data_dir / name
@@ -59,6 +74,7 @@ class Settings:
     lang: str
     config_file: Path | None
     imports: ImportSettings = field(default_factory=ImportSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -108,6 +124,16 @@ def _validate_imports(imports: ImportSettings) -> None:
         raise ConfigError(f"imports.default_phone_region: {imports.default_phone_region!r} is not {PHONE_REGION}")
 
 
+def _validate_retention(retention: RetentionSettings) -> None:
+    for key in ("batch_size", "run_days", "instance_items_per_run"):
+        if getattr(retention, key) <= 0:
+            raise ConfigError(f"retention.{key}: must be a positive integer")
+    for name, overrides in retention.policies.items():
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"retention.policies.{name}: expected a mapping (days:, hours:, enabled:), "
+                              f"got {overrides!r}")
+
+
 PHONE_REGION = "an ISO 3166 region code known to libphonenumber (e.g. ML, FR, CD, CI, SN)"
 
 
@@ -134,7 +160,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     elif config_name:
         raise ConfigError(f"NIGHTSHIFT_CONFIG: file {config_path} does not exist")
 
-    known_top = {"database_url", "data_dir", "timezone", "lang", "imports"}
+    known_top = {"database_url", "data_dir", "timezone", "lang", "imports", "retention"}
     unknown = sorted(set(raw) - known_top)
     if unknown:
         known = ", ".join(sorted(known_top))
@@ -174,6 +200,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
     imports = _section(raw, "imports", ImportSettings)
     _validate_imports(imports)
+    retention = _section(raw, "retention", RetentionSettings)
+    _validate_retention(retention)
 
     return Settings(
         database_url=database_url,
@@ -182,4 +210,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         lang=lang,
         config_file=config_path if config_path.exists() else None,
         imports=imports,
+        retention=retention,
     )
