@@ -8,6 +8,7 @@ Invalid settings fail fast with a ConfigError that names the key.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,22 @@ class RetentionSettings:
     instance_items_per_run: int = 1_000
 
 
+@dataclass(frozen=True)
+class QuotaSettings:
+    # Largest hold one reservation takes, whatever its estimate: worst-case estimates cannot fill an
+    # account with phantom holds (the actual is settled in full even above the hold).
+    max_hold_tokens: int = 8_000
+    # How long after its month ends a period still accepts the settle of a reservation it holds.
+    settle_grace_hours: int = 48
+    # A hold expires this long after its request's timeout (the reservation's ttl).
+    hold_margin_seconds: int = 60
+    default_ttl_seconds: int = 600
+    # The old monthly report's "low quota" line: accounts with fewer tokens left than this.
+    low_balance_tokens: int = 10_000
+    # The first month of the token_periods partitions (YYYY-MM): the earliest month a backfill can open.
+    first_month: str = "2026-01"
+
+
 def _data_folder(name: str) -> property:
     def folder(settings: Settings) -> Path:
         return settings.data_dir / name
@@ -74,6 +91,7 @@ class Settings:
     lang: str
     config_file: Path | None
     imports: ImportSettings = field(default_factory=ImportSettings)
+    quotas: QuotaSettings = field(default_factory=QuotaSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
 
     @property
@@ -124,6 +142,17 @@ def _validate_imports(imports: ImportSettings) -> None:
         raise ConfigError(f"imports.default_phone_region: {imports.default_phone_region!r} is not {PHONE_REGION}")
 
 
+def _validate_quotas(quotas: QuotaSettings) -> None:
+    for key in ("max_hold_tokens", "default_ttl_seconds"):
+        if getattr(quotas, key) <= 0:
+            raise ConfigError(f"quotas.{key}: must be a positive integer")
+    for key in ("settle_grace_hours", "hold_margin_seconds", "low_balance_tokens"):
+        if getattr(quotas, key) < 0:
+            raise ConfigError(f"quotas.{key}: must be 0 or a positive integer")
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", quotas.first_month):
+        raise ConfigError(f"quotas.first_month: {quotas.first_month!r} is not a month written YYYY-MM (e.g. 2026-01)")
+
+
 def _validate_retention(retention: RetentionSettings) -> None:
     for key in ("batch_size", "run_days", "instance_items_per_run"):
         if getattr(retention, key) <= 0:
@@ -160,7 +189,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     elif config_name:
         raise ConfigError(f"NIGHTSHIFT_CONFIG: file {config_path} does not exist")
 
-    known_top = {"database_url", "data_dir", "timezone", "lang", "imports", "retention"}
+    known_top = {"database_url", "data_dir", "timezone", "lang", "imports", "retention", "quotas"}
     unknown = sorted(set(raw) - known_top)
     if unknown:
         known = ", ".join(sorted(known_top))
@@ -200,6 +229,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 
     imports = _section(raw, "imports", ImportSettings)
     _validate_imports(imports)
+    quotas = _section(raw, "quotas", QuotaSettings)
+    _validate_quotas(quotas)
     retention = _section(raw, "retention", RetentionSettings)
     _validate_retention(retention)
 
@@ -210,5 +241,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         lang=lang,
         config_file=config_path if config_path.exists() else None,
         imports=imports,
+        quotas=quotas,
         retention=retention,
     )

@@ -7,6 +7,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -69,6 +70,22 @@ def create_engine(url: str | URL, **kwargs) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def dialect_insert(conn: Connection, table: sa.Table) -> sa.Insert:
+    """An INSERT of the connection's dialect, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """A timestamp read back as an aware UTC datetime: SQLite hands back the naive UTC value it stored."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @contextmanager

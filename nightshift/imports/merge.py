@@ -22,6 +22,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from nightshift.db.engine import dialect_insert
 from nightshift.imports import values
 from nightshift.imports.targets import Reference, Target
 
@@ -330,14 +331,9 @@ class StagingTable:
         return MergeCounts(int(inserted), int(updated), self._resolved_count(import_id) - int(inserted) - int(updated))
 
     def _upsert(self, source: sa.Select, insert_only: bool, fields: set[str]) -> sa.Insert:
-        table = self.target.table
-        if self.conn.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
         columns = [c.name for c in source.selected_columns]
         # `WHERE true`: SQLite needs it to parse INSERT … SELECT … ON CONFLICT unambiguously.
-        statement = insert(table).from_select(columns, source.where(sa.true()))
+        statement = dialect_insert(self.conn, self.target.table).from_select(columns, source.where(sa.true()))
         data = [c for c in columns if c not in self.target.conflict and c not in (*_WRITTEN_ALONG, *_WRITE_TIMES)]
         stated = self.target.stated_columns(data, fields)
         if insert_only or not stated:  # nothing the file says could change an existing row
@@ -348,5 +344,5 @@ class StagingTable:
         return statement.on_conflict_do_update(
             index_elements=list(self.target.conflict),
             set_=updates,
-            where=sa.or_(*(table.c[c].is_distinct_from(excluded[c]) for c in stated)),
+            where=sa.or_(*(self.target.table.c[c].is_distinct_from(excluded[c]) for c in stated)),
         )
