@@ -34,7 +34,6 @@ IMPORT_UNFINISHED = ("received", "running")
 FILE_FOLDERS = ("processed", "failed", "reports")
 
 ROWS, IMPORT_FILES_AND_LOGS = "rows", "imports"
-GROUPS = (ROWS, IMPORT_FILES_AND_LOGS)
 
 
 @dataclass(frozen=True)
