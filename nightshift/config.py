@@ -18,6 +18,8 @@ import yaml
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from nightshift.notification_settings import NotificationConfigError, NotificationSettings, parse_notification_settings
+
 ENV_PREFIX = "NIGHTSHIFT_"
 DEFAULT_CONFIG_FILE = "nightshift.yaml"
 LANGUAGES = ("fr", "en")
@@ -93,6 +95,7 @@ class Settings:
     imports: ImportSettings = field(default_factory=ImportSettings)
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
+    notifications: NotificationSettings = field(default_factory=NotificationSettings)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -189,7 +192,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     elif config_name:
         raise ConfigError(f"NIGHTSHIFT_CONFIG: file {config_path} does not exist")
 
-    known_top = {"database_url", "data_dir", "timezone", "lang", "imports", "retention", "quotas"}
+    known_top = {"database_url", "data_dir", "timezone", "lang", "imports", "retention", "quotas", "notifications"}
     unknown = sorted(set(raw) - known_top)
     if unknown:
         known = ", ".join(sorted(known_top))
@@ -233,6 +236,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     _validate_quotas(quotas)
     retention = _section(raw, "retention", RetentionSettings)
     _validate_retention(retention)
+    try:
+        notifications = parse_notification_settings(raw.get("notifications"), is_phone_region)
+    except NotificationConfigError as exc:
+        raise ConfigError(str(exc)) from None
 
     return Settings(
         database_url=database_url,
@@ -243,4 +250,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         imports=imports,
         quotas=quotas,
         retention=retention,
+        notifications=notifications,
     )

@@ -344,6 +344,8 @@ notification_attempts = sa.Table(
     sa.Column("started_at", Timestamp, nullable=False, server_default=sa.func.current_timestamp()),
     sa.Index(None, "notification_id"),
     sa.Index(None, "started_at"),
+    # The breaker's failure ratio: an account's attempts of the last hour.
+    sa.Index(None, "provider_account", "started_at"),
 )
 
 webhook_events = sa.Table(
@@ -372,7 +374,32 @@ provider_breakers = sa.Table(
     sa.Column("open_until", Timestamp),
     sa.Column("last_error_code", sa.String(60)),
     sa.Column("updated_at", Timestamp, nullable=False, server_default=sa.func.current_timestamp()),
+    # Messages a half-open breaker still lets through before it closes.
+    sa.Column("half_open_remaining", sa.Integer, nullable=False, server_default="0"),
     sa.UniqueConstraint("provider", "provider_account"),
+)
+
+# Every state change of a breaker (closed -> open -> half_open -> closed), for alerts and the UI.
+provider_breaker_changes = sa.Table(
+    "provider_breaker_changes",
+    metadata,
+    _id(),
+    sa.Column("provider", sa.String(30), nullable=False),
+    sa.Column("provider_account", sa.String(100), nullable=False),
+    sa.Column("from_state", sa.String(10), nullable=False),
+    sa.Column("to_state", sa.String(10), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.current_timestamp()),
+    sa.Index(None, "created_at"),
+)
+
+# Application locks with expiry: on SQLite one notification sweep at a time holds "notification_sweep".
+sweep_leases = sa.Table(
+    "sweep_leases",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("holder", sa.String(36), nullable=False),
+    sa.Column("lease_until", Timestamp, nullable=False),
 )
 
 alerts = sa.Table(

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import phonenumbers
+
+from nightshift.phones import to_e164
 
 # What old exporters wrote for empty cells (str(None), str(nan), JavaScript, SQL dumps). Exactly
 # these spellings: "Nan" or "none" may be a name or a word.
@@ -409,29 +410,12 @@ def _url(cell: str) -> str | None:
     return url if _URL.fullmatch(url) else None
 
 
-def _e164(raw: str, region: str) -> str | None:
-    artefact = _FLOAT_ARTEFACT.fullmatch(raw)
-    text = artefact.group(1) if artefact else raw  # Excel stored the number as a float
-    candidates = [text]
-    if text.startswith("00"):
-        # libphonenumber knows "00" only where it is the region's international prefix (not US: 011).
-        candidates.append("+" + text[2:])
-    for candidate in candidates:
-        try:
-            number = phonenumbers.parse(candidate, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return None
-
-
 def parse_phone(s: pd.Series, default_region: str = "ML") -> Parsed:
     """E.164 strings via libphonenumber, each distinct value parsed once. A number that is not valid
     for its region is invalid: a national number of another country is never given the default
     region's code."""
     cells = _cleaned_cells(s)
-    e164 = {raw: _e164(raw, default_region) for raw in dict.fromkeys(cells) if raw is not None}
+    e164 = {raw: to_e164(raw, default_region) for raw in dict.fromkeys(cells) if raw is not None}
     return _text_result(cells, [None if cell is None else e164[cell] for cell in cells], s.index)
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from nightshift import phones
 from nightshift.imports import values as v
 
 DTYPES = [object, "str", "string"]
@@ -215,13 +216,13 @@ def test_parse_phone_returns_e164_or_invalid(raw, region, expected):
 
 def test_parse_phone_parses_each_distinct_value_once(series, monkeypatch):
     seen = []
-    real_parse = v.phonenumbers.parse
+    real_parse = phones.phonenumbers.parse
 
     def counting_parse(number, region=None, *args, **kwargs):
         seen.append(number)
         return real_parse(number, region, *args, **kwargs)
 
-    monkeypatch.setattr(v.phonenumbers, "parse", counting_parse)
+    monkeypatch.setattr(phones.phonenumbers, "parse", counting_parse)
     raw = series("70 12 34 56", " 70 12 34 56", None, "0612345678", "70 12 34 56", "")
     parsed = v.parse_phone(raw)
     assert as_list(parsed.values) == ["+22370123456", "+22370123456", None, None, "+22370123456", None]
