@@ -268,12 +268,16 @@ def preview(engine: Engine, *, limit: int, source_app: str | None = None,
                             .limit(limit)).all()
 
 
-def backlog(engine: Engine, now: datetime | None = None) -> tuple[int, float]:
+def backlog(engine: Engine, now: datetime | None = None, *,
+            exclude_accounts: tuple[str, ...] = ()) -> tuple[int, float]:
     """(due rows, age in seconds of the oldest due one)."""
     now = now or now_utc()
+    conditions = _due(now)
+    if exclude_accounts:
+        conditions.append(notifications.c.provider_account.not_in(exclude_accounts))
     with read_transaction(engine) as conn:
         count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(notifications.c.next_attempt_at))
-                                     .where(*_due(now))).one()
+                                     .where(*conditions)).one()
     oldest = as_utc(oldest)
     return count, (now - oldest).total_seconds() if oldest else 0.0
 
@@ -421,10 +425,16 @@ class _Sender:
         return max(1, math.floor(usable / gap))
 
 
-def run_sweep(engine: Engine, settings: NotificationSettings, backend: Backend, *, limit: int | None = None,
-              source_app: str | None = None, log: Any = logger) -> SweepSummary:
-    """One sweep: expire, reap, probe open breakers, then claim/send/finalise until nothing is due, the
-    limit is reached or `sweep_max_seconds` passed."""
+def probe_breakers(engine: Engine, settings: NotificationSettings, backend: Backend) -> dict[str, str]:
+    """Probe the open breakers whose probe is due (a request that sends nothing)."""
+    return breaker.probe_open(
+        engine, backend.name, lambda account: backend.probe(provider_account_id(settings, backend.name, account)),
+        now_utc(), settings=settings.breaker)
+
+
+def send_due(engine: Engine, settings: NotificationSettings, backend: Backend, *, limit: int | None = None,
+             source_app: str | None = None, log: Any = logger) -> SweepSummary:
+    """Claim, send, finalise until nothing is due, the limit is reached or `sweep_max_seconds` passed."""
     summary = SweepSummary(backend.name, backend.leaves_machine)
     rng = random.Random()
     deadline = time.monotonic() + settings.sweep_max_seconds
@@ -432,32 +442,55 @@ def run_sweep(engine: Engine, settings: NotificationSettings, backend: Backend, 
     paced = {a.name for a in settings.accounts if sender.capacity(a.name)}
     if sender.capacity(DEFAULT_ACCOUNT):
         paced.add(DEFAULT_ACCOUNT)
-    with sweep_lease(engine, settings, log=log) as renew:
-        summary.counts["expired"] += expire(engine, settings)
-        summary.counts.update(reap(engine, settings))
-        summary.breakers.update(breaker.probe_open(
-            engine, backend.name, lambda account: backend.probe(provider_account_id(settings, backend.name, account)),
-            now_utc(), settings=settings.breaker))
+    workers = max(8, sum(sender.pacer(a).pacing.max_concurrency for a in {DEFAULT_ACCOUNT, *paced}))
+    with sweep_lease(engine, settings, log=log) as renew, \
+            ThreadPoolExecutor(max_workers=min(workers, MAX_WORKERS), thread_name_prefix="nightshift-send") as pool:
         remaining = limit
-        workers = max(8, sum(sender.pacer(a).pacing.max_concurrency for a in {DEFAULT_ACCOUNT, *paced}))
-        with ThreadPoolExecutor(max_workers=min(workers, MAX_WORKERS), thread_name_prefix="nightshift-send") as pool:
-            while (remaining is None or remaining > 0) and time.monotonic() < deadline:
-                batch = _claim_batch(engine, settings, backend.name, sender, paced,
-                                     settings.batch_size if remaining is None else min(remaining, settings.batch_size),
-                                     source_app)
-                if not batch:
-                    break
-                summary.counts["claimed"] += len(batch)
-                if remaining is not None:
-                    remaining -= len(batch)
-                summary.counts.update(_send_batch(engine, settings, backend.name, sender, pool, batch, renew, rng))
-                renew()
-        states = breaker.states(engine, backend.name)
+        while (remaining is None or remaining > 0) and time.monotonic() < deadline:
+            size = settings.batch_size if remaining is None else min(remaining, settings.batch_size)
+            batch = _claim_batch(engine, settings, backend.name, sender, paced, size, source_app)
+            if not batch:
+                break
+            summary.counts["claimed"] += len(batch)
+            if remaining is not None:
+                remaining -= len(batch)
+            summary.counts.update(_send_batch(engine, settings, backend.name, sender, pool, batch, renew, rng))
+            renew()
+    states = breaker.states(engine, backend.name)
     summary.breakers.update({account: state.state for account, state in states.items()})
-    blocked = tuple(account for account, state in states.items() if state.state == breaker.OPEN)
-    summary.skipped_by_breaker = _due_count(engine, blocked)
+    summary.skipped_by_breaker = _due_count(engine, blocked_accounts(engine, backend.name))
     _, summary.oldest_due_age_s = backlog(engine)
     return summary
+
+
+def run_sweep(engine: Engine, settings: NotificationSettings, backend: Backend, *, limit: int | None = None,
+              source_app: str | None = None, log: Any = logger) -> SweepSummary:
+    """One whole sweep, as the job's ops run it: expire, reap, probe open breakers, then send_due."""
+    expired = expire(engine, settings)
+    reaped = reap(engine, settings)
+    probed = probe_breakers(engine, settings, backend)
+    summary = send_due(engine, settings, backend, limit=limit, source_app=source_app, log=log)
+    summary.counts["expired"] += expired
+    summary.counts.update(reaped)
+    summary.breakers = {**probed, **summary.breakers}
+    return summary
+
+
+def blocked_accounts(engine: Engine, provider: str) -> tuple[str, ...]:
+    """Accounts whose breaker is open: their notifications stay due and are not claimed."""
+    return tuple(sorted(a for a, state in breaker.states(engine, provider).items() if state.state == breaker.OPEN))
+
+
+def sweep_wanted(engine: Engine, provider: str, now: datetime | None = None) -> tuple[int, float, int, bool]:
+    """What the outbox sensor looks at: (due rows a sweep can send, age in seconds of the oldest of
+    them, due rows held by open breakers, whether an open breaker's probe is due)."""
+    now = now or now_utc()
+    states = breaker.states(engine, provider)
+    blocked = tuple(a for a, state in states.items() if state.state == breaker.OPEN)
+    probe_due = any(state.state == breaker.OPEN and (state.open_until is None or state.open_until <= now)
+                    for state in states.values())
+    count, oldest = backlog(engine, now, exclude_accounts=blocked)
+    return count, oldest, _due_count(engine, blocked), probe_due
 
 
 def _due_count(engine: Engine, accounts: tuple[str, ...]) -> int:

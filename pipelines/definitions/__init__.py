@@ -11,7 +11,7 @@ import gc
 import dagster as dg
 
 from nightshift.config import Settings, load_settings
-from pipelines.definitions import imports, platform, retention
+from pipelines.definitions import imports, notifications, platform, retention
 from resources import shared_resources
 
 
@@ -20,6 +20,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     definitions = dg.Definitions.merge(
         platform.definitions(settings, resources),
         imports.definitions(settings, resources),
+        notifications.definitions(settings, resources),
         retention.definitions(settings, resources),
     )
     # Every process that runs our code loads this first (run workers, code servers, the CLI): what is

@@ -1,0 +1,36 @@
+"""outbox_sensor: a sweep as soon as notifications are due and no sweep is queued or running."""
+
+import dagster as dg
+
+from nightshift.notifications.sweep import sweep_wanted
+from pipelines.jobs.notifications import notification_sweep
+from resources.database import Database
+from resources.families import family_tags
+from resources.whatsapp import WhatsAppProvider
+
+IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+
+
+def _age(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
+
+@dg.sensor(
+    name="outbox_sensor",
+    job=notification_sweep,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Requests a notification sweep when due notifications wait and no sweep is queued or running.",
+)
+def outbox_sensor(context: dg.SensorEvaluationContext, database: Database, whatsapp: WhatsAppProvider):
+    due, oldest, blocked, probe_due = sweep_wanted(database.engine, whatsapp.provider.strip().lower())
+    held = f"; {blocked} held by an open breaker" if blocked else ""
+    if not due and not probe_due:
+        return dg.SkipReason(f"no due notifications{held}")
+    backlog = f"{due} due notification(s), the oldest due for {_age(oldest)}{held}"
+    in_flight = context.instance.get_runs_count(dg.RunsFilter(job_name=notification_sweep.name, statuses=IN_FLIGHT))
+    if in_flight:
+        return dg.SkipReason(f"{backlog}: a sweep is already queued or running")
+    context.log.info(f"requesting a sweep: {backlog}")
+    return dg.RunRequest(tags={**family_tags("sweeps"), "nightshift/launched_by": "outbox_sensor"})
