@@ -73,7 +73,8 @@ class Drift:
 
     @property
     def differences(self) -> dict[str, int]:
-        return {name: self.cached[name] - self.ledger[name] for name in CACHED if self.cached[name] != self.ledger[name]}
+        return {name: self.cached[name] - self.ledger[name]
+                for name in CACHED if self.cached[name] != self.ledger[name]}
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "differences": self.differences}

@@ -25,6 +25,7 @@ from nightshift.db.schema import accounts, token_ledger, token_periods
 from nightshift.quotas.periods import (
     QuotaError,
     append_entry,
+    lock_periods,
     month_end,
     month_of,
     month_text,
@@ -155,6 +156,7 @@ class TokenLedger:
                            ~sa.exists().where(ended.c.reservation_id == token_ledger.c.id))
                     .order_by(token_ledger.c.id).limit(batch_size)
                 ).all()
+                lock_periods(conn, [hold.period_id for hold in due])
                 for hold in due:
                     if append_entry(conn, account_id=hold.account_id, period_id=hold.period_id,
                                     entry_kind="expire", tokens=hold.tokens, reservation_id=hold.id,
@@ -272,7 +274,7 @@ def _replayed(ending: sa.Row, kind: str, hold: sa.Row) -> Ending:
     if ending.entry_kind != kind and not (kind == "release" and ending.entry_kind == "expire"):
         done = {"settle": "settled", "release": "released", "expire": "expired (its hold went back)"}
         raise QuotaError(f"reservation {hold.id} was already {done[ending.entry_kind]} at "
-                         f"{utc(ending.created_at).isoformat()}: a {kind} now would change nothing, refused")
+                         f"{utc(ending.created_at).isoformat()}; it cannot be {done[kind]} as well")
     return Ending(hold.id, ending.entry_kind, ending.tokens, hold.tokens, month_text(hold.period_start),
                   bool(ending.estimated), True)
 

@@ -64,9 +64,18 @@ def month_end(month: date, tz: ZoneInfo) -> datetime:
     return datetime(following.year, following.month, 1, tzinfo=tz).astimezone(UTC)
 
 
+def lock_periods(conn: Connection, period_ids: list[int]) -> None:
+    """Lock period rows in id order (PostgreSQL; SQLite's writer lock covers it). Every ledger writer takes
+    its periods before any idempotency key, so a settle and an expiry of one hold never deadlock."""
+    if conn.dialect.name == "postgresql" and period_ids:
+        conn.execute(sa.select(token_periods.c.id).where(token_periods.c.id.in_(sorted(set(period_ids))))
+                     .order_by(token_periods.c.id).with_for_update())
+
+
 def append_entry(conn: Connection, **row: Any) -> bool:
     """Append one ledger row unless its idempotency key exists (also one a concurrent transaction is
     committing: PostgreSQL waits for it). True when the row was written: the caller then moves the cache."""
+    lock_periods(conn, [row["period_id"]])
     statement = dialect_insert(conn, token_ledger).values(**row).on_conflict_do_nothing(
         index_elements=["idempotency_key"]).returning(token_ledger.c.id)
     return conn.execute(statement).first() is not None

@@ -6,7 +6,7 @@ from importlib.metadata import version
 
 import click
 
-from pipelines.cli import accounts, cleanup, db, imports
+from pipelines.cli import accounts, cleanup, db, imports, notify
 from pipelines.cli.runner import CommandGroup
 
 
@@ -16,6 +16,6 @@ def main() -> None:
     """nightshift: batch work (imports, AI content, quotas, notifications, retention) on Dagster."""
 
 
-for command in (db.init, db.db, db.health, imports.import_command, imports.imports, accounts.accounts,
+for command in (db.init, db.db, db.health, imports.import_command, imports.imports, accounts.accounts, notify.notify,
                 cleanup.cleanup):
     main.add_command(command)

@@ -201,6 +201,12 @@ def run_job(job_name: str, *, run_config: dict | None = None, tags: dict[str, st
                       result, failure_metadata)
 
 
+def materialized(outcome: JobOutcome, asset: str) -> dict[str, Any]:
+    """The metadata of the last materialisation of `asset` in the run, as plain values."""
+    events = outcome.result.asset_materializations_for_node(asset)
+    return {key: _plain(value) for key, value in events[-1].metadata.items()} if events else {}
+
+
 def _plain(metadata_value: Any) -> Any:
     value = getattr(metadata_value, "value", metadata_value)
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)

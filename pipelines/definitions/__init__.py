@@ -11,7 +11,7 @@ import gc
 import dagster as dg
 
 from nightshift.config import Settings, load_settings
-from pipelines.definitions import imports, notifications, platform, retention
+from pipelines.definitions import imports, notifications, platform, quotas, retention
 from resources import shared_resources
 
 
@@ -21,6 +21,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         platform.definitions(settings, resources),
         imports.definitions(settings, resources),
         notifications.definitions(settings, resources),
+        quotas.definitions(settings, resources),
         retention.definitions(settings, resources),
     )
     # Every process that runs our code loads this first (run workers, code servers, the CLI): what is

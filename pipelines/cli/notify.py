@@ -1,0 +1,221 @@
+"""`nightshift notify …`: the WhatsApp outbox (send, sweep, show, list, retry, cancel, export)."""
+
+import csv
+import json
+import sys
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+import click
+
+from nightshift.notifications import outbox
+from nightshift.notifications.outbox import STATUSES, NotificationError
+from nightshift.notifications.sweep import preview
+from pipelines.cli.runner import (
+    EXIT_OK,
+    UsageError,
+    app_engine,
+    current_settings,
+    json_option,
+    report,
+    require_migrated,
+    run_job,
+)
+
+EXPORT_COLUMNS = ("id", "source_app", "to", "type", "priority", "status", "attempts", "max_attempts",
+                  "last_error_code", "last_error_class", "next_attempt_at", "created_at", "sent_at")
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def _line(shown: dict[str, Any]) -> str:
+    error = f", last error {shown['last_error_code']} ({shown['last_error_class']})" if shown["last_error_code"] else ""
+    return (f"#{shown['id']} {shown['status']} {shown['source_app']} {shown['type']} p{shown['priority']} to "
+            f"{shown['to']}, attempts {shown['attempts']}/{shown['max_attempts']}, next {shown['next_attempt_at']}"
+            f"{error}")
+
+
+@click.group()
+def notify() -> None:
+    """The WhatsApp outbox: enqueue, sweep (send what is due), inspect, retry, cancel, export."""
+
+
+@notify.command("send")
+@click.option("--app", "source_app", required=True, help="The sending app (source_app).")
+@click.option("--to", "to", required=True, help="Phone number (+country code, or national for --region).")
+@click.option("--body", required=True, help="The message text.")
+@click.option("--type", "message_type", default="notification", show_default=True, help="Message type.")
+@click.option("--priority", type=int, default=3, show_default=True, help="1 (highest) to 5.")
+@click.option("--idempotency-key", help="The same key again returns the same notification, never a second one.")
+@click.option("--title", help="Title shown in the outbox (not sent).")
+@click.option("--category", help="Category (free text, for reports).")
+@click.option("--region", help="Region of a national number (ISO code, e.g. ML); default from the settings.")
+@json_option
+def notify_send(source_app: str, to: str, body: str, message_type: str, priority: int, idempotency_key: str | None,
+                title: str | None, category: str | None, region: str | None, as_json: bool) -> None:
+    """Put one message in the outbox (the sweep sends it). Exit 2 with the reason for an invalid phone."""
+    settings = current_settings()
+    require_migrated()
+    with app_engine() as engine:
+        try:
+            queued = outbox.enqueue(engine, settings.notifications, source_app=source_app, to=to, body=body,
+                                    message_type=message_type, priority=priority, idempotency_key=idempotency_key,
+                                    title=title, category=category, region=region and region.upper())
+        except NotificationError as exc:
+            raise UsageError(str(exc)) from None
+    if as_json:
+        _echo_json(queued.as_dict())
+    else:
+        click.echo(f"notification {queued.id}: {queued.status}" + ("" if queued.created else
+                                                                     " (already in the outbox for this key)"))
+
+
+@notify.command("sweep")
+@click.option("--dry-run", is_flag=True, help="Show what would be claimed; no HTTP call, nothing changed.")
+@click.option("--limit", type=click.IntRange(min=1), help="Claim at most N notifications.")
+@click.option("--app", "source_app", help="Only this app's notifications.")
+@click.option("--verbose", is_flag=True, help="Show the run's log.")
+@json_option
+def notify_sweep(dry_run: bool, limit: int | None, source_app: str | None, verbose: bool, as_json: bool) -> None:
+    """Send the due notifications now (the job the outbox sensor and schedule run)."""
+    settings = current_settings()
+    require_migrated()
+    if dry_run:
+        with app_engine() as engine:
+            rows = preview(engine, limit=limit or settings.notifications.batch_size, source_app=source_app)
+        shown = [outbox.describe(row, settings.notifications) for row in rows]
+        if as_json:
+            _echo_json({"dry_run": True, "would_claim": len(shown), "notifications": shown})
+        else:
+            click.echo(f"DRY RUN — nothing sent, nothing changed. {len(shown)} notification(s) would be claimed:")
+            for item in shown:
+                click.echo(f"  {_line(item)}")
+        return
+    config = {"limit": limit, "source_app": source_app}
+    outcome = run_job("notification_sweep", run_config={"ops": {"send_due_notifications": {"config": config}}},
+                      quiet=as_json or not verbose)
+    if not outcome.success:
+        report(outcome, as_json, "")
+    summary = outcome.result.output_for_node("sweep_summary")
+    if as_json:
+        _echo_json({**outcome.as_dict(), "counts": summary})
+        sys.exit(EXIT_OK)
+    counts = ", ".join(f"{key} {summary[key]}" for key in ("claimed", "sent", "temporary", "permanent", "account",
+                                                             "ambiguous", "expired", "skipped_by_breaker"))
+    report(outcome, False, f"{summary['notice']}\n{counts}; oldest due {summary['oldest_due_age_s']} s")
+
+
+def _notification_id(value: str) -> int:
+    if not value.isdigit():
+        raise UsageError(f"ID: {value!r} is not a notification id (a number, as `nightshift notify list` shows)")
+    return int(value)
+
+
+@notify.command("show")
+@click.argument("notification_id", metavar="ID")
+@json_option
+def notify_show(notification_id: str, as_json: bool) -> None:
+    """One notification: status, attempts, next attempt, last error, masked phone."""
+    settings = current_settings()
+    require_migrated()
+    with app_engine() as engine:
+        try:
+            row = outbox.get(engine, _notification_id(notification_id))
+        except NotificationError as exc:
+            raise UsageError(str(exc)) from None
+        shown = {**outbox.describe(row, settings.notifications),
+                 "attempt_log": outbox.attempts_of(engine, row.id)}
+    if as_json:
+        _echo_json(shown)
+        return
+    click.echo(_line(shown))
+    for attempt in shown["attempt_log"]:
+        click.echo(f"  attempt {attempt['attempt']} {attempt['started_at']}: {attempt['outcome']} "
+                   f"(HTTP {attempt['http_status'] or '-'}, code {attempt['error_code'] or '-'}, "
+                   f"{attempt['latency_ms'] if attempt['latency_ms'] is not None else '-'} ms)")
+
+
+@notify.command("list")
+@click.option("--status", type=click.Choice(STATUSES))
+@click.option("--app", "source_app")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@json_option
+def notify_list(status: str | None, source_app: str | None, limit: int, as_json: bool) -> None:
+    """Notifications by id, phones masked."""
+    settings = current_settings()
+    require_migrated()
+    with app_engine() as engine:
+        rows = outbox.select_rows(engine, status=status, source_app=source_app, limit=limit)
+    shown = [outbox.describe(row, settings.notifications) for row in rows]
+    if as_json:
+        _echo_json(shown)
+        return
+    if not shown:
+        click.echo("no notifications match")
+    for item in shown:
+        click.echo(_line(item))
+
+
+@notify.command("retry")
+@click.argument("notification_id", metavar="[ID]", required=False)
+@click.option("--app", "source_app", help="With --failed: only this app's.")
+@click.option("--failed", is_flag=True, help="Every failed notification (failed_retry and failed_final).")
+@json_option
+def notify_retry(notification_id: str | None, source_app: str | None, failed: bool, as_json: bool) -> None:
+    """Make failed notifications due now (their attempts are kept): one ID, or --failed [--app A]."""
+    if (notification_id is None) == (not failed) or (notification_id is not None and source_app):
+        raise UsageError("give either one ID, or --failed (optionally with --app A)")
+    current_settings()
+    require_migrated()
+    with app_engine() as engine:
+        if notification_id is not None:
+            count = outbox.retry(engine, notification_id=_notification_id(notification_id))
+            if not count:
+                row = outbox.get(engine, int(notification_id)) if notification_id.isdigit() else None
+                raise UsageError(f"notification {notification_id} is {row.status}: only failed notifications "
+                                 "can be retried (a scrubbed sensitive one cannot)")
+        else:
+            count = outbox.retry(engine, source_app=source_app)
+    if as_json:
+        _echo_json({"retried": count})
+    else:
+        click.echo(f"{count} notification(s) due again now")
+
+
+@notify.command("cancel")
+@click.argument("notification_id", metavar="ID")
+@json_option
+def notify_cancel(notification_id: str, as_json: bool) -> None:
+    """Cancel a notification that is not sent, not being sent and not final."""
+    settings = current_settings()
+    require_migrated()
+    with app_engine() as engine:
+        try:
+            row = outbox.get(engine, _notification_id(notification_id))
+        except NotificationError as exc:
+            raise UsageError(str(exc)) from None
+        if not outbox.cancel(engine, settings.notifications, row.id):
+            raise UsageError(f"notification {row.id} is {row.status}: it can no longer be cancelled")
+    if as_json:
+        _echo_json({"id": row.id, "status": "cancelled"})
+    else:
+        click.echo(f"notification {row.id}: cancelled")
+
+
+@notify.command("export")
+@click.option("--status", type=click.Choice(STATUSES))
+@click.option("--app", "source_app")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Created on or after DATE (YYYY-MM-DD, UTC).")
+def notify_export(status: str | None, source_app: str | None, since: datetime | None) -> None:
+    """CSV of notifications on stdout (phones masked, no bodies): `… export --status failed_final > f.csv`."""
+    settings = current_settings()
+    require_migrated()
+    start = datetime.combine(date(since.year, since.month, since.day), time(), UTC) if since else None
+    with app_engine() as engine:
+        rows = outbox.select_rows(engine, status=status, source_app=source_app, since=start)
+    writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(outbox.describe(row, settings.notifications))
