@@ -48,6 +48,10 @@ def reset() -> Action:
     return Action("reset")
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 256  # several sweeps' concurrent connections never wait for the listen queue
+
+
 class FakeProvider:
     def __init__(self, api: str) -> None:
         self.api = api
@@ -59,7 +63,7 @@ class FakeProvider:
         self.requests: list[dict[str, Any]] = []
         self.accepted: Counter = Counter()  # notification key (Meta: its id; WaChap: the body) -> times
         self.accepted_at: list[float] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -155,7 +159,11 @@ FAST = Timeouts(connect=1.0, read=0.5)
 
 
 def wachap_backend(server: FakeProvider, timeouts: Timeouts = FAST) -> WaChapBackend:
-    return WaChapBackend(server.url, "test-key-123", "acc-uuid-1", timeouts)
+    return wachap_backend_for(server.url, timeouts)
+
+
+def wachap_backend_for(url: str, timeouts: Timeouts = FAST) -> WaChapBackend:
+    return WaChapBackend(url, "test-key-123", "acc-uuid-1", timeouts)
 
 
 def meta_backend(server: FakeProvider, timeouts: Timeouts = FAST) -> MetaBackend:
@@ -166,5 +174,6 @@ def fast_settings(**changes: Any) -> NotificationSettings:
     """Settings for sweeps against the local server: short timeouts, no pacing unless asked."""
     base = NotificationSettings()
     pacing = {name: Pacing(max_concurrency=8) for name in ("sandbox", "wachap", "meta")}
-    values = {"connect_timeout_seconds": 1.0, "read_timeout_seconds": 0.5, "pacing": pacing, **changes}
+    values = {"connect_timeout_seconds": 1.0, "read_timeout_seconds": 0.5, "sweep_lease_seconds": 5, "pacing": pacing,
+              **changes}
     return NotificationSettings(**{**{f: getattr(base, f) for f in base.__dataclass_fields__}, **values})
