@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 PROVIDERS = ("sandbox", "wachap", "meta")
+# What a welcome template may name: "Bienvenue {first_name} !"
+WELCOME_FIELDS = ("first_name", "last_name", "account")
 JITTERS = ("full", "plus_minus")
 
 
@@ -275,6 +277,11 @@ def parse_notification_settings(raw: Any, is_phone_region) -> NotificationSettin
         message = _record(WelcomeSettings, entry, f"{key}.welcome.{slug}", required=("template",))
         if message.message_type not in types:
             raise NotificationConfigError(f"{key}.welcome.{slug}.message_type: unknown type {message.message_type!r}")
+        try:
+            message.template.format_map(dict.fromkeys(WELCOME_FIELDS, ""))
+        except (KeyError, ValueError, IndexError) as exc:
+            raise NotificationConfigError(f"{key}.welcome.{slug}.template: {exc} is not a field it can use "
+                                          f"(write {{first_name}}, {{last_name}} or {{account}})") from None
         welcome[slug] = message
 
     return replace(settings, types=types, backoff=backoff, pacing=pacing, breaker=breaker,

@@ -1,4 +1,5 @@
-"""The notifications domain: the WhatsApp outbox's sweep job, its sensor and backstop schedule."""
+"""The notifications domain: the WhatsApp outbox's sweep job, its sensor and backstop schedule; the
+welcome message wired into the imports' new-client hook when an account opted in."""
 
 import os
 from typing import Any
@@ -6,13 +7,25 @@ from typing import Any
 import dagster as dg
 
 from nightshift.config import Settings
+from nightshift.imports import hooks
+from nightshift.notifications.welcome import welcome_hook
 from pipelines.jobs.notifications import notification_sweep
 from resources.whatsapp import whatsapp_provider
 from schedules.notifications import notification_schedules
 from sensors.notifications import outbox_sensor
 
 
+def register_welcome(settings: Settings) -> None:
+    """Our hook replaces the one an earlier build registered; none when no account opted in (the
+    import then does not even look its new clients up)."""
+    kept = [hook for hook in hooks.NEW_CLIENT_HOOKS if hook.__name__ != "welcome_new_clients"]
+    if settings.notifications.welcome:
+        kept.append(welcome_hook(settings.notifications))
+    hooks.NEW_CLIENT_HOOKS[:] = kept
+
+
 def definitions(settings: Settings, resources: dict[str, Any]) -> dg.Definitions:
+    register_welcome(settings)
     return dg.Definitions(
         jobs=[notification_sweep],
         sensors=[outbox_sensor],

@@ -70,6 +70,7 @@ notifications:
     ("notifications:\n  accounts:\n    - regions: [CN]\n", "notifications.accounts[0].name"),
     ("notifications:\n  accounts:\n    - {name: x, regions: [XX]}\n", "notifications.accounts[0].regions"),
     ("notifications:\n  welcome:\n    acme: {}\n", "notifications.welcome.acme.template"),
+    ("notifications:\n  welcome:\n    acme: {template: 'Bonjour {nom}'}\n", "notifications.welcome.acme.template"),
     ("notifications:\n  default_phone_region: ZZ\n", "notifications.default_phone_region"),
 ])
 def test_bad_settings_name_the_key(tmp_path, text, named):
