@@ -3,11 +3,19 @@
 import csv
 import json
 import sys
+import unicodedata
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
+from pathlib import Path
 from typing import Any
 
 import click
+import sqlalchemy as sa
 
+from nightshift.db.engine import write_transaction
+from nightshift.db.schema import clients
+from nightshift.imports.reading import FileRejected, open_table
+from nightshift.masking import mask_phone
 from nightshift.notifications import outbox
 from nightshift.notifications.outbox import STATUSES, NotificationError
 from nightshift.notifications.sweep import preview
@@ -219,3 +227,147 @@ def notify_export(status: str | None, source_app: str | None, since: datetime | 
     writer.writeheader()
     for row in rows:
         writer.writerow(outbox.describe(row, settings.notifications))
+
+
+# Recipient files: the phone column under one of these names (accents, case and spaces ignored).
+PHONE_COLUMNS = ("telephone", "phone", "tel", "mobile", "portable", "numero", "whatsapp", "to")
+MESSAGE_COLUMNS = ("message", "body", "texte", "contenu")
+ENQUEUE_BATCH = 1000
+
+
+def _column_key(name: str) -> str:
+    plain = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode().lower().strip()
+    return "_".join(plain.replace("-", " ").split())
+
+
+def _recipients_from_file(path: Path, max_bytes: int, max_rows: int) -> tuple[str, Iterator[tuple[int, dict]]]:
+    """(the phone column as written, (line, {column key: cell}) of each row), read by the importer's reader."""
+    def score(header: list[str]) -> float:
+        keys = {_column_key(name) for name in header}
+        return 2.0 * bool(keys & set(PHONE_COLUMNS)) + bool(keys & set(MESSAGE_COLUMNS))
+
+    info, chunks = open_table(path, score_header=score, max_bytes=max_bytes, max_rows=max_rows)
+    phone = next((name for name in info.header if _column_key(name) in PHONE_COLUMNS), None)
+    if phone is None:
+        raise UsageError(f"{path.name}: no phone column (name one of: {', '.join(PHONE_COLUMNS)})")
+
+    def rows() -> Iterator[tuple[int, dict]]:
+        for chunk in chunks:
+            frame = chunk.frame
+            for line, values in zip(chunk.lines.tolist(), frame.itertuples(index=False, name=None), strict=True):
+                yield int(line), {_column_key(name): ("" if value is None or value != value else str(value))
+                                  for name, value in zip(frame.columns, values, strict=True)}
+
+    return phone, rows()
+
+
+def _recipients_from_clients(engine) -> Iterator[tuple[int, dict]]:
+    with engine.connect() as conn:
+        for row in conn.execute(sa.select(clients.c.id, clients.c.phone, clients.c.first_name, clients.c.last_name)
+                                .order_by(clients.c.id)):
+            yield row.id, {"telephone": row.phone, "first_name": row.first_name or "",
+                           "last_name": row.last_name or "", "prenom": row.first_name or "", "nom": row.last_name or ""}
+
+
+@notify.command("bulk")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False), required=False)
+@click.option("--campaign", required=True, help="Campaign name: each recipient gets its message once per campaign.")
+@click.option("--from-clients", is_flag=True, help="Every client of the clients table instead of a FILE.")
+@click.option("--body", help="Message template, columns in braces: \"Bonjour {prenom} …\" (default: the file's "
+                             "message column).")
+@click.option("--app", "source_app", default="bulk", show_default=True)
+@click.option("--type", "message_type", default="notification", show_default=True)
+@click.option("--priority", type=click.IntRange(1, 5), default=4, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Check every line and count; enqueue nothing.")
+@json_option
+def notify_bulk(path: Path | None, campaign: str, from_clients: bool, body: str | None, source_app: str,
+                message_type: str, priority: int, dry_run: bool, as_json: bool) -> None:
+    """Enqueue a campaign for the recipients of a CSV/Excel FILE (or --from-clients). Invalid numbers are
+    reported per line; re-running a campaign sends nobody twice."""
+    settings = current_settings()
+    if (path is None) == (not from_clients):
+        raise UsageError("give either a FILE of recipients or --from-clients")
+    if path is not None and not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    require_migrated()
+    with app_engine() as engine:
+        if path is not None:
+            try:
+                phone_column, recipients = _recipients_from_file(path, settings.imports.max_bytes,
+                                                                 settings.imports.max_rows)
+            except FileRejected as exc:
+                raise UsageError(exc.message) from None
+        else:
+            phone_column, recipients = "telephone", _recipients_from_clients(engine)
+        summary = _enqueue_campaign(engine, settings, recipients, phone_column, campaign=campaign, body=body,
+                                    source_app=source_app, message_type=message_type, priority=priority,
+                                    dry_run=dry_run)
+    if as_json:
+        _echo_json(summary)
+        return
+    label = "DRY RUN — nothing enqueued. " if dry_run else ""
+    click.echo(f"{label}campaign {campaign}: {summary['enqueued']} enqueued, {summary['duplicates']} already "
+               f"there, {summary['invalid']} invalid")
+    for error in summary["errors"][:10]:
+        click.echo(f"  line {error['line']} [{error['column']}] {error['code']}: {error['message']}")
+    if len(summary["errors"]) > 10:
+        click.echo("  …")
+
+
+def _enqueue_campaign(engine, settings, recipients: Iterator[tuple[int, dict]], phone_column: str, *, campaign: str,
+                      body: str | None, source_app: str, message_type: str, priority: int,
+                      dry_run: bool) -> dict[str, Any]:
+    phone_key = _column_key(phone_column)
+    errors: list[dict[str, Any]] = []
+    valid = enqueued = 0
+    try:
+        with write_transaction(engine) as conn:
+            for rows in _batches(recipients, body, phone_key, phone_column, errors, settings, campaign=campaign,
+                                 source_app=source_app, message_type=message_type, priority=priority):
+                valid += len(rows)
+                enqueued += outbox.enqueue_rows(conn, rows)
+            if dry_run:
+                raise _RolledBack
+    except _RolledBack:
+        pass
+    return {"campaign": campaign, "enqueued": enqueued, "duplicates": valid - enqueued, "invalid": len(errors),
+            "errors": errors, "dry_run": dry_run}
+
+
+class _RolledBack(Exception):
+    """A dry run's transaction ends here: everything it enqueued is rolled back."""
+
+
+def _batches(recipients: Iterator[tuple[int, dict]], body: str | None, phone_key: str, phone_column: str,
+             errors: list[dict[str, Any]], settings, *, campaign: str, **request: Any) -> Iterator[list[dict]]:
+    """Outbox rows of the recipients, ENQUEUE_BATCH at a time, keyed by (campaign, phone); bad lines to errors."""
+    batch: list[dict[str, Any]] = []
+    for line, fields in recipients:
+        raw = fields.get(phone_key, "").strip()
+        text = _render(body, fields, line) if body is not None else next(
+            (fields[key] for key in MESSAGE_COLUMNS if fields.get(key)), "")
+        try:
+            row = outbox.prepare(settings.notifications, to=raw, body=text, **request)
+        except NotificationError as exc:
+            field = str(exc).split(":", 1)[0]
+            errors.append({"line": line, "column": phone_column if field == "to" else field,
+                           "value": mask_phone(raw) if field == "to" else None,
+                           "code": "invalid_phone" if field == "to" else f"invalid_{field}", "message": str(exc)})
+            continue
+        row["idempotency_key"] = f"campaign:{campaign}:{row['recipient']}"
+        batch.append(row)
+        if len(batch) >= ENQUEUE_BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _render(template: str, fields: dict[str, str], line: int) -> str:
+    try:
+        return template.format_map(fields)
+    except (KeyError, IndexError) as exc:
+        raise UsageError(f"--body: {{{exc.args[0]}}} is not a column of the recipients (line {line}; columns: "
+                         f"{', '.join(sorted(fields))})") from None
+    except ValueError as exc:
+        raise UsageError(f"--body: not a valid template ({exc}); write columns in braces, e.g. {{prenom}}") from None

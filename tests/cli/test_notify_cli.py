@@ -82,3 +82,59 @@ def test_retry_cancel_and_bad_ids(cli_env, db_url, tmp_path):
         assert [r.status for r in conn.execute(sa.select(notifications.c.status).order_by(notifications.c.id))] \
             == ["failed_retry", "failed_retry", "cancelled"]
     engine.dispose()
+
+
+RECIPIENTS = "Téléphone;Prénom;Message\n70 12 34 56;Awa;Votre lot est prêt — 5 €\n0612345678;Jean;x\n" \
+             "+223 76 00 00 01;Moussa;Votre lot est prêt\n70 12 34 56;Awa;encore\n"
+
+
+def test_bulk_from_a_cp1252_semicolon_file_keyed_by_campaign_and_recipient(cli_env, db_url, tmp_path):
+    migrate.upgrade(db_url)
+    path = tmp_path / "destinataires.csv"
+    path.write_bytes(RECIPIENTS.encode("cp1252"))
+    dry = run(cli_env, tmp_path, "bulk", str(path), "--campaign", "lots-juin", "--dry-run", "--json")
+    assert dry.returncode == 0, dry.stderr
+    assert json.loads(dry.stdout)["enqueued"] == 2
+    assert json.loads(run(cli_env, tmp_path, "list", "--json").stdout) == []  # the dry run enqueued nothing
+    first = json.loads(run(cli_env, tmp_path, "bulk", str(path), "--campaign", "lots-juin", "--json").stdout)
+    assert (first["campaign"], first["enqueued"], first["duplicates"], first["invalid"]) == ("lots-juin", 2, 1, 1)
+    [error] = first["errors"]
+    assert (error["line"], error["column"], error["code"], error["value"]) == (3, "Téléphone", "invalid_phone",
+                                                                             "06123••678")
+    again = json.loads(run(cli_env, tmp_path, "bulk", str(path), "--campaign", "lots-juin", "--json").stdout)
+    assert (again["enqueued"], again["duplicates"]) == (0, 3)  # re-running the campaign sends nobody twice
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        bodies = [r.body for r in conn.execute(sa.select(notifications.c.body).order_by(notifications.c.id))]
+    engine.dispose()
+    assert bodies == ["Votre lot est prêt — 5 €", "Votre lot est prêt"]
+
+
+def test_bulk_from_an_excel_file_and_from_clients_with_a_template(cli_env, db_url, tmp_path):
+    import openpyxl
+
+    migrate.upgrade(db_url)
+    book = openpyxl.Workbook()
+    book.active.append(["telephone", "prenom"])
+    book.active.append(["+22370123456", "Awa"])
+    book.active.append(["76000001", "Moussa"])
+    book.save(tmp_path / "r.xlsx")
+    result = run(cli_env, tmp_path, "bulk", str(tmp_path / "r.xlsx"), "--campaign", "c1", "--body",
+                 "Bonjour {prenom}", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["enqueued"] == 2
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO clients (phone, first_name) VALUES ('+22370123456', 'Awa'), "
+                             "('+22376000002', 'Fanta')"))
+    from_clients = json.loads(run(cli_env, tmp_path, "bulk", "--from-clients", "--campaign", "c1", "--body",
+                                  "Bonjour {first_name}", "--json").stdout)
+    assert (from_clients["enqueued"], from_clients["duplicates"]) == (1, 1)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(notifications.c.body).order_by(notifications.c.id.desc())).scalar() \
+            == "Bonjour Fanta"
+    engine.dispose()
+    bad = run(cli_env, tmp_path, "bulk", "--from-clients", "--campaign", "c2", "--body", "Bonjour {ville}")
+    assert bad.returncode == 2 and "{ville} is not a column" in bad.stderr
+    no_source = run(cli_env, tmp_path, "bulk", "--campaign", "c3")
+    assert no_source.returncode == 2 and "either a FILE" in no_source.stderr
