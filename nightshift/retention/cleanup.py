@@ -2,8 +2,8 @@
 
 Each batch is one short write transaction of at most `batch_size` rows, so a sweep's claim or an import's
 merge waits for one batch at most:
-- PostgreSQL: `DELETE … WHERE id IN (SELECT id … ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED)`: rows a
-  sweep holds are skipped (the next run takes them), nothing waits on them;
+- PostgreSQL: `DELETE … WHERE id = ANY(ARRAY(SELECT id … ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED))`
+  (`_claimed`): rows a sweep holds are skipped (the next run takes them), nothing waits on them;
 - SQLite (one writer, BEGIN IMMEDIATE): the rowid range of the next n matching rows, deleted by range.
 Batches walk the primary key upwards from where the previous one ended, so no batch reads the rows the
 earlier ones deleted. A run stopped between batches (or interrupted inside one, which rolls back) is
@@ -13,13 +13,13 @@ resumed by running it again: every batch re-checks its conditions.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from nightshift.db.engine import read_transaction, write_transaction
+from nightshift.db.engine import read_transaction, utc, write_transaction
 from nightshift.db.schema import (
     ai_requests,
     import_errors,
@@ -48,10 +48,6 @@ def run_policies(engine: Engine, retention: Retention, policies: Iterable[Policy
         if reports[-1].stopped:
             break
     return reports
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _cutoff(policy: Policy, now: datetime) -> datetime:
@@ -137,10 +133,11 @@ def _batched(engine: Engine, table: sa.Table, condition: sa.ColumnElement[bool],
         window = sa.select(pk).where(pk > after, condition).order_by(pk).limit(batch_size)
         with write_transaction(engine) as conn:
             if conn.dialect.name == "postgresql":
-                claimed = pk.in_(window.with_for_update(skip_locked=True).scalar_subquery())
+                claimed = _claimed(pk, window)
                 statement = table.delete() if values is None else table.update().values(values)
-                ids = conn.execute(statement.where(claimed).returning(pk)).scalars().all()
-                rows, last = len(ids), max(ids, default=None)
+                # The server counts the batch and finds where it ended; no id travels to the client.
+                done = statement.where(claimed).returning(pk).cte("batch")
+                rows, last = conn.execute(sa.select(sa.func.count(), sa.func.max(done.c.id))).one()
             else:
                 last = conn.execute(sa.select(sa.func.max(window.subquery().c.id))).scalar()
                 rows = 0
@@ -154,6 +151,13 @@ def _batched(engine: Engine, table: sa.Table, condition: sa.ColumnElement[bool],
         if report is not None:
             report.deleted, report.batches = total, batch
         run.progress(label, batch, rows, total)
+
+
+def _claimed(pk: sa.Column, window: sa.Select) -> sa.ColumnElement[bool]:
+    """`id = ANY(ARRAY(SELECT id … FOR UPDATE SKIP LOCKED))`: the `id IN (SELECT …)` of a batch, written so
+    PostgreSQL runs the window once and fetches its rows by primary key (for a large IN it hash-joins a
+    scan of the whole table instead)."""
+    return pk == sa.any_(sa.func.array(window.with_for_update(skip_locked=True).scalar_subquery()))
 
 
 def _parent_condition(retention: Retention, policy: Policy, run: Run, ids: list[int]) -> sa.ColumnElement[bool]:
@@ -205,9 +209,8 @@ def _delete_parents(engine: Engine, retention: Retention, policy: Policy, run: R
         condition = sa.and_(condition, *childless)
         with write_transaction(engine) as conn:
             if conn.dialect.name == "postgresql":
-                claimed = sa.select(table.c.id).where(condition).with_for_update(skip_locked=True)
-                rows_deleted = len(conn.execute(table.delete().where(table.c.id.in_(claimed.scalar_subquery()))
-                                                .returning(table.c.id)).all())
+                claimed = _claimed(table.c.id, sa.select(table.c.id).where(condition))
+                rows_deleted = len(conn.execute(table.delete().where(claimed).returning(table.c.id)).all())
             else:
                 rows_deleted = conn.execute(table.delete().where(condition)).rowcount
         report.deleted += rows_deleted
@@ -237,4 +240,4 @@ def _describe_remaining(engine: Engine, policy: Policy, now: datetime, report: P
         count, oldest = conn.execute(sa.select(sa.func.count(), sa.func.min(table.c[policy.age_column]))
                                      .where(covered)).one()
     report.remaining = count
-    report.oldest_remaining_age_s = None if oldest is None else round((now - _as_utc(oldest)).total_seconds(), 3)
+    report.oldest_remaining_age_s = None if oldest is None else round((now - utc(oldest)).total_seconds(), 3)

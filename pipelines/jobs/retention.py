@@ -8,7 +8,7 @@ transient database errors. Metadata per policy, stable numeric keys: `<policy>.d
 
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import dagster as dg
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from assets.imports import import_files
 from nightshift.config import ConfigError, Settings
-from nightshift.db.engine import read_transaction
+from nightshift.db.engine import read_transaction, utc
 from nightshift.db.schema import imports
 from nightshift.retention.cleanup import TRANSIENT_ERRORS, run_policies
 from nightshift.retention.policies import IMPORT_FILES_AND_LOGS, OPTIONS, POLICY_NAMES, ROWS, resolve
@@ -188,12 +188,8 @@ def _delete_runs(context: dg.OpExecutionContext, families: list[str], age: timed
     [oldest] = instance.get_run_records(filters=family_runs, limit=1, order_by="create_timestamp",
                                         ascending=True) or [None]
     if oldest is not None:
-        report.oldest_remaining_age_s = round((run.now - _aware(oldest.create_timestamp)).total_seconds(), 3)
+        report.oldest_remaining_age_s = round((run.now - utc(oldest.create_timestamp)).total_seconds(), 3)
     return report
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 @dg.op(retry_policy=RETRY, ins={"after": dg.In(dg.Nothing)}, out=dg.Out(list),

@@ -195,26 +195,32 @@ def test_a_dry_run_counts_what_a_run_deletes_and_changes_nothing(db, tmp_path):
 
 
 class Transactions:
-    """Commits of the engine and the rows each one's DELETE and UPDATE statements touched."""
+    """The rows of `table` each commit of the engine removed, counted inside the transaction just before it
+    commits (on the DBAPI connection, outside SQLAlchemy's statement events)."""
 
-    def __init__(self, engine):
-        self.rows_per_commit, self._current = [], 0
-        sa.event.listen(engine, "after_cursor_execute", self._statement)
+    def __init__(self, engine, table):
+        self.table, self.rows_per_commit = table, []
+        with engine.connect() as conn:
+            self.count = conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()
         sa.event.listen(engine, "commit", self._commit)
 
-    def _statement(self, conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith(("DELETE", "UPDATE")):
-            self._current += max(cursor.rowcount, 0)
+    def _count(self, driver) -> int:
+        cursor = driver.cursor()
+        cursor.execute(f"SELECT count(*) FROM {self.table.name}")
+        [count] = cursor.fetchone()
+        cursor.close()
+        return count
 
     def _commit(self, conn):
-        if self._current:
-            self.rows_per_commit.append(self._current)
-        self._current = 0
+        count = self._count(conn.connection.driver_connection)
+        if count != self.count:
+            self.rows_per_commit.append(self.count - count)
+        self.count = count
 
 
 def test_no_transaction_deletes_more_than_the_batch_size(db, tmp_path):
     young = _populate(db, expired=2_500, young=10)
-    transactions = Transactions(db)
+    transactions = Transactions(db, processed_messages)
     batches = []
     applied = rows.retention(batch_size=1_000)
     [report] = run_policies(db, applied, applied.selected(["processed_messages"]),

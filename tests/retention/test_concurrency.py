@@ -34,10 +34,18 @@ def _expired_rows(engine, now):
             for n in range(EXPIRED // 3)])
 
 
-def _clean(engine, data_dir, now, names, done: dict):
+def _clean(engine, data_dir, now, names, done: dict, wait_for: threading.Event | None = None):
+    """Runs the policies (once `wait_for` is set); done["first_batch"] is set after its first batch."""
     applied = rows.retention(batch_size=BATCH)
-    done["batch_times"] = []
-    run = Run(now, data_dir, on_batch=lambda progress: done["batch_times"].append(time.perf_counter()))
+    done["batch_times"], done["first_batch"] = [], threading.Event()
+
+    def on_batch(progress):
+        done["batch_times"].append(time.perf_counter())
+        done["first_batch"].set()
+
+    if wait_for is not None:
+        assert wait_for.wait(60)
+    run = Run(now, data_dir, on_batch=on_batch)
     done["reports"] = {r.name: r for r in run_policies(engine, applied, applied.selected(names), run)}
 
 
@@ -59,15 +67,16 @@ def test_a_cleanup_and_an_import_running_together_both_finish_and_lose_nothing(d
     csv.write_text("nom,code_postal\n" + "".join(f"Ville {n},{10000 + n}\n" for n in range(count)), encoding="utf-8")
     settings = load_settings({"NIGHTSHIFT_DATA_DIR": str(tmp_path / "data"),
                               "NIGHTSHIFT_DATABASE_URL": db.url.render_as_string(hide_password=False)})
-    imported, cleaned = {}, {}
+    imported, cleaned, reading = {}, {}, threading.Event()
 
     def do_import():
         imported["started"] = time.perf_counter()
-        imported["outcome"] = run_import(db, csv, settings, ImportOptions(profile="cities"))
+        imported["outcome"] = run_import(db, csv, settings, ImportOptions(profile="cities"),
+                                         progress=lambda rows_read: reading.set())
         imported["ended"] = time.perf_counter()
 
     _run_both(do_import, lambda: _clean(db, tmp_path / "data", now, ["processed_messages", "notification_attempts"],
-                                        cleaned))
+                                        cleaned, wait_for=reading))
     outcome = imported["outcome"]
     assert (outcome.status, outcome.inserted) == ("succeeded", count)
     with db.connect() as conn:
@@ -78,10 +87,14 @@ def test_a_cleanup_and_an_import_running_together_both_finish_and_lose_nothing(d
     assert any(imported["started"] < t < imported["ended"] for t in cleaned["batch_times"]), "they overlapped"
 
 
-def _claimer(engine, claimed: list, latencies: list, stop: threading.Event):
-    """Claims due notifications ten at a time as a sweep does, then finalizes them by claim token."""
+def _claimer(engine, claimed: list, latencies: list, cleaned: dict):
+    """Claims due notifications ten at a time as a sweep does, then finalizes them by claim token; starts
+    once the cleanup has done its first batch."""
     postgres = engine.dialect.name == "postgresql"
-    while not stop.is_set():
+    while "first_batch" not in cleaned:
+        time.sleep(0.001)
+    assert cleaned["first_batch"].wait(60)
+    while True:
         token = str(uuid.uuid4())
         started = time.perf_counter()
         with write_transaction(engine) as conn:
@@ -109,8 +122,8 @@ def test_a_cleanup_beside_a_claiming_sweep_blocks_neither(db, tmp_path):
         conn.execute(notifications.insert(), [
             {"source_app": "cargo", "idempotency_key": f"due-{n}", "recipient": "+22370000000",
              "message_type": "notification", "body": "x", "status": "pending"} for n in range(due)])
-    claimed, latencies, cleaned, stop = [], [], {}, threading.Event()
-    _run_both(lambda: _claimer(db, claimed, latencies, stop),
+    claimed, latencies, cleaned = [], [], {}
+    _run_both(lambda: _claimer(db, claimed, latencies, cleaned),
               lambda: _clean(db, tmp_path, now, ["processed_messages", "notification_attempts", "notifications"],
                              cleaned))
     assert len(claimed) == len(set(claimed)) == due
@@ -153,3 +166,40 @@ def test_rows_another_transaction_holds_are_skipped_or_waited_for_one_batch_at_m
     else:
         assert remaining == set() and report.deleted == 4
     assert rows.ids(db, processed_messages) == set()
+
+
+def test_a_cleanup_beside_the_notification_sweep_blocks_neither(db, tmp_path):
+    from nightshift.notifications import sweep
+    from nightshift.notifications.outbox import enqueue
+    from nightshift.notifications.providers import SandboxBackend
+    from tests.notifications.fake_provider import fast_settings
+
+    now = datetime.now(UTC)
+    _expired_rows(db, now)
+    settings = fast_settings()
+    due = [enqueue(db, settings, source_app="cargo", to="70 12 34 56", body=f"Colis {n} arrivé",
+                   message_type="colis_status").id for n in range(300)]
+    swept, cleaned = {}, {}
+
+    def do_sweep():
+        while "first_batch" not in cleaned:
+            time.sleep(0.001)
+        assert cleaned["first_batch"].wait(60)
+        swept["started"] = time.perf_counter()
+        swept["summary"] = sweep.run_sweep(db, settings, SandboxBackend())
+        swept["ended"] = time.perf_counter()
+
+    _run_both(do_sweep, lambda: _clean(db, tmp_path, now, ["processed_messages", "notification_attempts",
+                                                            "notifications"], cleaned))
+    assert swept["summary"].as_dict()["sent"] == len(due)
+    with db.connect() as conn:
+        sent = dict(conn.execute(sa.select(notifications.c.id, notifications.c.status)
+                                 .where(notifications.c.id.in_(due))).all())
+        attempts = conn.execute(sa.select(notification_attempts.c.notification_id, sa.func.count())
+                                .where(notification_attempts.c.notification_id.in_(due))
+                                .group_by(notification_attempts.c.notification_id)).all()
+    assert set(sent.values()) == {"sent"} and len(sent) == len(due)
+    assert dict(attempts) == dict.fromkeys(due, 1)  # each sent once, its attempt row kept
+    assert cleaned["reports"]["notification_attempts"].deleted == EXPIRED // 3
+    assert cleaned["reports"]["notifications"].deleted == 1
+    assert any(swept["started"] < t < swept["ended"] for t in cleaned["batch_times"]), "they overlapped"
