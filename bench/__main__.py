@@ -12,7 +12,7 @@ from pathlib import Path
 
 def main(names: list[str]) -> int:
     modules = pkgutil.iter_modules([str(Path(__file__).parent)])
-    available = sorted(m.name for m in modules if m.name != "__main__")
+    available = sorted(m.name for m in modules if not m.name.startswith("_"))
     selected = names or available
     unknown = sorted(set(selected) - set(available))
     if unknown:

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,10 +28,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from bench._shared import PROJECT_ROOT, create_pg_database, drop_pg_database, write_section
 from nightshift.imports.prepare import MAX_PROCESSES
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PG_ADMIN_URL = os.environ.get("NIGHTSHIFT_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 HEADER = ["siren", "nom", "siret", "nom_commercial", "adresse", "code_postal", "ville_nom", "naf_code",
           "naf_libelle", "telephone", "email_contact", "site_web", "is_active"]
 
@@ -127,22 +125,6 @@ def run_cli_import(path: Path, database_url: str, workdir: Path, *, sample_memor
     return {"seconds": seconds, "rows": summary["rows_total"], "inserted": summary["inserted"],
             "invalid": summary["invalid"], "status": summary["status"], "peak_mb": peak_kb / 1024,
             "timings": summary["timings"], "exit": process.returncode}
-
-
-def create_pg_database() -> str:
-    name = f"nightshift_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return sa.engine.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_pg_database(url: str) -> None:
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{sa.engine.make_url(url).database}" WITH (FORCE)'))
-    admin.dispose()
 
 
 # Timed SQLite imports of the same file; the figure is their median.
@@ -304,7 +286,7 @@ def _sqlite_budget_note(sqlite: dict, rows: int, limit: dict[str, float], overhe
             f"reading, validating and staging took {work:.1f} s of process time.")
 
 
-DESIGN_MEASUREMENTS = "## Measurements behind design choices"
+SECTION = "## Imports (bench/imports.py)"
 
 
 def main() -> None:
@@ -372,7 +354,7 @@ def main() -> None:
          f"≥ 6 × openpyxl: {'met' if openpyxl_s / calamine_s >= 6 else 'NOT met'}"),
     ]
     lines = [
-        "# Benchmarks", "",
+        "",
         f"`make bench` on {datetime.now(UTC):%Y-%m-%d} — {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}. {rows:,}-row French businesses CSV (cp1252, `;`), "
         f"{xlsx_rows:,}-row XLSX. Every figure is measured in the same run as its baseline. The CLI validates "
@@ -391,16 +373,8 @@ def main() -> None:
         *[f"| {name} | " + " | ".join(f"{run['timings'].get(k, 0):.1f}" for k in sqlite["timings"]) + " |"
           for name, run in (("SQLite", sqlite), ("PostgreSQL", postgres))], "",
     ]
-    benchmarks = PROJECT_ROOT / "BENCHMARKS.md"
-    benchmarks.write_text("\n".join(lines) + _kept_section(benchmarks), encoding="utf-8")
+    write_section(SECTION, lines)
     print("\n".join(lines))
-
-
-def _kept_section(benchmarks: Path) -> str:
-    """The hand-written measurements behind design choices, from their heading to the end of the file."""
-    text = benchmarks.read_text(encoding="utf-8") if benchmarks.exists() else ""
-    start = text.find(DESIGN_MEASUREMENTS)
-    return "\n" + text[start:] if start >= 0 else ""
 
 
 if __name__ == "__main__":

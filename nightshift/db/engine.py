@@ -74,11 +74,16 @@ def create_engine(url: str | URL, **kwargs) -> Engine:
 
 def dialect_insert(conn: Connection, table: sa.Table) -> sa.Insert:
     """An INSERT of the connection's dialect, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
-    if conn.dialect.name == "postgresql":
+    return insert_of(conn.dialect.name)(table)
+
+
+def insert_of(dialect: str):
+    """The `insert` construct of a dialect (by its name), for statements built once and reused."""
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert
-    return insert(table)
+    return insert
 
 
 def utc(moment: datetime | None) -> datetime | None:

@@ -269,7 +269,9 @@ token_ledger = sa.Table(
     "token_ledger",
     metadata,
     _id(),
-    _fk("account_id", "accounts.id", nullable=False),
+    # The account of the period, without a key of its own: period_id's key covers it, and opening a month
+    # writes a ledger row per account.
+    sa.Column("account_id", Id, nullable=False),
     # The period is pinned at reserve time so usage across a month boundary lands where it began.
     _fk("period_id", "token_periods.id", nullable=False),
     _fk("request_id", "ai_requests.id", ondelete="SET NULL"),

@@ -34,6 +34,8 @@ from nightshift.quotas.periods import (
 
 # Shares of a period's grant whose use raises one alert per account, threshold and period.
 ALERT_THRESHOLDS = (80, 100)
+# The row that ended a reservation.
+ENDED = token_ledger.alias("ended")
 
 
 class InsufficientTokens(QuotaError):
@@ -82,6 +84,22 @@ def _remaining() -> sa.ColumnElement:
     return token_periods.c.granted - token_periods.c.used - token_periods.c.reserved
 
 
+# The statements of reserve and settle, built once: building them on every call cost more CPU than
+# running them (BENCHMARKS.md, design measurements).
+TAKE_HOLD = (
+    token_periods.update()
+    .where(token_periods.c.id == sa.bindparam("period_id"), _remaining() >= sa.bindparam("hold"))
+    .values(reserved=token_periods.c.reserved + sa.bindparam("hold"), updated_at=sa.bindparam("now"))
+    .returning(_remaining().label("remaining"))
+)
+END_HOLD = (
+    token_periods.update().where(token_periods.c.id == sa.bindparam("period_id"))
+    .values(reserved=token_periods.c.reserved - sa.bindparam("hold"), used=token_periods.c.used + sa.bindparam("used"),
+            updated_at=sa.bindparam("now"))
+    .returning(token_periods.c.granted, token_periods.c.used)
+)
+
+
 class TokenLedger:
     """The quotas API other domains use: reserve, settle, release, grant; expire for the scheduled job."""
 
@@ -103,29 +121,28 @@ class TokenLedger:
         hold = min(estimate, self.settings.max_hold_tokens)
         now = now or datetime.now(UTC)
         ledger_key = f"reserve:{account}:{key}"
+        month = month_of(now, self.tz)
         try:
             with write_transaction(self.engine) as conn:
-                if (existing := self._reservation_by_key(conn, ledger_key)) is not None:
-                    return existing
-                account_id = _active_account(conn, account)
-                month = month_of(now, self.tz)
-                open_periods(conn, month, account_id)
-                period_id = conn.execute(sa.select(token_periods.c.id).where(
-                    token_periods.c.account_id == account_id, token_periods.c.period_start == month)).scalar_one()
-                held = conn.execute(
-                    token_periods.update()
-                    .where(token_periods.c.id == period_id, _remaining() >= hold)
-                    .values(reserved=token_periods.c.reserved + hold, updated_at=now)
-                ).rowcount
-                if not held:
+                account_id, period_id = _period_of(conn, account, month)
+                if period_id is None:  # the month's first request, before the 1st's scheduled opening ran
+                    open_periods(conn, month, account_id)
+                    account_id, period_id = _period_of(conn, account, month)
+                held = conn.execute(TAKE_HOLD, {"period_id": period_id, "hold": hold, "now": now}).first()
+                if held is None:
+                    if (existing := self._reservation_by_key(conn, ledger_key)) is not None:
+                        return existing
                     left = conn.execute(sa.select(_remaining()).where(token_periods.c.id == period_id)).scalar_one()
                     raise InsufficientTokens(account, hold, int(left))
                 expires_at = now + timedelta(seconds=ttl + self.settings.hold_margin_seconds)
-                if not append_entry(conn, account_id=account_id, period_id=period_id, entry_kind="reserve",
-                                    tokens=hold, idempotency_key=ledger_key, expires_at=expires_at, created_at=now):
+                reservation_id = append_entry(conn, account_id=account_id, period_id=period_id, entry_kind="reserve",
+                                              tokens=hold, idempotency_key=ledger_key, expires_at=expires_at,
+                                              created_at=now)
+                if reservation_id is None:  # this key was reserved before: roll the new hold back
                     raise _EndedMeanwhile
-                return self._reservation_by_key(conn, ledger_key, created=True)
-        except _EndedMeanwhile:  # the same key reserved by a concurrent call: that reservation stands
+                return Reservation(reservation_id, account, hold, month_text(month), expires_at, int(held.remaining),
+                                   True)
+        except _EndedMeanwhile:
             with read_transaction(self.engine) as conn:
                 return self._reservation_by_key(conn, ledger_key)
 
@@ -145,7 +162,6 @@ class TokenLedger:
         """End every hold past its expires_at with an `expire` row, exactly once even beside a concurrent
         expiry or settle (the shared key end:<id>). Returns (holds expired, tokens returned)."""
         now = now or datetime.now(UTC)
-        ended = token_ledger.alias("ended")
         expired_total = tokens_total = 0
         while True:
             with write_transaction(self.engine) as conn:
@@ -153,14 +169,15 @@ class TokenLedger:
                     sa.select(token_ledger.c.id, token_ledger.c.account_id, token_ledger.c.period_id,
                               token_ledger.c.tokens)
                     .where(token_ledger.c.entry_kind == "reserve", token_ledger.c.expires_at <= now,
-                           ~sa.exists().where(ended.c.reservation_id == token_ledger.c.id))
+                           ~sa.exists().where(ENDED.c.reservation_id == token_ledger.c.id))
                     .order_by(token_ledger.c.id).limit(batch_size)
                 ).all()
                 lock_periods(conn, [hold.period_id for hold in due])
                 for hold in due:
                     if append_entry(conn, account_id=hold.account_id, period_id=hold.period_id,
                                     entry_kind="expire", tokens=hold.tokens, reservation_id=hold.id,
-                                    idempotency_key=f"end:{hold.id}", reason="hold expired", created_at=now):
+                                    idempotency_key=f"end:{hold.id}", reason="hold expired",
+                                    created_at=now) is not None:
                         conn.execute(token_periods.update().where(token_periods.c.id == hold.period_id)
                                      .values(reserved=token_periods.c.reserved - hold.tokens, updated_at=now))
                         expired_total += 1
@@ -177,15 +194,17 @@ class TokenLedger:
         if not reason.strip():
             raise QuotaError("a top-up needs a reason (--reason), kept in the ledger")
         now = now or datetime.now(UTC)
+        month = month_of(now, self.tz)
         with write_transaction(self.engine) as conn:
-            account_id = _active_account(conn, account)
-            month = month_of(now, self.tz)
-            open_periods(conn, month, account_id)
-            period_id = conn.execute(sa.select(token_periods.c.id).where(
-                token_periods.c.account_id == account_id, token_periods.c.period_start == month)).scalar_one()
+            account_id, period_id = _period_of(conn, account, month)
+            if period_id is None:
+                open_periods(conn, month, account_id)
+                account_id, period_id = _period_of(conn, account, month)
+            lock_periods(conn, [period_id])
             ledger_key = f"topup:{account}:{key or uuid.uuid4()}"
             written = append_entry(conn, account_id=account_id, period_id=period_id, entry_kind="grant",
-                                   tokens=tokens, idempotency_key=ledger_key, reason=reason.strip(), created_at=now)
+                                   tokens=tokens, idempotency_key=ledger_key, reason=reason.strip(),
+                                   created_at=now) is not None
             if written:
                 conn.execute(token_periods.update().where(token_periods.c.id == period_id)
                              .values(granted=token_periods.c.granted + tokens, updated_at=now))
@@ -197,8 +216,8 @@ class TokenLedger:
         try:
             with write_transaction(self.engine) as conn:
                 hold = _hold(conn, reservation_id)
-                if (ending := _ending(conn, hold)) is not None:
-                    return _replayed(ending, kind, hold)
+                if hold.ended_kind is not None:
+                    return _replayed(hold, kind)
                 period = hold.period_start
                 if kind == "settle":
                     deadline = month_end(period, self.tz) + timedelta(hours=self.settings.settle_grace_hours)
@@ -209,20 +228,19 @@ class TokenLedger:
                             "ended); late usage is not charged to a closed month")
                 tokens = hold.tokens if actual is None else actual
                 estimated = kind == "settle" and actual is None
-                if not append_entry(conn, account_id=hold.account_id, period_id=hold.period_id, entry_kind=kind,
-                                    tokens=tokens, reservation_id=reservation_id,
-                                    idempotency_key=f"end:{reservation_id}", estimated=estimated, created_at=now):
-                    raise _EndedMeanwhile
                 used = tokens if kind == "settle" else 0
-                conn.execute(token_periods.update().where(token_periods.c.id == hold.period_id).values(
-                    reserved=token_periods.c.reserved - hold.tokens, used=token_periods.c.used + used, updated_at=now))
+                moved = conn.execute(END_HOLD, {"period_id": hold.period_id, "hold": hold.tokens, "used": used,
+                                                "now": now}).one()
+                if append_entry(conn, account_id=hold.account_id, period_id=hold.period_id, entry_kind=kind,
+                                tokens=tokens, reservation_id=reservation_id, idempotency_key=f"end:{reservation_id}",
+                                estimated=estimated, created_at=now) is None:
+                    raise _EndedMeanwhile  # a concurrent ending won: roll this one's move back
                 if used:
-                    _alert_thresholds(conn, hold, used, now)
+                    _alert_thresholds(conn, hold, used, moved.granted, moved.used, now)
                 return Ending(reservation_id, kind, tokens, hold.tokens, month_text(period), estimated, False)
         except _EndedMeanwhile:
             with read_transaction(self.engine) as conn:
-                hold = _hold(conn, reservation_id)
-                return _replayed(_ending(conn, hold), kind, hold)
+                return _replayed(_hold(conn, reservation_id), kind)
 
     def _reservation_by_key(self, conn: Connection, ledger_key: str, created: bool = False) -> Reservation | None:
         row = conn.execute(
@@ -238,52 +256,59 @@ class TokenLedger:
                            int(row.remaining), created)
 
 
-def _active_account(conn: Connection, account: str) -> int:
-    row = conn.execute(sa.select(accounts.c.id, accounts.c.active).where(accounts.c.slug == account)).first()
+PERIOD_OF = (
+    sa.select(accounts.c.id, accounts.c.active, token_periods.c.id.label("period_id"))
+    .select_from(accounts.outerjoin(token_periods, sa.and_(
+        token_periods.c.account_id == accounts.c.id,
+        token_periods.c.period_start == sa.bindparam("month", type_=sa.Date))))
+    .where(accounts.c.slug == sa.bindparam("account"))
+)
+
+
+def _period_of(conn: Connection, account: str, month) -> tuple[int, int | None]:
+    """The account's id and its period of `month` (None: not open yet); refuses an unknown or inactive account."""
+    row = conn.execute(PERIOD_OF, {"account": account, "month": month}).first()
     if row is None:
         raise QuotaError(f"no account {account!r}: `nightshift accounts list` shows them")
     if not row.active:
         raise QuotaError(f"account {account!r} is deactivated: it gets no tokens")
-    return row.id
+    return row.id, row.period_id
+
+
+HOLD = (
+    sa.select(token_ledger.c.id, token_ledger.c.account_id, token_ledger.c.period_id, token_ledger.c.tokens,
+              accounts.c.slug, token_periods.c.period_start, ENDED.c.entry_kind.label("ended_kind"),
+              ENDED.c.tokens.label("ended_tokens"), ENDED.c.estimated.label("ended_estimated"),
+              ENDED.c.created_at.label("ended_at"))
+    .join(accounts, accounts.c.id == token_ledger.c.account_id)
+    .join(token_periods, token_periods.c.id == token_ledger.c.period_id)
+    .outerjoin(ENDED, ENDED.c.reservation_id == token_ledger.c.id)
+    .where(token_ledger.c.id == sa.bindparam("reservation_id"), token_ledger.c.entry_kind == "reserve")
+)
 
 
 def _hold(conn: Connection, reservation_id: int) -> sa.Row:
-    row = conn.execute(
-        sa.select(token_ledger.c.id, token_ledger.c.account_id, token_ledger.c.period_id, token_ledger.c.tokens,
-                  accounts.c.slug, token_periods.c.period_start, token_periods.c.granted, token_periods.c.used)
-        .join(accounts, accounts.c.id == token_ledger.c.account_id)
-        .join(token_periods, token_periods.c.id == token_ledger.c.period_id)
-        .where(token_ledger.c.id == reservation_id, token_ledger.c.entry_kind == "reserve")
-    ).first()
+    """A reserve row with its account, period and ending (ended_*: None while the hold is open)."""
+    row = conn.execute(HOLD, {"reservation_id": reservation_id}).first()
     if row is None:
         raise QuotaError(f"no reservation {reservation_id}: `nightshift tokens ledger ACCOUNT` lists them")
     return row
 
 
-def _ending(conn: Connection, hold: sa.Row) -> sa.Row | None:
-    return conn.execute(
-        sa.select(token_ledger.c.entry_kind, token_ledger.c.tokens, token_ledger.c.estimated,
-                  token_ledger.c.created_at)
-        .where(token_ledger.c.idempotency_key == f"end:{hold.id}")
-    ).first()
-
-
-def _replayed(ending: sa.Row, kind: str, hold: sa.Row) -> Ending:
+def _replayed(hold: sa.Row, kind: str) -> Ending:
     """The reservation had already ended: the same ending again is a no-op; another one is refused,
     except a release after an expiry (both gave the hold back)."""
-    if ending.entry_kind != kind and not (kind == "release" and ending.entry_kind == "expire"):
+    if hold.ended_kind != kind and not (kind == "release" and hold.ended_kind == "expire"):
         done = {"settle": "settled", "release": "released", "expire": "expired (its hold went back)"}
-        raise QuotaError(f"reservation {hold.id} was already {done[ending.entry_kind]} at "
-                         f"{utc(ending.created_at).isoformat()}; it cannot be {done[kind]} as well")
-    return Ending(hold.id, ending.entry_kind, ending.tokens, hold.tokens, month_text(hold.period_start),
-                  bool(ending.estimated), True)
+        raise QuotaError(f"reservation {hold.id} was already {done[hold.ended_kind]} at "
+                         f"{utc(hold.ended_at).isoformat()}; it cannot be {done[kind]} as well")
+    return Ending(hold.id, hold.ended_kind, hold.ended_tokens, hold.tokens, month_text(hold.period_start),
+                  bool(hold.ended_estimated), True)
 
 
-def _alert_thresholds(conn: Connection, hold: sa.Row, used: int, now: datetime) -> None:
+def _alert_thresholds(conn: Connection, hold: sa.Row, used: int, granted: int, after: int, now: datetime) -> None:
     """One alert per account, threshold and period, raised by the settle that crosses it (settles of one
     period are serialised by its row, so exactly one sees the crossing)."""
-    granted, after = conn.execute(sa.select(token_periods.c.granted, token_periods.c.used)
-                                  .where(token_periods.c.id == hold.period_id)).one()
     if granted <= 0:
         return
     before = after - used

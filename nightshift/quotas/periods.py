@@ -9,6 +9,7 @@ recorded around midnight of the 1st is never erased; a forced re-grant adds an `
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import asdict, dataclass
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from nightshift.db.engine import dialect_insert, read_transaction, write_transaction
+from nightshift.db.engine import dialect_insert, insert_of, read_transaction, write_transaction
 from nightshift.db.schema import accounts, token_ledger, token_periods
 
 MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
@@ -72,13 +73,17 @@ def lock_periods(conn: Connection, period_ids: list[int]) -> None:
                      .order_by(token_periods.c.id).with_for_update())
 
 
-def append_entry(conn: Connection, **row: Any) -> bool:
+def append_entry(conn: Connection, **row: Any) -> int | None:
     """Append one ledger row unless its idempotency key exists (also one a concurrent transaction is
-    committing: PostgreSQL waits for it). True when the row was written: the caller then moves the cache."""
-    lock_periods(conn, [row["period_id"]])
-    statement = dialect_insert(conn, token_ledger).values(**row).on_conflict_do_nothing(
-        index_elements=["idempotency_key"]).returning(token_ledger.c.id)
-    return conn.execute(statement).first() is not None
+    committing: PostgreSQL waits for it). Returns the new row's id, None for an existing key. The caller
+    holds its period's lock (its UPDATE, or lock_periods) and moves the period's cache with it."""
+    return conn.execute(_append_statement(conn.dialect.name), row).scalar()
+
+
+@functools.cache
+def _append_statement(dialect: str) -> sa.Insert:
+    statement = insert_of(dialect)(token_ledger).on_conflict_do_nothing(index_elements=["idempotency_key"])
+    return statement.returning(token_ledger.c.id)
 
 
 def _key(prefix: str, month: date) -> sa.ColumnElement:
@@ -178,10 +183,11 @@ def _regrant(conn: Connection, month: date, reason: str, now: datetime) -> int:
     ).all()
     total = 0
     for period in periods:
+        lock_periods(conn, [period.id])
         written = append_entry(
             conn, account_id=period.account_id, period_id=period.id, entry_kind="adjust", tokens=period.quota,
             idempotency_key=f"regrant:{period.slug}:{month_text(month)}:{digest}", reason=f"forced reset: {reason}",
-            created_at=now)
+            created_at=now) is not None
         if written:
             conn.execute(token_periods.update().where(token_periods.c.id == period.id)
                          .values(granted=token_periods.c.granted + period.quota, updated_at=now))
