@@ -41,6 +41,14 @@ def test_yaml_file_sets_structured_settings_and_env_wins(tmp_path):
     assert settings.config_file == config
 
 
+def test_quota_settings_from_yaml(tmp_path):
+    config = tmp_path / "nightshift.yaml"
+    config.write_text("quotas:\n  max_hold_tokens: 4000\n  settle_grace_hours: 72\n  first_month: '2025-11'\n")
+    quotas = load_settings({"NIGHTSHIFT_CONFIG": str(config)}).quotas
+    assert (quotas.max_hold_tokens, quotas.settle_grace_hours, quotas.first_month, quotas.default_ttl_seconds) == (
+        4000, 72, "2025-11", 600)
+
+
 @pytest.mark.parametrize(
     ("env", "yaml_text", "named"),
     [
@@ -53,6 +61,10 @@ def test_yaml_file_sets_structured_settings_and_env_wins(tmp_path):
         ({}, "imports:\n  max_rows: -1\n", "imports.max_rows"),
         ({}, "imports:\n  default_phone_region: XX\n", "imports.default_phone_region"),
         ({}, "retention_dayz: 3\n", "retention_dayz"),
+        ({}, "quotas:\n  max_hold: 5\n", "quotas.max_hold"),
+        ({}, "quotas:\n  max_hold_tokens: 0\n", "quotas.max_hold_tokens"),
+        ({}, "quotas:\n  settle_grace_hours: -1\n", "quotas.settle_grace_hours"),
+        ({}, "quotas:\n  first_month: 2026-1\n", "quotas.first_month"),
         ({}, "- a list\n", "NIGHTSHIFT_CONFIG"),
         ({}, "imports: [1, 2\n", "NIGHTSHIFT_CONFIG"),
     ],
