@@ -1,8 +1,9 @@
 """The WhatsApp backends: sandbox (nothing leaves the machine), WaChap and the Meta Cloud API.
 
 Each sends one message over one HTTP exchange and reports what happened as a `Reply` (status, provider
-code, transport failure); the classifier decides what it means. A fresh connection per message: a
-connect failure then proves the request never left. Secrets go in headers only, never in a Reply.
+code, transport failure); the classifier decides what it means. Each sending thread keeps its connection
+while it is fresh; a failure to open one proves the request never left. Secrets go in headers only,
+never in a Reply.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import email.utils
 import http.client
 import json
 import random
+import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -74,12 +77,36 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def http_exchange(method: str, url: str, *, headers: dict[str, str], payload: Any = None,
-                  timeouts: Timeouts) -> tuple[Reply, Any]:
-    """One request on a new connection: (Reply with status/transport/latency, parsed JSON body or None)."""
+class Connections(threading.local):
+    """Each sending thread's open connection, reused for its next request while fresh. A connection
+    idle longer than REUSE_IDLE_SECONDS is not reused: a server that closed it meanwhile would make a
+    send ambiguous that never arrived."""
+
+    REUSE_IDLE_SECONDS = 2.0
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[str, str | None, int | None], tuple[http.client.HTTPConnection, float]] = {}
+
+    def take(self, key: tuple[str, str | None, int | None]) -> http.client.HTTPConnection | None:
+        found = self.open.pop(key, None)
+        if found is None:
+            return None
+        connection, last_used = found
+        if time.monotonic() - last_used > self.REUSE_IDLE_SECONDS:
+            connection.close()
+            return None
+        return connection
+
+    def keep(self, key: tuple[str, str | None, int | None], connection: http.client.HTTPConnection) -> None:
+        self.open[key] = (connection, time.monotonic())
+
+
+def http_exchange(method: str, url: str, *, headers: dict[str, str], payload: Any = None, timeouts: Timeouts,
+                  connections: Connections | None = None) -> tuple[Reply, Any]:
+    """One request: (Reply with status/transport/latency, parsed JSON body or None). A failure to open a
+    new connection proves the request never left; any failure after that may have reached the server."""
     parts = urlsplit(url)
-    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    connection = connection_class(parts.hostname, parts.port, timeout=timeouts.connect)
+    key = (parts.scheme, parts.hostname, parts.port)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     body = None if payload is None else json.dumps(payload).encode()
     started = time.perf_counter()
@@ -87,22 +114,32 @@ def http_exchange(method: str, url: str, *, headers: dict[str, str], payload: An
     def elapsed() -> int:
         return round((time.perf_counter() - started) * 1000)
 
-    try:
+    connection = connections.take(key) if connections is not None else None
+    if connection is None:
+        connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        connection = connection_class(parts.hostname, parts.port, timeout=timeouts.connect)
         try:
             connection.connect()
         except OSError as exc:
+            connection.close()
             return Reply(transport=Transport.CONNECT_FAILED, latency_ms=elapsed(), detail=type(exc).__name__), None
         connection.sock.settimeout(timeouts.read)
-        try:
-            connection.request(method, path or "/", body=body,
-                               headers={**headers, **({"Content-Type": "application/json"} if body else {})})
-            response = connection.getresponse()
-            raw = response.read()
-        except TimeoutError:
-            return Reply(transport=Transport.READ_TIMEOUT, latency_ms=elapsed(), detail="read timeout"), None
-        except (OSError, http.client.HTTPException) as exc:
-            return Reply(transport=Transport.RESET_AFTER_SEND, latency_ms=elapsed(), detail=type(exc).__name__), None
-    finally:
+        # A reused connection must not wait on Nagle's algorithm for the server's delayed ACK.
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        connection.request(method, path or "/", body=body,
+                           headers={**headers, **({"Content-Type": "application/json"} if body else {})})
+        response = connection.getresponse()
+        raw = response.read()
+    except TimeoutError:
+        connection.close()
+        return Reply(transport=Transport.READ_TIMEOUT, latency_ms=elapsed(), detail="read timeout"), None
+    except (OSError, http.client.HTTPException) as exc:
+        connection.close()
+        return Reply(transport=Transport.RESET_AFTER_SEND, latency_ms=elapsed(), detail=type(exc).__name__), None
+    if connections is not None and not response.will_close:
+        connections.keep(key, connection)
+    else:
         connection.close()
     try:
         parsed = json.loads(raw) if raw else None
@@ -151,6 +188,7 @@ class WaChapBackend:
         self.api_key = api_key
         self.default_account_id = default_account_id
         self.timeouts = timeouts
+        self.connections = Connections()
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
@@ -159,7 +197,7 @@ class WaChapBackend:
         payload = {"data": {"accountId": account_id or self.default_account_id, "to": message.to, "type": "text",
                             "content": message.body, "isCampaign": False}}
         reply, parsed = http_exchange("POST", f"{self.base_url}/whatsapp/messages/send", headers=self._headers(),
-                                      payload=payload, timeouts=self.timeouts)
+                                      payload=payload, timeouts=self.timeouts, connections=self.connections)
         if reply.http_status is None:
             return reply
         error = _error(parsed)
@@ -188,6 +226,7 @@ class MetaBackend:
         self.token = token
         self.default_phone_number_id = default_phone_number_id
         self.timeouts = timeouts
+        self.connections = Connections()
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
@@ -199,7 +238,7 @@ class MetaBackend:
                    # Echoed in status webhooks: the receipt finds its notification.
                    "biz_opaque_callback_data": str(message.notification_id)}
         reply, parsed = http_exchange("POST", f"{self.base_url}/{number_id}/messages", headers=self._headers(),
-                                      payload=payload, timeouts=self.timeouts)
+                                      payload=payload, timeouts=self.timeouts, connections=self.connections)
         if reply.http_status is None:
             return reply
         error = _error(parsed)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
 import random
 import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -350,24 +351,44 @@ def finalise(engine: Engine, settings: NotificationSettings, provider: str, resu
         chunk: Counter = Counter()
         outcomes: dict[str, list[str]] = defaultdict(list)
         account_errors: dict[str, str] = {}
+        attempt_rows: list[dict[str, Any]] = []
+        # Rows that set the same columns the same way go in one executemany: a round trip per chunk,
+        # not per row. An expression (attempts - 1, the scrubbed body) is the same for every row of its group.
+        groups: dict[tuple, tuple[dict[str, Any], list[dict[str, Any]], Counter]] = {}
+        for result in results:
+            claimed = result.claimed
+            values, counted = _final_values(result, settings, stamp, rng)
+            if result.attempt_id is not None:
+                reply = result.reply
+                attempt_rows.append({
+                    "_id": result.attempt_id, "outcome": str(result.kind), "http_status": reply.http_status,
+                    "error_code": _error_code(result), "latency_ms": reply.latency_ms, "error_text": reply.detail,
+                    "error_class": "never_left" if result.classification.never_left else str(result.kind)})
+                outcomes[claimed.account].append(str(result.kind))
+                if result.kind == Outcome.ACCOUNT:
+                    account_errors[claimed.account] = _error_code(result) or "account"
+            expressions = {k: v for k, v in values.items() if isinstance(v, sa.ColumnElement)}
+            params = {k: v for k, v in values.items() if k not in expressions}
+            key = (tuple(sorted(params)), tuple(sorted((k, str(v)) for k, v in expressions.items())))
+            group = groups.setdefault(key, (expressions, [], Counter()))
+            group[1].append({"_id": claimed.id, "_token": claimed.token, **{f"v_{k}": v for k, v in params.items()}})
+            group[2][counted] += 1
         with write_transaction(engine) as conn:
-            for result in results:
-                claimed = result.claimed
-                values, counted = _final_values(result, settings, stamp, rng)
-                if result.attempt_id is not None:
-                    reply = result.reply
-                    conn.execute(notification_attempts.update().where(
-                        notification_attempts.c.id == result.attempt_id).values(
-                        outcome=result.kind, http_status=reply.http_status, error_code=_error_code(result),
-                        error_class="never_left" if result.classification.never_left else result.kind,
-                        error_text=reply.detail, latency_ms=reply.latency_ms))
-                    outcomes[claimed.account].append(str(result.kind))
-                    if result.kind == Outcome.ACCOUNT:
-                        account_errors[claimed.account] = _error_code(result) or "account"
+            if attempt_rows:
+                conn.execute(notification_attempts.update().where(
+                    notification_attempts.c.id == sa.bindparam("_id")).values(
+                    **{k: sa.bindparam(k) for k in attempt_rows[0] if k != "_id"}), attempt_rows)
+            for (columns, _), (expressions, rows, counted) in groups.items():
                 updated = conn.execute(notifications.update().where(
-                    notifications.c.id == claimed.id, notifications.c.claim_token == claimed.token,
-                    notifications.c.status == "sending").values(**values)).rowcount
-                chunk[counted if updated else "lost_lease"] += 1
+                    notifications.c.id == sa.bindparam("_id"), notifications.c.claim_token == sa.bindparam("_token"),
+                    notifications.c.status == "sending").values(
+                    **{k: sa.bindparam(f"v_{k}") for k in columns}, **expressions), rows).rowcount
+                # Rows whose claim token no longer holds (their lease ran out) are left as they are.
+                if updated == len(rows):
+                    chunk.update(counted)
+                else:
+                    chunk["lost_lease"] += len(rows) - updated
+                    chunk[next(iter(counted))] += updated
             for account, seen in outcomes.items():
                 breaker.record_outcomes(conn, provider, account, seen, stamp, settings=settings.breaker,
                                         account_error=account_errors.get(account))
@@ -525,19 +546,40 @@ def _claim_batch(engine: Engine, settings: NotificationSettings, provider: str, 
 def _send_batch(engine: Engine, settings: NotificationSettings, provider: str, sender: _Sender,
                 pool: ThreadPoolExecutor, batch: list[Claimed], renew: Callable[[], None],
                 rng: random.Random) -> Counter:
+    """Send a claimed batch on the pool; finalise the results as they come, a chunk at a time. A send
+    that raised leaves its row `sending` for the reaper, and its error is raised once the others are
+    written."""
     counts: Counter = Counter()
-    pending: set[Future] = {pool.submit(sender.send, claimed) for claimed in batch}
-    done_results: list[SendResult] = []
+    finished: queue.SimpleQueue = queue.SimpleQueue()
+    for claimed in batch:
+        pool.submit(sender.send, claimed).add_done_callback(finished.put)
+    results: list[SendResult] = []
+    errors: list[BaseException] = []
+    received = 0
     last_write = last_renew = time.monotonic()
-    while pending:
-        done, pending = wait(pending, timeout=FINALISE_EVERY_SECONDS, return_when=FIRST_COMPLETED)
-        done_results.extend(future.result() for future in done)
+    while received < len(batch):
+        try:
+            future = finished.get(timeout=FINALISE_EVERY_SECONDS)
+        except queue.Empty:
+            future = None
+        while future is not None:
+            received += 1
+            if future.exception() is None:
+                results.append(future.result())
+            else:
+                errors.append(future.exception())
+            try:
+                future = finished.get_nowait()
+            except queue.Empty:
+                future = None
         moment = time.monotonic()
-        if done_results and (len(done_results) >= FINALISE_EVERY_ROWS or not pending
-                             or moment - last_write >= FINALISE_EVERY_SECONDS):
-            counts.update(finalise(engine, settings, provider, done_results, rng=rng))
-            done_results, last_write = [], moment
+        if results and (len(results) >= FINALISE_EVERY_ROWS or received == len(batch)
+                        or moment - last_write >= FINALISE_EVERY_SECONDS):
+            counts.update(finalise(engine, settings, provider, results, rng=rng))
+            results, last_write = [], moment
         if moment - last_renew >= settings.sweep_lease_seconds / 3:
             renew()
             last_renew = moment
+    if errors:
+        raise errors[0]
     return counts

@@ -60,6 +60,7 @@ class FakeProvider:
         self.default: Callable[[dict[str, Any]], Action] = lambda request: ok()
         self.probe_status = 200
         self.latency = 0.0
+        self.connections = 0  # TCP connections accepted
         self.requests: list[dict[str, Any]] = []
         self.accepted: Counter = Counter()  # notification key (Meta: its id; WaChap: the body) -> times
         self.accepted_at: list[float] = []
@@ -116,6 +117,11 @@ class FakeProvider:
             def log_message(self, *args: Any) -> None:
                 pass
 
+            def setup(self) -> None:
+                super().setup()
+                with provider.lock:
+                    provider.connections += 1
+
             def _answer(self, code: int, body: Any, headers: dict[str, str] | None = None) -> None:
                 data = json.dumps(body).encode()
                 self.send_response(code)
@@ -123,8 +129,9 @@ class FakeProvider:
                 self.send_header("Content-Length", str(len(data)))
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
+                # Headers and body in one write: no Nagle / delayed-ACK stall between the two.
+                self._headers_buffer.append(b"\r\n" + data)
+                self.flush_headers()
 
             def do_GET(self) -> None:
                 provider._next({"method": "GET", "path": self.path, "headers": dict(self.headers), "json": None})

@@ -105,3 +105,15 @@ def test_retry_after_as_an_http_date():
     now = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
     assert retry_after_seconds("Fri, 01 May 2026 12:02:00 GMT", now) == 120.0
     assert retry_after_seconds("soon", now) is None
+
+
+def test_a_thread_reuses_its_fresh_connection_but_not_a_stale_one(wachap_server, monkeypatch):
+    from nightshift.notifications.providers import Connections
+
+    backend = wachap(wachap_server)
+    for _ in range(3):
+        assert backend.send(MESSAGE, None).http_status == 200
+    assert wachap_server.connections == 1
+    monkeypatch.setattr(Connections, "REUSE_IDLE_SECONDS", 0.0)
+    backend.send(MESSAGE, None)
+    assert wachap_server.connections == 2  # an idle connection is not trusted: a new one is opened
