@@ -48,7 +48,7 @@ class CleanupConfig(dg.Config):
     imports_days: int | None = None
     files_days: int | None = None
     run_days: int | None = None
-    # A run stops between batches once it has run this long (0: no limit); the next run resumes.
+    # Each op stops between batches once it has run this long (0: no limit); the next run resumes.
     stop_after_seconds: int = 0
 
 

@@ -80,3 +80,16 @@ def test_run_options_override_ages_and_only_selects():
     with pytest.raises(ConfigError, match="--only tokens: no such retention policy"):
         applied.selected(["tokens"])
     assert len(POLICY_NAMES) == len(set(POLICY_NAMES))
+
+
+def test_every_foreign_key_into_a_table_the_policies_delete_from_keeps_valid():
+    """A new table pointing at one the policies delete from must say what happens to its rows (or get a
+    guard here): otherwise a cleanup fails on the key, or deletes what that table still needs."""
+    from nightshift.db.schema import metadata
+
+    guarded = {("imports", "duplicate_of_id")}  # the imports policy keeps an import a younger one duplicates
+    deleted_from = {p.table.name for p in POLICIES if p.table is not None and p.action == "delete"}
+    for table in metadata.tables.values():
+        for key in table.foreign_keys:
+            if key.column.table.name in deleted_from and (table.name, key.parent.name) not in guarded:
+                assert key.ondelete in ("CASCADE", "SET NULL"), f"{table.name}.{key.parent.name}"
