@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from nightshift.phones import to_e164
+from nightshift.phones import to_e164_many
 
 # What old exporters wrote for empty cells (str(None), str(nan), JavaScript, SQL dumps). Exactly
 # these spellings: "Nan" or "none" may be a name or a word.
@@ -415,7 +415,8 @@ def parse_phone(s: pd.Series, default_region: str = "ML") -> Parsed:
     for its region is invalid: a national number of another country is never given the default
     region's code."""
     cells = _cleaned_cells(s)
-    e164 = {raw: to_e164(raw, default_region) for raw in dict.fromkeys(cells) if raw is not None}
+    distinct = [raw for raw in dict.fromkeys(cells) if raw is not None]
+    e164 = dict(zip(distinct, to_e164_many(distinct, default_region), strict=True))
     return _text_result(cells, [None if cell is None else e164[cell] for cell in cells], s.index)
 
 
