@@ -78,6 +78,41 @@ class QuotaSettings:
     first_month: str = "2026-01"
 
 
+@dataclass(frozen=True)
+class AISettings:
+    """The `ai:` section; the provider itself comes from NIGHTSHIFT_AI_BASE_URL / _API_KEY / _MODEL."""
+
+    # Content kinds generated per business (description, meta_description, faq).
+    kinds: list = field(default_factory=lambda: ["description", "meta_description"])
+    # The account businesses imported without one are charged to (a slug); empty: they are skipped.
+    default_account: str = ""
+    # Client-side limits shared by every process through the database (the old system: 5 a minute).
+    requests_per_minute: int = 5
+    tokens_per_minute: int = 40_000
+    timeout_seconds: float = 60.0
+    # HTTP retries of one call on 408/409/429/5xx, exponential from retry_base_seconds with jitter.
+    http_retries: int = 3
+    retry_base_seconds: float = 1.0
+    retry_cap_seconds: float = 30.0
+    # Attempts of one request (Adha: 5 s, 10 s, 20 s apart, at most 3, then dead letter) and re-asks of
+    # one attempt whose output failed validation (each metered).
+    max_attempts: int = 3
+    attempt_base_seconds: float = 5.0
+    max_reasks: int = 2
+    lease_seconds: int = 600
+    # Premium 500 / organic 220 characters of source text in a prompt (the old context limits).
+    context_chars: int = 500
+    temperature: float = 0.7
+    forbidden_phrases: list = field(default_factory=lambda: [
+        "en tant qu'ia", "en tant que modèle de langage", "as an ai", "je ne peux pas", "lorem ipsum"])
+    # Nightly regeneration: contents older than this or of an older template version, within the budget.
+    regenerate_after_days: int = 90
+    regeneration_token_budget: int = 50_000
+    sensor_interval_seconds: int = 60
+    # How often requests waiting for quota try again (a top-up or a new month lets them through).
+    quota_recheck_seconds: int = 600
+
+
 def _data_folder(name: str) -> property:
     def folder(settings: Settings) -> Path:
         return settings.data_dir / name
@@ -96,6 +131,7 @@ class Settings:
     quotas: QuotaSettings = field(default_factory=QuotaSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
+    ai: AISettings = field(default_factory=AISettings)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -156,6 +192,27 @@ def _validate_quotas(quotas: QuotaSettings) -> None:
         raise ConfigError(f"quotas.first_month: {quotas.first_month!r} is not a month written YYYY-MM (e.g. 2026-01)")
 
 
+AI_KINDS = ("description", "meta_description", "faq")
+
+
+def _validate_ai(ai: AISettings) -> None:
+    for key in ("requests_per_minute", "tokens_per_minute", "max_attempts", "lease_seconds", "context_chars",
+                "regenerate_after_days", "sensor_interval_seconds", "quota_recheck_seconds"):
+        if getattr(ai, key) <= 0:
+            raise ConfigError(f"ai.{key}: must be a positive integer")
+    for key in ("http_retries", "max_reasks", "regeneration_token_budget"):
+        if getattr(ai, key) < 0:
+            raise ConfigError(f"ai.{key}: must be 0 or a positive integer")
+    for key in ("timeout_seconds", "retry_base_seconds", "retry_cap_seconds", "attempt_base_seconds"):
+        if getattr(ai, key) <= 0:
+            raise ConfigError(f"ai.{key}: must be a positive number of seconds")
+    unknown = [kind for kind in ai.kinds if kind not in AI_KINDS]
+    if unknown or not ai.kinds:
+        raise ConfigError(f"ai.kinds: {unknown or ai.kinds!r} — use some of {', '.join(AI_KINDS)}")
+    if not all(isinstance(phrase, str) and phrase.strip() for phrase in ai.forbidden_phrases):
+        raise ConfigError("ai.forbidden_phrases: expected a list of non-empty texts")
+
+
 def _validate_retention(retention: RetentionSettings) -> None:
     for key in ("batch_size", "run_days", "instance_items_per_run"):
         if getattr(retention, key) <= 0:
@@ -192,7 +249,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     elif config_name:
         raise ConfigError(f"NIGHTSHIFT_CONFIG: file {config_path} does not exist")
 
-    known_top = {"database_url", "data_dir", "timezone", "lang", "imports", "retention", "quotas", "notifications"}
+    known_top = {"database_url", "data_dir", "timezone", "lang", "imports", "retention", "quotas", "notifications",
+                 "ai"}
     unknown = sorted(set(raw) - known_top)
     if unknown:
         known = ", ".join(sorted(known_top))
@@ -236,6 +294,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     _validate_quotas(quotas)
     retention = _section(raw, "retention", RetentionSettings)
     _validate_retention(retention)
+    ai = _section(raw, "ai", AISettings)
+    _validate_ai(ai)
     try:
         notifications = parse_notification_settings(raw.get("notifications"), is_phone_region)
     except NotificationConfigError as exc:
@@ -251,4 +311,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         quotas=quotas,
         retention=retention,
         notifications=notifications,
+        ai=ai,
     )

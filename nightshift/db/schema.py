@@ -248,7 +248,23 @@ ai_requests = sa.Table(
     sa.Column("error_text", sa.Text),
     *_timestamps(),
     sa.Column("completed_at", Timestamp),
+    # The import whose rows asked for it: provenance without a key, like the rows' own import_id.
+    sa.Column("import_id", Id),
+    sa.Column("template_version", sa.String(20)),
+    # Why a pending request waits (quota); when a temporary failure or a timeout may be tried again (NULL
+    # on a failed request: permanent, the old dead letter).
+    sa.Column("wait_reason", sa.String(20)),
+    sa.Column("next_attempt_at", Timestamp),
+    # The hold of the ask in flight (a token_ledger reserve row; no key: the ledger already points here).
+    sa.Column("reservation_id", Id),
+    # Set just before the HTTP call: an abandoned request with it may have been billed (settled at the hold).
+    sa.Column("call_started_at", Timestamp),
+    # The validated text: the cache a later request with the same prompt_hash reuses without a call.
+    sa.Column("output_text", sa.Text),
+    sa.Column("latency_ms", sa.Integer),
     sa.Index(None, "status", "lease_until"),
+    sa.Index(None, "status", "next_attempt_at"),
+    sa.Index(None, "prompt_hash"),
 )
 
 ai_contents = sa.Table(
@@ -262,7 +278,18 @@ ai_contents = sa.Table(
     sa.Column("prompt_hash", sa.String(64)),
     _fk("request_id", "ai_requests.id", ondelete="SET NULL"),
     *_timestamps(),
+    sa.Column("template_version", sa.String(20)),
     sa.UniqueConstraint("business_id", "kind"),
+)
+
+# The AI provider's client-side rate limit, shared by every process: the earliest moment the next request
+# may start (requests per minute) and the moment the tokens already sent are paid off (tokens per minute).
+ai_rate_limits = sa.Table(
+    "ai_rate_limits",
+    metadata,
+    sa.Column("name", sa.String(200), primary_key=True),
+    sa.Column("next_request_at", Timestamp, nullable=False),
+    sa.Column("next_token_at", Timestamp, nullable=False),
 )
 
 token_ledger = sa.Table(

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import random
 
+from nightshift.backoff import exponential_delay
 from nightshift.notification_settings import BackoffPolicy
 from nightshift.notifications.classify import Rule
-
-PLUS_MINUS = 0.2
 
 
 def retry_delay(policy: BackoffPolicy, attempt: int, *, rule: Rule | None = None, retry_after: float | None = None,
@@ -21,10 +20,5 @@ def retry_delay(policy: BackoffPolicy, attempt: int, *, rule: Rule | None = None
     floor = max(retry_after or 0.0, rule.floor_seconds if rule else 0.0)
     if rule is not None and rule.pair_rate:
         return max(4.0 ** (attempt - 1), floor)
-    rng = rng or random.Random()
-    delay = min(policy.base_seconds * policy.factor ** (attempt - 1), policy.cap_seconds)
-    if policy.jitter == "full":
-        delay = rng.uniform(0, delay)
-    else:
-        delay *= rng.uniform(1 - PLUS_MINUS, 1 + PLUS_MINUS)
-    return max(delay, floor)
+    return exponential_delay(attempt, base=policy.base_seconds, factor=policy.factor, cap=policy.cap_seconds,
+                             jitter=policy.jitter, floor=floor, rng=rng)
