@@ -20,20 +20,30 @@ class Pacer:
         self._lock = threading.Lock()
         self._next_start = 0.0
 
-    def _wait_for_start(self) -> None:
-        if not self.pacing.min_interval_seconds and not self.pacing.jitter_seconds:
-            return
-        with self._lock:
-            now = time.monotonic()
-            start = max(now, self._next_start)
-            gap = self.pacing.min_interval_seconds + self.rng.uniform(0, self.pacing.jitter_seconds)
-            self._next_start = start + gap
-        if start > now:
-            time.sleep(start - now)
+    @property
+    def paced(self) -> bool:
+        return bool(self.pacing.min_interval_seconds or self.pacing.jitter_seconds)
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        """Hold one of the account's concurrent sends, started no earlier than its pace allows."""
+        """One of the account's concurrent sends."""
         with self._slots:
-            self._wait_for_start()
             yield
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        """The moment a send may start: one at a time per paced account, the next one no earlier than
+        the interval after this one left (measured when it leaves, so a slow step inside does not let
+        the following sends bunch up)."""
+        if not self.paced:
+            yield
+            return
+        with self._lock:
+            wait = self._next_start - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            try:
+                yield
+            finally:
+                gap = self.pacing.min_interval_seconds + self.rng.uniform(0, self.pacing.jitter_seconds)
+                self._next_start = time.monotonic() + gap

@@ -420,13 +420,15 @@ class _Sender:
         return self.pacers[account]
 
     def send(self, claimed: Claimed) -> SendResult:
-        with self.pacer(claimed.account).slot():
-            now = now_utc()
-            if claimed.expires_at is not None and claimed.expires_at <= now:
-                return SendResult(claimed, "expired")
-            if claimed.lease_until - now < self.margin:
-                return SendResult(claimed, "released")  # its lease would end mid-request: back to due
-            attempt_id = _start_attempt(self.engine, claimed, self.backend.name)
+        pacer = self.pacer(claimed.account)
+        with pacer.slot():
+            with pacer.turn():
+                now = now_utc()
+                if claimed.expires_at is not None and claimed.expires_at <= now:
+                    return SendResult(claimed, "expired")
+                if claimed.lease_until - now < self.margin:
+                    return SendResult(claimed, "released")  # its lease would end mid-request: back to due
+                attempt_id = _start_attempt(self.engine, claimed, self.backend.name)
             message = OutboundMessage(claimed.id, claimed.recipient, claimed.body, claimed.account)
             reply = self.backend.send(message, provider_account_id(self.settings, self.backend.name,
                                                                    claimed.account))

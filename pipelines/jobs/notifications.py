@@ -1,8 +1,8 @@
 """notification_sweep: expire → reap → probe open breakers → claim/send/finalise → summary.
 
-The ops that only touch the database retry on transient errors (Dagster's retry policy); the sending
-op has none: an HTTP call is never repeated by Dagster, the outbox decides when a message goes again
-(its claim and finalise retry transient database errors themselves).
+The ops that only touch the database retry on transient errors (Dagster's retry policy); the probing
+and sending ops have none: an HTTP call is never repeated by Dagster, the outbox decides when a message
+goes again (its claim and finalise retry transient database errors themselves).
 """
 
 import dagster as dg
@@ -38,7 +38,7 @@ def reap_notifications(context: dg.OpExecutionContext, database: Database, setti
     return {"expired": expired, **reaped}
 
 
-@dg.op(retry_policy=DATABASE_RETRY)
+@dg.op  # a probe is an HTTP request: never repeated by Dagster
 def probe_breakers(context: dg.OpExecutionContext, database: Database, settings: dg.ResourceParam[Settings],
                    whatsapp: WhatsAppProvider, housekeeping: dict) -> dict:
     probed = sweep.probe_breakers(database.engine, settings.notifications, whatsapp.backend())

@@ -21,10 +21,11 @@ def assert_nightshift_loaded(workspace: dict) -> None:
     location = entry["locationOrLoadError"]
     assert location["__typename"] == "RepositoryLocation", location
     [repository] = location["repositories"]
-    assert {"database_health", "import_job", "import_dry_run"} <= {job["name"] for job in repository["jobs"]}
+    assert {"database_health", "import_job", "import_dry_run", "notification_sweep"} <= {
+        job["name"] for job in repository["jobs"]}
     sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
     assert sensors == {"run_failure_alerts": "RUNNING", "upload_sensor": "RUNNING",
-                       "import_failure_sensor": "RUNNING"}
+                       "import_failure_sensor": "RUNNING", "outbox_sensor": "RUNNING"}
     schedules = {s["name"]: s for s in repository["schedules"]}
     assert schedules["database_health_hourly"]["executionTimezone"] == "UTC"
 
