@@ -216,6 +216,9 @@ def _report(results: dict[str, dict], count: int, slow_count: int, old_count: in
         f"- PostgreSQL at 0 ms: {pg0['rate']:,.0f} sends/s "
         f"(target ≥ 1,000: {'met' if pg0['rate'] >= 1000 else 'NOT met'}); "
         f"{pg0['rate'] / results['old postgresql 0 ms']['rate']:.1f} × the old pattern.",
+        f"- SQLite at 0 ms: {results['sqlite 0 ms']['rate']:,.0f} sends/s, "
+        f"{results['sqlite 0 ms']['rate'] / results['old sqlite 0 ms']['rate']:.1f} × the old pattern (its one "
+        "transaction per message writes no attempt row before the request).",
         f"- At 50 ms: PostgreSQL {pg50['rate']:,.0f}, SQLite {results['sqlite 50 ms']['rate']:,.0f} sends/s "
         f"(target ≥ 0.8 × {CONCURRENCY} × 20/s = {slow_target:.0f}: "
         f"{'met' if min(pg50['rate'], results['sqlite 50 ms']['rate']) >= slow_target else 'NOT met'}); "
