@@ -4,6 +4,7 @@ tokens, the reaper, ambiguous OTPs, the circuit breaker, priority order and paci
 import time
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from nightshift.db.schema import notification_attempts, notifications, provider_breaker_changes
@@ -205,3 +206,47 @@ def test_pacing_keeps_the_measured_rate_under_the_limit(db, wachap_server):
     # Starts are ≥ 50 ms apart; arrivals may jitter a little around that.
     assert (times[-1] - times[0]) >= 19 * 0.05 * 0.95
     assert min(gaps) > 0.03
+
+
+def test_claim_skips_rows_another_transaction_holds_and_sqlite_sweeps_take_turns(db):
+    import threading
+
+    first, second = send(db, priority=1), send(db, priority=2)
+    if db.dialect.name == "postgresql":
+        with db.connect() as holder, holder.begin():
+            holder.execute(sa.select(notifications.c.id).where(notifications.c.id == first).with_for_update())
+            claimed = sweep.claim(db, provider="sandbox", limit=5, lease_seconds=30)
+        assert [c.id for c in claimed] == [second]  # not blocked by, and not taking, the locked row
+        return
+    order: list[str] = []
+    with sweep.sweep_lease(db, SETTINGS):
+        waiter = threading.Thread(target=lambda: (sweep.run_sweep(db, SETTINGS, SandboxBackend()),
+                                                  order.append("second sweep done")))
+        waiter.start()
+        time.sleep(0.5)
+        order.append("first sweep done")
+        assert row(db, first).status == "pending"  # the second sweep is waiting for the lease
+    waiter.join(timeout=30)
+    assert order == ["first sweep done", "second sweep done"]
+    assert row(db, first).status == row(db, second).status == "sent"
+
+
+def test_database_errors_of_a_claim_or_finalise_are_retried_then_raised():
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("server closed the connection"))
+        return "done"
+
+    assert sweep.with_db_retry(flaky) == "done" and len(calls) == 3
+    calls.clear()
+
+    def broken():
+        calls.append(1)
+        raise sa.exc.OperationalError("UPDATE", {}, Exception("down"))
+
+    with pytest.raises(sa.exc.OperationalError):
+        sweep.with_db_retry(broken)
+    assert len(calls) == 3
