@@ -9,6 +9,7 @@ request may have left. On SQLite one sweep at a time holds a lease row (`sweep_l
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import queue
@@ -223,6 +224,29 @@ def sweep_lease(engine: Engine, settings: NotificationSettings, *, log: Any = lo
         with write_transaction(engine) as conn:
             conn.execute(sweep_leases.delete().where(sweep_leases.c.name == SWEEP_LEASE,
                                                      sweep_leases.c.holder == holder))
+
+
+@contextmanager
+def paced_accounts(engine: Engine, provider: str, accounts: set[str]) -> Iterator[set[str]]:
+    """The paced accounts this sweep may send for: on PostgreSQL one sweep at a time per account (a
+    session advisory lock, outside any transaction; a dead sweep's goes with its connection), so two
+    sweeps never pace one account twice over. On SQLite the sweep lease already makes sweeps take turns."""
+    if is_sqlite(engine.url) or not accounts:
+        yield set(accounts)
+        return
+    keys = {account: _lock_key(f"notifications:pacing:{provider}:{account}") for account in accounts}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        held = {account for account, key in keys.items()
+                if conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()}
+        try:
+            yield held
+        finally:
+            for account in held:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(keys[account])))
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 # --- claim, send, finalise -------------------------------------------------------------------------
@@ -466,12 +490,14 @@ def send_due(engine: Engine, settings: NotificationSettings, backend: Backend, *
     if sender.capacity(DEFAULT_ACCOUNT):
         paced.add(DEFAULT_ACCOUNT)
     workers = max(8, sum(sender.pacer(a).pacing.max_concurrency for a in {DEFAULT_ACCOUNT, *paced}))
-    with sweep_lease(engine, settings, log=log) as renew, \
+    with sweep_lease(engine, settings, log=log) as renew, paced_accounts(engine, backend.name, paced) as mine, \
             ThreadPoolExecutor(max_workers=min(workers, MAX_WORKERS), thread_name_prefix="nightshift-send") as pool:
+        if paced - mine:
+            log.info(f"another sweep is sending for {', '.join(sorted(paced - mine))}; this one leaves them alone")
         remaining = limit
         while (remaining is None or remaining > 0) and time.monotonic() < deadline:
             size = settings.batch_size if remaining is None else min(remaining, settings.batch_size)
-            batch = _claim_batch(engine, settings, backend.name, sender, paced, size, source_app)
+            batch = _claim_batch(engine, settings, backend.name, sender, paced, mine, size, source_app)
             if not batch:
                 break
             summary.counts["claimed"] += len(batch)
@@ -525,9 +551,10 @@ def _due_count(engine: Engine, accounts: tuple[str, ...]) -> int:
 
 
 def _claim_batch(engine: Engine, settings: NotificationSettings, provider: str, sender: _Sender, paced: set[str],
-                 size: int, source_app: str | None) -> list[Claimed]:
-    """Rows to send now: none of an open breaker's account, a half-open account's few, a paced account's
-    as many as its pace can start within the lease, every other account's together."""
+                 mine: set[str], size: int, source_app: str | None) -> list[Claimed]:
+    """Rows to send now: none of an open breaker's account nor of a paced account another sweep sends
+    for, a half-open account's few, a paced account's as many as its pace can start within the lease,
+    every other account's together."""
     states = breaker.states(engine, provider)
     held = {account for account, state in states.items() if state.state != breaker.CLOSED}
     separate = held | paced
@@ -535,7 +562,7 @@ def _claim_batch(engine: Engine, settings: NotificationSettings, provider: str, 
                   exclude_accounts=tuple(sorted(separate)), source_app=source_app)
     for account in sorted(separate):
         state = states.get(account)
-        if state is not None and state.state == breaker.OPEN:
+        if (state is not None and state.state == breaker.OPEN) or (account in paced and account not in mine):
             continue
         allowed = [n for n in (size, sender.capacity(account),
                                state.half_open_remaining if state is not None and state.state == breaker.HALF_OPEN

@@ -250,3 +250,18 @@ def test_database_errors_of_a_claim_or_finalise_are_retried_then_raised():
     with pytest.raises(sa.exc.OperationalError):
         sweep.with_db_retry(broken)
     assert len(calls) == 3
+
+
+def test_a_paced_account_is_sent_for_by_one_sweep_at_a_time(db, wachap_server):
+    settings = fast_settings(pacing={"wachap": Pacing(min_interval_seconds=0.01, max_concurrency=2)})
+    ids = [send(db, settings, body=f"paced {n}") for n in range(3)]
+    with sweep.paced_accounts(db, "wachap", {"default"}) as first:
+        assert first == {"default"}
+        # Another sweep meanwhile: on PostgreSQL it leaves the account to the first one; on SQLite the
+        # sweep lease makes them take turns instead (the first holds no lease here, so it sends).
+        summary = sweep.run_sweep(db, settings, wachap_backend(wachap_server))
+        if db.dialect.name == "postgresql":
+            assert summary.counts["claimed"] == 0 and not wachap_server.sends()
+            assert {row(db, n).status for n in ids} == {"pending"}
+    summary = sweep.run_sweep(db, settings, wachap_backend(wachap_server))
+    assert {row(db, n).status for n in ids} == {"sent"} and len(wachap_server.sends()) == 3
