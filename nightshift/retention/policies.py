@@ -72,7 +72,7 @@ POLICIES: tuple[Policy, ...] = (
     Policy("processed_messages", ROWS, processed_messages, "processed_at", None,
            "every idempotency key of an inbound message", _days(7), "days", "processed_messages_days"),
     Policy("ai_requests_abandoned", ROWS, ai_requests, "created_at",
-           sa.and_(ai_requests.c.status.in_(AI_OPEN)),
+           ai_requests.c.status.in_(AI_OPEN),
            "pending or processing past their lease: turned timeout (error_code abandoned), not deleted",
            timedelta(hours=12), "hours", "abandoned_requests_hours", action="timeout"),
     Policy("ai_requests", ROWS, ai_requests, "created_at", ai_requests.c.status.in_(AI_TERMINAL),
