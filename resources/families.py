@@ -6,7 +6,8 @@ has no limit for)."""
 FAMILY_TAG = "nightshift/family"
 FAMILIES = ("imports", "sweeps", "ai", "maintenance")
 IMPORTS_POOL = "imports"
-POOLS = (IMPORTS_POOL,)
+AI_POOL = "ai"
+POOLS = (IMPORTS_POOL, AI_POOL)
 
 
 def family_tags(family: str) -> dict[str, str]:

@@ -5,8 +5,9 @@ Ledger keys are per (request, attempt, ask): a re-run of the same work finds the
 business, kind and prompt) already completed, or claims it for a new attempt; it never charges an attempt
 twice. No database transaction is open during a call.
 
-Businesses imported without an account are charged to `ai.default_account`; with none configured they are
-skipped (counted as `skipped_no_account`): nothing is ever generated unmetered.
+A business is charged to its account, else to the account of the import that last wrote it, else to
+`ai.default_account`; with none of these it is skipped (counted as `skipped_no_account`): nothing is ever
+generated unmetered.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from nightshift.ai.prompts import (
 )
 from nightshift.config import AISettings
 from nightshift.db.engine import read_transaction, utc, write_transaction
-from nightshift.db.schema import accounts, ai_contents, ai_requests, businesses, categories, subcategories
+from nightshift.db.schema import accounts, ai_contents, ai_requests, businesses, categories, imports, subcategories
 from nightshift.quotas import InsufficientTokens, QuotaError, TokenLedger
 
 
@@ -103,9 +104,12 @@ class Work:
     import_id: int | None
 
 
+# The account charged: the business's own, else that of the import that last wrote it (an upload to
+# uploads/<account>/… or `nightshift import --account`), else ai.default_account (see Generator.plan).
+_ACCOUNT_ID = sa.func.coalesce(businesses.c.account_id, imports.c.account_id)
 _BUSINESS_COLUMNS = [businesses.c.id, businesses.c.name, businesses.c.trade_name, businesses.c.naf_label,
-                     businesses.c.city, businesses.c.postal_code, businesses.c.description, businesses.c.account_id,
-                     businesses.c.import_id, categories.c.name.label("category"),
+                     businesses.c.city, businesses.c.postal_code, businesses.c.description,
+                     _ACCOUNT_ID.label("account_id"), businesses.c.import_id, categories.c.name.label("category"),
                      subcategories.c.name.label("subcategory"), accounts.c.slug.label("account")]
 
 
@@ -113,7 +117,8 @@ def _businesses(engine: Engine, where) -> list[dict[str, Any]]:
     query = (sa.select(*_BUSINESS_COLUMNS)
              .select_from(businesses.outerjoin(categories, categories.c.id == businesses.c.category_id)
                           .outerjoin(subcategories, subcategories.c.id == businesses.c.subcategory_id)
-                          .outerjoin(accounts, accounts.c.id == businesses.c.account_id))
+                          .outerjoin(imports, imports.c.id == businesses.c.import_id)
+                          .outerjoin(accounts, accounts.c.id == _ACCOUNT_ID))
              .where(where).order_by(businesses.c.id))
     with read_transaction(engine) as conn:
         return [dict(row) for row in conn.execute(query).mappings()]

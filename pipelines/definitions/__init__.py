@@ -11,7 +11,7 @@ import gc
 import dagster as dg
 
 from nightshift.config import Settings, load_settings
-from pipelines.definitions import imports, notifications, platform, quotas, retention
+from pipelines.definitions import ai, imports, notifications, platform, quotas, retention
 from resources import shared_resources
 
 
@@ -23,6 +23,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         notifications.definitions(settings, resources),
         quotas.definitions(settings, resources),
         retention.definitions(settings, resources),
+        ai.definitions(settings, resources),
     )
     # Every process that runs our code loads this first (run workers, code servers, the CLI): what is
     # loaded by now lives as long as the process, so the run's full collections and the one at exit

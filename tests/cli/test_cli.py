@@ -43,11 +43,11 @@ def test_init_creates_data_folders_and_the_instance(cli_env, tmp_path):
     assert (tmp_path / "dagster_home" / "dagster.yaml").read_text() == (
         PROJECT_ROOT / "dagster.yaml"
     ).read_text()
-    # The run queue limits the imports pool from the first backfill on (tests/dagster/test_asset_backfill.py).
+    # The run queue limits the pools from the first backfill on (tests/dagster/test_asset_backfill.py).
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         limits = {pool.name: pool.limit for pool in instance.event_log_storage.get_pool_limits()}
-    assert limits == {"imports": 4}
-    assert "concurrency pools imports: at most 4 runs each at once" in result.stdout
+    assert limits == {"imports": 4, "ai": 4}
+    assert "concurrency pools imports, ai: at most 4 runs each at once" in result.stdout
 
 
 def test_health_runs_the_job_on_the_instance_and_prints_json(cli_env, db_url, tmp_path):
