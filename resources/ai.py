@@ -37,7 +37,7 @@ class AIProvider(dg.ConfigurableResource):
 
     @property
     def model_name(self) -> str:
-        return (self.model.strip() or "gpt-4o-mini") if self.is_language_model else TEMPLATE_MODEL
+        return self.model.strip() if self.is_language_model else TEMPLATE_MODEL
 
     def client(self) -> Provider:
         if not self.is_language_model:
