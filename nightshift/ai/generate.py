@@ -278,6 +278,7 @@ class Generator:
                     summary.busy_elsewhere += 1
                 return
             summary.rejected_asks += 1
+            states.record(self.engine, claim, reservation_id=None, call_started_at=None)
             reasons = "; ".join(verdict.reasons)
             self.log(f"request {claim.request_id} ({item.kind}) ask {ask + 1} rejected: {reasons}")
             messages = [*messages, {"role": "assistant", "content": outcome.text},
@@ -329,8 +330,9 @@ class Generator:
                 summary.tokens_settled_estimated += ended.tokens if ended.estimated else 0
             self._failed(claim, exc.code, str(exc), temporary=exc.temporary, summary=summary)
             return None
+        # The request still names the settled hold until it completes or is asked again: ending it twice
+        # (a reaper after a crash here) is a replay in the ledger, never a second charge.
         ended = self.ledger.settle(reservation.reservation_id, completion.total_tokens)
-        states.record(self.engine, claim, reservation_id=None, call_started_at=None)
         summary.tokens_settled += ended.tokens
         summary.tokens_settled_estimated += ended.tokens if completion.usage_estimated else 0
         summary.latencies_ms.append(completion.latency_ms)

@@ -66,6 +66,9 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body in one segment: split writes meet the client's delayed ACK (a 40 ms stall).
+            wbufsize = 1 << 16
+            disable_nagle_algorithm = True
 
             def log_message(self, *args) -> None:
                 pass
