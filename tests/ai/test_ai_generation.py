@@ -4,7 +4,6 @@ reservation, the cache, re-asks, quota waits and top-ups, abandoned requests, an
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from nightshift.ai import states
@@ -13,10 +12,9 @@ from nightshift.ai.generate import GenerationSummary, Generator, businesses_of_i
 from nightshift.ai.limiter import book_start
 from nightshift.config import AISettings, QuotaSettings
 from nightshift.db.engine import utc, write_transaction
-from nightshift.db.schema import accounts, ai_contents, ai_requests, businesses, token_ledger, token_periods
+from nightshift.db.schema import ai_contents, ai_requests, businesses, token_ledger, token_periods
 from nightshift.quotas import TokenLedger
-from nightshift.quotas.accounts import add_account
-from tests.ai.conftest import client_of
+from tests.ai.conftest import account_id, client_of
 from tests.ai.fake_openai import COMPLETION_TOKENS, PROMPT_TOKENS, error, ok, slow
 
 FAST = {"requests_per_minute": 60_000, "tokens_per_minute": 10_000_000, "attempt_base_seconds": 0.01}
@@ -58,17 +56,6 @@ def used(engine) -> tuple[int, int]:
 def requests(engine) -> list:
     with engine.connect() as conn:
         return conn.execute(sa.select(ai_requests).order_by(ai_requests.c.id)).all()
-
-
-def account_id(engine, slug: str, quota: int) -> int:
-    add_account(engine, slug, quota)
-    with engine.connect() as conn:
-        return conn.execute(sa.select(accounts.c.id).where(accounts.c.slug == slug)).scalar_one()
-
-
-@pytest.fixture
-def account(db) -> int:
-    return account_id(db, "fox", 1_000_000)
 
 
 def test_each_kind_is_reserved_called_validated_stored_and_settled_at_its_usage(db, server, account):
