@@ -18,7 +18,9 @@ def _age(seconds: float) -> str:
 
 @dg.sensor(
     name="outbox_sensor",
-    job=notification_sweep,
+    # By name: given the job object, resolving the code location rebuilds the sensor around the job with
+    # its resources and Dagster warns on stderr of every CLI command (a beta parameter, owners).
+    job_name=notification_sweep.name,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Requests a notification sweep when due notifications wait and no sweep is queued or running.",
