@@ -102,6 +102,7 @@ class Work:
     prompt_hash: str
     estimate: int
     import_id: int | None
+    refresh: str | None = None  # a regeneration (its date): asked anew, whatever is stored or cached
 
 
 # The account charged: the business's own, else that of the import that last wrote it (an upload to
@@ -159,7 +160,8 @@ class Generator:
     def plan(self, rows: list[dict[str, Any]], kinds: list[str] | None, summary: GenerationSummary,
              *, refresh: str | None = None) -> list[Work]:
         """The work these businesses need; unchanged contents (same prompt hash) are counted and dropped.
-        `refresh` (a date) is part of the cache key: a regeneration of old content asks anew."""
+        With `refresh` (the date of a regeneration) the stored content and the cache are passed over: the
+        texts are asked anew under a request of that date, their prompt hash unchanged."""
         kinds = kinds or self.settings.kinds
         default_account = self._default_account()
         existing = self._content_hashes([row["id"] for row in rows])
@@ -175,15 +177,14 @@ class Generator:
             for kind in kinds:
                 template = template_for(kind, self.lang)
                 messages = template.messages(inputs)
-                params = {"max_tokens": MAX_COMPLETION_TOKENS[kind], "temperature": self.settings.temperature,
-                          **({"refresh": refresh} if refresh else {})}
+                params = {"max_tokens": MAX_COMPLETION_TOKENS[kind], "temperature": self.settings.temperature}
                 prompt_hash = cache_key(self.provider.model, template, inputs, params)
-                if existing.get((row["id"], kind)) == prompt_hash:
+                if refresh is None and existing.get((row["id"], kind)) == prompt_hash:
                     summary.skipped_unchanged += 1
                     continue
                 estimate = estimate_prompt_tokens(messages) + MAX_COMPLETION_TOKENS[kind]
                 work.append(Work(row["id"], account_id, account, kind, template, inputs, messages, prompt_hash,
-                                 estimate, row["import_id"]))
+                                 estimate, row["import_id"], refresh))
         summary.requested += len(work)
         return work
 
@@ -244,8 +245,9 @@ class Generator:
         request = states.open_request(
             self.engine, account_id=item.account_id, business_id=item.business_id, kind=item.kind,
             prompt_hash=item.prompt_hash, model=self.provider.model, template_version=item.template.version,
-            estimate=item.estimate, import_id=item.import_id)
-        if request["status"] == "completed" or (cached := states.cached_output(self.engine, item.prompt_hash)):
+            estimate=item.estimate, import_id=item.import_id, refresh=item.refresh)
+        if request["status"] == "completed" or (
+                item.refresh is None and (cached := states.cached_output(self.engine, item.prompt_hash))):
             source = request if request["status"] == "completed" else cached
             with write_transaction(self.engine) as conn:
                 states.store_content(conn, business_id=item.business_id, kind=item.kind,

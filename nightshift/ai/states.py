@@ -34,14 +34,16 @@ class Claim:
     attempt: int
 
 
-def request_key(kind: str, business_id: int, prompt_hash: str) -> str:
-    return f"{kind}:{business_id}:{prompt_hash}"
+def request_key(kind: str, business_id: int, prompt_hash: str, refresh: str | None = None) -> str:
+    return f"{kind}:{business_id}:{prompt_hash}" + (f":{refresh}" if refresh else "")
 
 
 def open_request(engine: Engine, *, account_id: int, business_id: int, kind: str, prompt_hash: str, model: str,
-                 template_version: str, estimate: int, import_id: int | None) -> dict[str, Any]:
-    """The request of this business, kind and prompt: created once, whatever the number of runs asking."""
-    key = request_key(kind, business_id, prompt_hash)
+                 template_version: str, estimate: int, import_id: int | None,
+                 refresh: str | None = None) -> dict[str, Any]:
+    """The request of this business, kind and prompt (and regeneration date): created once, whatever the
+    number of runs asking."""
+    key = request_key(kind, business_id, prompt_hash, refresh)
     with write_transaction(engine) as conn:
         conn.execute(dialect_insert(conn, ai_requests).values(
             account_id=account_id, business_id=business_id, kind=kind, idempotency_key=key, prompt_hash=prompt_hash,

@@ -170,3 +170,32 @@ def test_the_ai_objects_are_declared_as_the_issue_asks():
         assert repository.get_sensor_def(name).default_status == dg.DefaultSensorStatus.RUNNING
     schedule = repository.get_schedule_def("ai_regeneration_nightly")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 2 * * *", load_settings().timezone)
+
+
+def test_the_nightly_regeneration_takes_older_template_contents_within_its_budget(env):
+    account = account_of(env)
+    with dg.instance_for_test() as instance:
+        generate(env, instance, imported(env, instance, "entreprises.csv", ROWS, account))
+        with write_transaction(env["engine"]) as conn:
+            oldest = conn.execute(sa.select(sa.func.min(ai_contents.c.business_id))).scalar_one()
+            conn.execute(ai_contents.update().where(ai_contents.c.business_id == oldest).values(template_version="v0"))
+        schedule = definitions().get_repository_def().get_schedule_def("ai_regeneration_nightly")
+        run_config = schedule.evaluate_tick(dg.build_schedule_context()).run_requests[0].run_config
+        assert run_config["ops"]["generate_ai_content"]["config"] == {"stale": True, "token_budget": 50_000}
+        job = definitions().resolve_job_def("ai_regeneration")
+
+        def regenerate(config: dict) -> dict:
+            result = job.execute_in_process(instance=instance, run_config=config)
+            [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+            return {k: getattr(v, "value", v) for k, v in output.event_specific_data.metadata.items()}
+
+        metadata = regenerate(run_config)
+        assert (metadata["requested"], metadata["generated"], metadata["cached"]) == (2, 2, 0)
+        assert regenerate(run_config)["requested"] == 0  # regenerated: no longer stale
+        # The next import of the same rows sees the regenerated texts as unchanged.
+        after = regenerate({"ops": {"generate_ai_content": {"config": {"business_ids": [oldest]}}}})
+        assert (after["skipped_unchanged"], after["requested"]) == (2, 0)
+        with write_transaction(env["engine"]) as conn:
+            conn.execute(ai_contents.update().where(ai_contents.c.business_id == oldest).values(template_version="v0"))
+        tight = regenerate({"ops": {"generate_ai_content": {"config": {"stale": True, "token_budget": 1}}}})
+        assert (tight["deferred_budget"], tight["generated"], tight["tokens_reserved"]) == (2, 0, 0)
