@@ -63,14 +63,16 @@ def ai_requests_sensor(settings: Settings) -> dg.SensorDefinition:
                            "abandoned ones; permanent failures stay failed.")
     def sensor(context: dg.SensorEvaluationContext, database: Database) -> dg.RunRequest | dg.SkipReason:
         due = states.due_requests(database.engine, max_attempts=settings.ai.max_attempts)
-        abandoned = states.lease_expired_count(database.engine)
+        abandoned = states.lease_expired(database.engine)
         if not due and not abandoned:
             return dg.SkipReason("no AI request is due again")
         if context.instance.get_run_records(dg.RunsFilter(job_name=ai_retry.name, statuses=IN_FLIGHT), limit=1):
-            return dg.SkipReason(f"{len(due)} due, {abandoned} abandoned: an ai_retry run is already on it")
-        batch = json.dumps([[row["id"], str(row["updated_at"])] for row in due] + [abandoned])
+            return dg.SkipReason(f"{len(due)} due, {len(abandoned)} abandoned: an ai_retry run is already on it")
+        # The batch is what it holds now (a request changes its updated_at or claim token each time it is
+        # taken), so a later batch never repeats the key of an earlier one.
+        batch = json.dumps([[row["id"], str(row["updated_at"])] for row in due] + abandoned)
         return dg.RunRequest(run_key=f"ai_retry:{hashlib.sha256(batch.encode()).hexdigest()[:24]}",
                              run_config={"ops": {"generate_ai_content": {"config": {"retry_due": True}}}},
-                             tags={"nightshift/ai_due": str(len(due)), "nightshift/ai_abandoned": str(abandoned)})
+                             tags={"nightshift/ai_due": str(len(due)), "nightshift/ai_abandoned": str(len(abandoned))})
 
     return sensor

@@ -198,11 +198,14 @@ def due_requests(engine: Engine, *, max_attempts: int, now: datetime | None = No
         return [dict(row) for row in conn.execute(query).mappings()]
 
 
-def lease_expired_count(engine: Engine, now: datetime | None = None) -> int:
+def lease_expired(engine: Engine, now: datetime | None = None, limit: int = 500) -> list[tuple[int, str]]:
+    """(id, claim token) of processing requests whose lease ran out: the reaper's next work."""
     now = now or datetime.now(UTC)
     with read_transaction(engine) as conn:
-        return conn.execute(sa.select(sa.func.count()).select_from(ai_requests).where(
-            ai_requests.c.status == "processing", ai_requests.c.lease_until < now)).scalar_one()
+        rows = conn.execute(sa.select(ai_requests.c.id, ai_requests.c.claim_token).where(
+            ai_requests.c.status == "processing", ai_requests.c.lease_until < now)
+            .order_by(ai_requests.c.id).limit(limit))
+        return [(row.id, row.claim_token) for row in rows]
 
 
 def close_superseded(engine: Engine, request_id: int) -> None:

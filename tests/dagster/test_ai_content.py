@@ -199,3 +199,35 @@ def test_the_nightly_regeneration_takes_older_template_contents_within_its_budge
             conn.execute(ai_contents.update().where(ai_contents.c.business_id == oldest).values(template_version="v0"))
         tight = regenerate({"ops": {"generate_ai_content": {"config": {"stale": True, "token_budget": 1}}}})
         assert (tight["deferred_budget"], tight["generated"], tight["tokens_reserved"]) == (2, 0, 0)
+
+
+def test_an_abandoned_request_starts_ai_retry_which_times_it_out_and_ends_its_hold(env):
+    from datetime import UTC, datetime, timedelta
+
+    from nightshift.ai import states
+
+    account = account_of(env)
+    with dg.instance_for_test() as instance:
+        imported(env, instance, "entreprises.csv", ROWS[:1], account)
+        with env["engine"].connect() as conn:
+            business = conn.execute(sa.text("SELECT min(id) FROM businesses")).scalar_one()
+        request = states.open_request(env["engine"], account_id=account, business_id=business, kind="description",
+                                      prompt_hash="old-prompt", model="m", template_version="v1", estimate=400,
+                                      import_id=1)
+        claim = states.claim(env["engine"], request["id"], lease_seconds=1, max_attempts=3,
+                             now=datetime.now(UTC) - timedelta(minutes=5))
+        hold = TokenLedger(env["engine"], load_settings().quotas, load_settings().tz).reserve("fox", 400, "killed")
+        states.record(env["engine"], claim, reservation_id=hold.reservation_id)
+        sensor = ai_requests_sensor(load_settings())
+        with dg.build_sensor_context(instance=instance, resources=app_resources(env["url"])) as context:
+            request_run = sensor(context)
+        assert request_run.tags["nightshift/ai_abandoned"] == "1"
+        result = definitions().resolve_job_def("ai_retry").execute_in_process(
+            instance=instance, run_config=request_run.run_config)
+        [output] = [e for e in result.all_events if e.event_type_value == "STEP_OUTPUT"]
+        assert output.event_specific_data.metadata["timed_out"].value == 1
+    with env["engine"].connect() as conn:
+        status = conn.execute(sa.select(ai_requests.c.status).where(ai_requests.c.id == request["id"])).scalar_one()
+        endings = conn.execute(sa.select(token_ledger.c.entry_kind).where(
+            token_ledger.c.reservation_id == hold.reservation_id)).scalars().all()
+    assert status == "timeout" and endings == ["release"]  # the call had not started: nothing was billed
