@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.imports import import_batch, import_files
 from nightshift.ai import states
-from nightshift.ai.generate import GenerationSummary, Generator, businesses_of_import
+from nightshift.ai.generate import IMPORTED, GenerationSummary, Generator, businesses_of_import
 from nightshift.config import AI_KINDS, Settings
 from nightshift.imports import log as import_log
 from nightshift.quotas import TokenLedger
@@ -15,7 +15,6 @@ from resources.ai import AIProvider
 from resources.database import Database
 from resources.families import AI_POOL, family_tags
 
-IMPORTED = ("succeeded", "partial")
 # The old AI task's policy: 2 retries 60 s apart (jittered) for what escapes the request state machine (a
 # database outage); provider failures are recorded per request and re-requested by ai_requests_sensor.
 GENERATION_RETRY = dg.RetryPolicy(max_retries=2, delay=60, jitter=dg.Jitter.PLUS_MINUS)

@@ -15,19 +15,18 @@ import dagster as dg
 import sqlalchemy as sa
 
 from nightshift.ai import states
+from nightshift.ai.generate import IMPORTED
 from nightshift.config import Settings
 from nightshift.db.engine import read_transaction, utc
 from nightshift.db.schema import imports
 from pipelines.jobs.ai import ai_retry
 from resources.database import Database
+from sensors.imports import IN_FLIGHT
 
-IMPORTED = ("succeeded", "partial")
 # Imports finishing out of commit order are still seen: each tick looks back this far before its cursor
 # (run_key dedupes what was already requested).
 LOOKBACK = timedelta(minutes=10)
 MAX_RUNS_PER_TICK = 50
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED]
 
 
 def ai_import_sensor(job: dg.JobDefinition, settings: Settings) -> dg.SensorDefinition:

@@ -39,6 +39,9 @@ from nightshift.db.engine import read_transaction, utc, write_transaction
 from nightshift.db.schema import accounts, ai_contents, ai_requests, businesses, categories, imports, subcategories
 from nightshift.quotas import InsufficientTokens, QuotaError, TokenLedger
 
+# The import log's statuses of an import that wrote rows (the others wrote none).
+IMPORTED = ("succeeded", "partial")
+
 
 class Provider(Protocol):
     model: str

@@ -24,7 +24,6 @@ from pipelines.cli.runner import (
 CONTENT_JOB, REGENERATION_JOB, GENERATION_OP = "ai_content_job", "ai_regeneration", "generate_ai_content"
 SUMMARY_KEYS = ("requested", "generated", "cached", "skipped_unchanged", "rejected", "waiting_quota", "failed",
                 "tokens_settled")
-IMPORTED = ("succeeded", "partial")
 
 
 def _echo_json(payload: Any) -> None:
@@ -52,6 +51,7 @@ def ai_generate(import_id: int | None, business_ids: tuple[int, ...], stale: boo
         raise UsageError("give one of --import ID, --business ID or --stale")
     require_migrated()
     if import_id is not None and not dry_run:
+        from nightshift.ai.generate import IMPORTED
         from nightshift.imports import log as import_log
 
         with app_engine() as engine:
