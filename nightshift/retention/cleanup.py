@@ -64,16 +64,24 @@ def _ready(retention: Retention, policy: Policy, now: datetime) -> sa.ColumnElem
     return condition if guard is None else sa.and_(condition, guard(retention, policy, now))
 
 
-def _lease_over(retention: Retention, policy: Policy, now: datetime) -> sa.ColumnElement[bool]:
-    return sa.or_(ai_requests.c.lease_until.is_(None), ai_requests.c.lease_until < now)
-
-
-def _no_open_reservation(retention: Retention, policy: Policy, now: datetime) -> sa.ColumnElement[bool]:
+def _no_open_reservation() -> sa.ColumnElement[bool]:
     # The ledger keeps its rows (their request_id becomes NULL); a hold not yet ended still needs its request.
     reserve, end = token_ledger.alias("reserve"), token_ledger.alias("reservation_end")
     ended = sa.select(end.c.id).where(end.c.reservation_id == reserve.c.id).exists()
     return ~sa.select(reserve.c.id).where(reserve.c.request_id == ai_requests.c.id,
                                           reserve.c.entry_kind == "reserve", ~ended).exists()
+
+
+def _ai_request_done(retention: Retention, policy: Policy, now: datetime) -> sa.ColumnElement[bool]:
+    # A failed or timed-out request with a next attempt scheduled is still the AI domain's work.
+    return sa.and_(ai_requests.c.next_attempt_at.is_(None), _no_open_reservation())
+
+
+def _ai_request_abandoned(retention: Retention, policy: Policy, now: datetime) -> sa.ColumnElement[bool]:
+    # Nobody will take it up again: no live lease, no attempt scheduled, no hold to end (the AI domain
+    # ends the holds of the abandoned requests that have one when it times them out).
+    lease_over = sa.or_(ai_requests.c.lease_until.is_(None), ai_requests.c.lease_until < now)
+    return sa.and_(lease_over, _ai_request_done(retention, policy, now))
 
 
 def _notification_unneeded(retention: Retention, policy: Policy, now: datetime) -> sa.ColumnElement[bool]:
@@ -88,8 +96,8 @@ def _notification_unneeded(retention: Retention, policy: Policy, now: datetime) 
 
 
 _GUARDS: dict[str, Callable[[Retention, Policy, datetime], sa.ColumnElement[bool]]] = {
-    "ai_requests_abandoned": _lease_over,
-    "ai_requests": _no_open_reservation,
+    "ai_requests_abandoned": _ai_request_abandoned,
+    "ai_requests": _ai_request_done,
     "notifications": _notification_unneeded,
 }
 # Rows deleted, in batches, before their parent (rather than by ON DELETE CASCADE inside the parent's

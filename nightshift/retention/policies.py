@@ -73,10 +73,12 @@ POLICIES: tuple[Policy, ...] = (
            "every idempotency key of an inbound message", _days(7), "days", "processed_messages_days"),
     Policy("ai_requests_abandoned", ROWS, ai_requests, "created_at",
            ai_requests.c.status.in_(AI_OPEN),
-           "pending or processing past their lease: turned timeout (error_code abandoned), not deleted",
+           "pending or processing past their lease, no attempt scheduled, no open token reservation: turned "
+           "timeout (error_code abandoned), not deleted",
            timedelta(hours=12), "hours", "abandoned_requests_hours", action="timeout"),
-    Policy("ai_requests", ROWS, ai_requests, "created_at", ai_requests.c.status.in_(AI_TERMINAL),
-           "completed, failed or timeout, with no open token reservation", _days(14), "days",
+    # Aged from its last change: a request timed out today is kept as long as one completed today.
+    Policy("ai_requests", ROWS, ai_requests, "updated_at", ai_requests.c.status.in_(AI_TERMINAL),
+           "completed, failed or timeout, no attempt scheduled, no open token reservation", _days(14), "days",
            "completed_requests_days"),
     Policy("notification_attempts", ROWS, notification_attempts, "started_at", None,
            "every attempt", _days(30), "days", "attempts_days"),

@@ -113,6 +113,22 @@ def test_a_request_with_a_reservation_still_open_is_kept_and_the_ledger_never_lo
     assert referenced == {held, None}
 
 
+def test_requests_the_ai_domain_still_works_on_are_neither_timed_out_nor_deleted(db, tmp_path):
+    old, account = NOW - timedelta(days=20), rows.account(db)
+    retry_scheduled = rows.ai_request(db, old, "failed", account, next_attempt_at=NOW + timedelta(minutes=5))
+    waiting_for_quota = rows.ai_request(db, old, "pending", account, wait_reason="quota",
+                                        next_attempt_at=NOW + timedelta(hours=1))
+    held = rows.ai_request(db, old, "processing", account, lease_until=NOW - timedelta(hours=1))
+    rows.reservation(db, account, held, ended=False)
+    abandoned = rows.ai_request(db, old, "pending", account)
+    reports = clean(db, tmp_path, "ai_requests_abandoned", "ai_requests")
+    with db.connect() as conn:
+        statuses = dict(conn.execute(sa.select(ai_requests.c.id, ai_requests.c.status)).all())
+    assert statuses == {retry_scheduled: "failed", waiting_for_quota: "pending", held: "processing",
+                        abandoned: "timeout"}
+    assert (reports["ai_requests_abandoned"].deleted, reports["ai_requests"].deleted) == (1, 0)
+
+
 def test_a_notification_stays_while_an_attempt_is_younger_or_a_webhook_is_to_apply(db, tmp_path):
     old = NOW - timedelta(days=120)
     with_young_attempt = rows.notification(db, old, "failed_final")
