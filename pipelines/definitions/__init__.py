@@ -24,6 +24,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         quotas.definitions(settings, resources),
         retention.definitions(settings, resources),
         ai.definitions(settings, resources),
+        # Each run's steps execute in its run worker: a child process per step would load Dagster, pandas
+        # and these definitions a second time, the larger part of a small file's run.
+        dg.Definitions(executor=dg.in_process_executor),
     )
     # Every process that runs our code loads this first (run workers, code servers, the CLI): what is
     # loaded by now lives as long as the process, so the run's full collections and the one at exit

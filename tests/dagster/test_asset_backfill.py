@@ -9,9 +9,8 @@ CLI); the backfill is submitted with the UI's GraphQL mutation `launchPartitionB
 `instance.add_backfill`); then one iteration at a time of the backfill daemon (`execute_backfill_iteration`)
 and of the queued-run daemon (the project's dagster.yaml: QueuedRunCoordinator with the tag limits)
 until the backfill is complete. Only the run launcher is swapped for Dagster's synchronous test launcher,
-so each run executes in this process (its step in a subprocess, the multiprocess executor's default)
-instead of a new process per run. `dagster job backfill` from the command line is tested in
-tests/cli/test_backfill.py.
+so each run executes in this process instead of a new process per run. `dagster job backfill` from the
+command line is tested in tests/cli/test_backfill.py.
 """
 
 import hashlib
@@ -25,6 +24,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 import yaml
+from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.execution.backfill import BulkActionStatus
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.test_utils import create_test_daemon_workspace_context
@@ -67,6 +67,10 @@ def nightshift_workspace(instance: dg.DagsterInstance) -> Iterator[WorkspaceProc
                              working_directory=str(PROJECT_ROOT)),
         location_name="nightshift",
     )
+    # Runs execute in this process (in-process executor): Dagster keeps the last job it loaded per process,
+    # which here would be the previous test's, built with that test's database settings.
+    ReconstructableJob.get_definition.cache_clear()
+    ReconstructableJob.get_repository_definition.cache_clear()
     with create_test_daemon_workspace_context(InProcessWorkspaceLoadTarget(origin), instance) as context:
         yield context
 
