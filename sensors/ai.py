@@ -56,7 +56,10 @@ def ai_import_sensor(job: dg.JobDefinition, settings: Settings) -> dg.SensorDefi
 
 
 def ai_requests_sensor(settings: Settings) -> dg.SensorDefinition:
-    @dg.sensor(name="ai_requests_sensor", job=ai_retry, minimum_interval_seconds=settings.ai.sensor_interval_seconds,
+    # The job by name, as outbox_sensor: given the object, resolving the code location rebuilds the sensor
+    # around it and Dagster warns on stderr of every CLI command.
+    @dg.sensor(name="ai_requests_sensor", job_name=ai_retry.name,
+               minimum_interval_seconds=settings.ai.sensor_interval_seconds,
                default_status=dg.DefaultSensorStatus.RUNNING,
                description="Re-requests AI requests due again (temporary failures, timeouts, quota waits) and "
                            "abandoned ones; permanent failures stay failed.")
