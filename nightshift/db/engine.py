@@ -72,6 +72,11 @@ def create_engine(url: str | URL, **kwargs) -> Engine:
     return engine
 
 
+# A database error worth another try (the server restarting, a dropped connection, a lock or pool
+# timeout); any other error is a bug or bad data and fails at once.
+TRANSIENT_DB_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
 def dialect_insert(conn: Connection, table: sa.Table) -> sa.Insert:
     """An INSERT of the connection's dialect, which knows ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
     return insert_of(conn.dialect.name)(table)

@@ -22,7 +22,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from nightshift.config import Settings
-from nightshift.db.engine import begin_write, checkpoint_after_commit, read_transaction, sqlite_file
+from nightshift.db.engine import (
+    TRANSIENT_DB_ERRORS,
+    begin_write,
+    checkpoint_after_commit,
+    read_transaction,
+    sqlite_file,
+)
 from nightshift.db.schema import accounts, clients
 from nightshift.imports import hooks
 from nightshift.imports import log as import_log
@@ -450,8 +456,7 @@ def run_import(
 
 def failure_kind(exc: Exception) -> str:
     """`transient` (database unreachable, disk or network): worth another try; `internal`: a bug."""
-    transient = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, OSError)
-    return "transient" if isinstance(exc, transient) else "internal"
+    return "transient" if isinstance(exc, (*TRANSIENT_DB_ERRORS, OSError)) else "internal"
 
 
 def _execute(run: _Run, conn: Connection, opened: _OpenedFile) -> _ValidatedFile:

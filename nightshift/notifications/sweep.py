@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from nightshift.db.engine import is_sqlite, read_transaction, write_transaction
+from nightshift.db.engine import TRANSIENT_DB_ERRORS, is_sqlite, read_transaction, write_transaction
 from nightshift.db.schema import notification_attempts, notifications, sweep_leases
 from nightshift.masking import mask_phone
 from nightshift.notification_settings import NotificationSettings
@@ -56,7 +56,7 @@ def with_db_retry(action: Callable[[], T], *, tries: int = DB_TRIES, rng: random
     for attempt in range(1, tries + 1):
         try:
             return action()
-        except (sa.exc.OperationalError, sa.exc.InterfaceError):
+        except TRANSIENT_DB_ERRORS:
             if attempt == tries:
                 raise
             time.sleep(rng.uniform(0, 0.2 * 2 ** attempt))

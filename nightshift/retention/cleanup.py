@@ -33,10 +33,6 @@ from nightshift.retention import files
 from nightshift.retention.policies import Policy, Retention
 from nightshift.retention.run import PolicyReport, Run
 
-# A DB error worth another try of the whole op (the server restarting, a dropped connection, a lock
-# timeout); anything else is a bug or bad data and fails at once.
-TRANSIENT_ERRORS = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
-
 
 def run_policies(engine: Engine, retention: Retention, policies: Iterable[Policy], run: Run) -> list[PolicyReport]:
     reports = []

@@ -16,9 +16,9 @@ import sqlalchemy as sa
 
 from assets.imports import import_files
 from nightshift.config import ConfigError, Settings
-from nightshift.db.engine import read_transaction, utc
+from nightshift.db.engine import TRANSIENT_DB_ERRORS, read_transaction, utc
 from nightshift.db.schema import imports
-from nightshift.retention.cleanup import TRANSIENT_ERRORS, run_policies
+from nightshift.retention.cleanup import run_policies
 from nightshift.retention.policies import IMPORT_FILES_AND_LOGS, OPTIONS, POLICY_NAMES, ROWS, resolve
 from nightshift.retention.run import PolicyReport, Progress, Run, utc_now
 from resources.database import Database
@@ -92,7 +92,7 @@ def _guarded(work: Callable[[], list[PolicyReport]]) -> list[PolicyReport]:
     """Transient database errors go to the op's retry policy; anything else fails the op at once."""
     try:
         return work()
-    except TRANSIENT_ERRORS:
+    except TRANSIENT_DB_ERRORS:
         raise
     except ConfigError as exc:
         raise dg.Failure(description=str(exc), allow_retries=False) from None
