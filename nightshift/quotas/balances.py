@@ -8,13 +8,18 @@ from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from nightshift.db.engine import read_transaction, utc, write_transaction
 from nightshift.db.schema import accounts, token_ledger, token_periods
 from nightshift.quotas.periods import QuotaError, month_text
 
 CACHED = ("granted", "used", "reserved")
+
+
+def _require_account(conn: Connection, account: str) -> None:
+    if conn.execute(sa.select(accounts.c.id).where(accounts.c.slug == account)).first() is None:
+        raise QuotaError(f"no account {account!r}: `nightshift accounts list` shows them")
 
 
 def status(engine: Engine, month: date, account: str | None = None) -> list[dict[str, Any]]:
@@ -28,8 +33,7 @@ def status(engine: Engine, month: date, account: str | None = None) -> list[dict
     )
     with read_transaction(engine) as conn:
         if account is not None:
-            if conn.execute(sa.select(accounts.c.id).where(accounts.c.slug == account)).first() is None:
-                raise QuotaError(f"no account {account!r}: `nightshift accounts list` shows them")
+            _require_account(conn, account)
             query = query.where(accounts.c.slug == account)
         rows = conn.execute(query).all()
     return [{"account": row.slug, "month": month_text(month), "quota": row.quota, "granted": row.granted,
@@ -49,8 +53,7 @@ def entries(engine: Engine, account: str, month: date | None = None) -> list[dic
     if month is not None:
         query = query.where(token_periods.c.period_start == month)
     with read_transaction(engine) as conn:
-        if conn.execute(sa.select(accounts.c.id).where(accounts.c.slug == account)).first() is None:
-            raise QuotaError(f"no account {account!r}: `nightshift accounts list` shows them")
+        _require_account(conn, account)
         rows = conn.execute(query).all()
     return [{"id": row.id, "period": month_text(row.period_start), "kind": row.entry_kind, "tokens": row.tokens,
              "key": row.idempotency_key, "reservation_id": row.reservation_id, "estimated": bool(row.estimated),

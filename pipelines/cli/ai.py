@@ -6,17 +6,16 @@ generate --import ID runs ai_content_job on that import's partition; --business,
 text: the offline default `template-v1` is not a language model.
 """
 
-import json
-from typing import Any
 
 import click
 
 from pipelines.cli.runner import (
-    EXIT_FAILED,
     UsageError,
     app_engine,
+    echo_json,
     json_option,
     materialized,
+    report,
     require_migrated,
     run_job,
 )
@@ -25,9 +24,6 @@ CONTENT_JOB, REGENERATION_JOB, GENERATION_OP = "ai_content_job", "ai_regeneratio
 SUMMARY_KEYS = ("requested", "generated", "cached", "skipped_unchanged", "rejected", "waiting_quota", "failed",
                 "tokens_settled")
 
-
-def _echo_json(payload: Any) -> None:
-    click.echo(json.dumps(payload, ensure_ascii=False, default=str))
 
 
 @click.group()
@@ -69,19 +65,14 @@ def ai_generate(import_id: int | None, business_ids: tuple[int, ...], stale: boo
         outcome = run_job(REGENERATION_JOB, quiet=as_json, run_config={"ops": {GENERATION_OP: {"config": config}}})
         metadata = outcome.step_metadata.get(GENERATION_OP, {})
     if not outcome.success:
-        if as_json:
-            _echo_json(outcome.as_dict())
-        else:
-            click.echo(f"{outcome.job} FAILED: {outcome.error}", err=True)
-            click.echo(f"run {outcome.run_id} — see its logs in the Dagster UI", err=True)
-        raise SystemExit(EXIT_FAILED)
+        report(outcome, as_json, "")
     summary = {key: metadata.get(key, 0) for key in SUMMARY_KEYS}
     summary |= {"dry_run": dry_run, "tokens_estimated": metadata.get("tokens_estimated", 0),
                 "skipped_no_account": metadata.get("skipped_no_account", 0),
                 "retry_scheduled": metadata.get("retry_scheduled", 0), "provider": metadata.get("provider", ""),
                 "run_id": outcome.run_id}
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
         return
     if dry_run:
         click.echo(f"DRY RUN — nothing called, nothing reserved. Would generate {summary['requested']} text(s), "
@@ -109,7 +100,7 @@ def ai_requests(status: str | None, limit: int, as_json: bool) -> None:
     with app_engine() as engine:
         rows = request_rows(engine, status, limit)
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     if not rows:
         click.echo("no AI request" + (f" is {status}" if status else ""))
@@ -134,7 +125,7 @@ def ai_show(business_id: int, as_json: bool) -> None:
     with app_engine() as engine:
         contents = contents_of(engine, business_id)
     if as_json:
-        _echo_json({"business_id": business_id, "contents": contents})
+        echo_json({"business_id": business_id, "contents": contents})
         return
     if not contents:
         click.echo(f"business {business_id}: no AI text yet")

@@ -1,7 +1,6 @@
 """`nightshift notify …`: the WhatsApp outbox (send, sweep, show, list, retry, cancel, export)."""
 
 import csv
-import json
 import sys
 import unicodedata
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from pipelines.cli.runner import (
     UsageError,
     app_engine,
     current_settings,
+    echo_json,
     json_option,
     report,
     require_migrated,
@@ -33,9 +33,6 @@ from pipelines.cli.runner import (
 EXPORT_COLUMNS = ("id", "source_app", "to", "type", "priority", "status", "attempts", "max_attempts",
                   "last_error_code", "last_error_class", "next_attempt_at", "created_at", "sent_at")
 
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def _line(shown: dict[str, Any]) -> str:
@@ -74,7 +71,7 @@ def notify_send(source_app: str, to: str, body: str, message_type: str, priority
         except NotificationError as exc:
             raise UsageError(str(exc)) from None
     if as_json:
-        _echo_json(queued.as_dict())
+        echo_json(queued.as_dict())
     else:
         click.echo(f"notification {queued.id}: {queued.status}" + ("" if queued.created else
                                                                      " (already in the outbox for this key)"))
@@ -95,7 +92,7 @@ def notify_sweep(dry_run: bool, limit: int | None, source_app: str | None, verbo
             rows = preview(engine, limit=limit or settings.notifications.batch_size, source_app=source_app)
         shown = [outbox.describe(row, settings.notifications) for row in rows]
         if as_json:
-            _echo_json({"dry_run": True, "would_claim": len(shown), "notifications": shown})
+            echo_json({"dry_run": True, "would_claim": len(shown), "notifications": shown})
         else:
             click.echo(f"DRY RUN — nothing sent, nothing changed. {len(shown)} notification(s) would be claimed:")
             for item in shown:
@@ -108,7 +105,7 @@ def notify_sweep(dry_run: bool, limit: int | None, source_app: str | None, verbo
         report(outcome, as_json, "")
     summary = outcome.result.output_for_node("sweep_summary")
     if as_json:
-        _echo_json({**outcome.as_dict(), "counts": summary})
+        echo_json({**outcome.as_dict(), "counts": summary})
         sys.exit(EXIT_OK)
     counts = ", ".join(f"{key} {summary[key]}" for key in ("claimed", "sent", "temporary", "permanent", "account",
                                                              "ambiguous", "expired", "skipped_by_breaker"))
@@ -136,7 +133,7 @@ def notify_show(notification_id: str, as_json: bool) -> None:
         shown = {**outbox.describe(row, settings.notifications),
                  "attempt_log": outbox.attempts_of(engine, row.id)}
     if as_json:
-        _echo_json(shown)
+        echo_json(shown)
         return
     click.echo(_line(shown))
     for attempt in shown["attempt_log"]:
@@ -158,7 +155,7 @@ def notify_list(status: str | None, source_app: str | None, limit: int, as_json:
         rows = outbox.select_rows(engine, status=status, source_app=source_app, limit=limit)
     shown = [outbox.describe(row, settings.notifications) for row in rows]
     if as_json:
-        _echo_json(shown)
+        echo_json(shown)
         return
     if not shown:
         click.echo("no notifications match")
@@ -187,7 +184,7 @@ def notify_retry(notification_id: str | None, source_app: str | None, failed: bo
         else:
             count = outbox.retry(engine, source_app=source_app)
     if as_json:
-        _echo_json({"retried": count})
+        echo_json({"retried": count})
     else:
         click.echo(f"{count} notification(s) due again now")
 
@@ -207,7 +204,7 @@ def notify_cancel(notification_id: str, as_json: bool) -> None:
         if not outbox.cancel(engine, settings.notifications, row.id):
             raise UsageError(f"notification {row.id} is {row.status}: it can no longer be cancelled")
     if as_json:
-        _echo_json({"id": row.id, "status": "cancelled"})
+        echo_json({"id": row.id, "status": "cancelled"})
     else:
         click.echo(f"notification {row.id}: cancelled")
 
@@ -303,7 +300,7 @@ def notify_bulk(path: Path | None, campaign: str, from_clients: bool, body: str 
                                     source_app=source_app, message_type=message_type, priority=priority,
                                     dry_run=dry_run)
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
         return
     label = "DRY RUN — nothing enqueued. " if dry_run else ""
     click.echo(f"{label}campaign {campaign}: {summary['enqueued']} enqueued, {summary['duplicates']} already "

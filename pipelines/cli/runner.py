@@ -212,10 +212,15 @@ def _plain(metadata_value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
 
 
+def echo_json(payload: Any) -> None:
+    """One JSON object on stdout: what every `--json` prints."""
+    click.echo(json.dumps(payload, ensure_ascii=False, default=str))
+
+
 def report(outcome: JobOutcome, as_json: bool, human: str) -> None:
     """Print the outcome of a job run and exit with its code."""
     if as_json:
-        click.echo(json.dumps(outcome.as_dict(), ensure_ascii=False, default=str))
+        echo_json(outcome.as_dict())
     elif outcome.success:
         click.echo(human)
         click.echo(f"run {outcome.run_id} ({outcome.duration_s:.1f} s) — open it in the Dagster UI")

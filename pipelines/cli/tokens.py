@@ -4,7 +4,6 @@ reset, reconcile and expire run the same jobs the schedules run (recorded on the
 settle, release and grant call the quotas core directly, as an app would.
 """
 
-import json
 import sys
 from typing import Any
 
@@ -19,17 +18,16 @@ from pipelines.cli.runner import (
     UsageError,
     app_engine,
     current_settings,
+    echo_json,
     json_option,
     materialized,
+    report,
     require_migrated,
     run_job,
 )
 
 MONTH_OPENING_JOB, RECONCILE_JOB, EXPIRY_JOB = "token_month_opening", "token_reconcile", "release_expired_reservations"
 
-
-def _echo_json(payload: Any) -> None:
-    click.echo(json.dumps(payload, ensure_ascii=False, default=str))
 
 
 def _ledger(engine) -> TokenLedger:
@@ -80,7 +78,7 @@ def tokens_reset(month: str | None, dry_run: bool, force: bool, reason: str | No
     outcome = run_job(MONTH_OPENING_JOB, partition_key=month_text(period), quiet=as_json,
                       run_config={"ops": {"token_periods": {"config": config}}})
     if not outcome.success:
-        _failed(outcome, as_json)
+        report(outcome, as_json, "")
     metadata = materialized(outcome, "token_periods")
     summary = {"month": month_text(period), "dry_run": False, "opened": metadata["accounts_opened"],
                "already_open": metadata["accounts_already_open"], "granted": metadata["tokens_granted"],
@@ -91,7 +89,7 @@ def tokens_reset(month: str | None, dry_run: bool, force: bool, reason: str | No
 
 def _print_opening(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _echo_json({key: summary[key] for key in ("month", "dry_run", "opened", "already_open", "granted",
+        echo_json({key: summary[key] for key in ("month", "dry_run", "opened", "already_open", "granted",
                                                    "rolled_over", "regranted", "low_balance_accounts")
                     } | ({"run_id": summary["run_id"]} if "run_id" in summary else {}))
         return
@@ -106,15 +104,6 @@ def _print_opening(summary: dict[str, Any], as_json: bool) -> None:
         click.echo(f"run {summary['run_id']} — open it in the Dagster UI")
 
 
-def _failed(outcome, as_json: bool) -> None:
-    if as_json:
-        _echo_json(outcome.as_dict())
-    else:
-        click.echo(f"{outcome.job} FAILED: {outcome.error}", err=True)
-        click.echo(f"run {outcome.run_id} — see its logs in the Dagster UI", err=True)
-    sys.exit(EXIT_FAILED)
-
-
 @tokens.command("status")
 @click.option("--account", help="One account (its name).")
 @click.option("--month", help="YYYY-MM (default: the current month).")
@@ -126,7 +115,7 @@ def tokens_status(account: str | None, month: str | None, as_json: bool) -> None
     with app_engine() as engine:
         rows = _core(status, engine, period, account)
     if as_json:
-        _echo_json({"month": month_text(period), "accounts": rows})
+        echo_json({"month": month_text(period), "accounts": rows})
         return
     if not rows:
         click.echo(f"{month_text(period)} is not open for {account or 'any account'}: "
@@ -161,14 +150,14 @@ def tokens_reserve(account: str, estimate: int, key: str, ttl: int | None, as_js
             reservation = _core(_ledger(engine).reserve, account, estimate, key, ttl)
         except InsufficientTokens as exc:
             if as_json:
-                _echo_json({"error": "insufficient_tokens", "account": account, "requested": exc.requested,
+                echo_json({"error": "insufficient_tokens", "account": account, "requested": exc.requested,
                             "remaining": exc.remaining})
             else:
                 click.echo(str(exc), err=True)
             sys.exit(EXIT_FAILED)
     payload = {key_: value for key_, value in reservation.as_dict().items() if key_ != "created"}
     if as_json:
-        _echo_json(payload)
+        echo_json(payload)
         return
     again = "" if reservation.created else " (this key was reserved before: the same reservation)"
     click.echo(f"reservation {reservation.reservation_id}: {reservation.tokens:,} tokens of {account} for "
@@ -178,7 +167,7 @@ def tokens_reserve(account: str, estimate: int, key: str, ttl: int | None, as_js
 
 def _print_ending(ending: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        _echo_json(ending)
+        echo_json(ending)
         return
     replay = " (already done: nothing changed)" if ending["replayed"] else ""
     click.echo(f"reservation {ending['reservation_id']}: {ending['kind']} of {ending['tokens']:,} tokens "
@@ -218,7 +207,7 @@ def tokens_grant(account: str, amount: int, reason: str, key: str | None, as_jso
     with app_engine() as engine:
         granted = _core(_ledger(engine).grant, account, amount, reason, key)
     if as_json:
-        _echo_json(granted)
+        echo_json(granted)
         return
     done = "granted" if granted["granted"] else "already granted with this key: nothing changed"
     click.echo(f"{account} {granted['period']}: {amount:,} tokens {done}; {granted['remaining']:,} left")
@@ -235,7 +224,7 @@ def tokens_ledger(account: str, month: str | None, as_json: bool) -> None:
     with app_engine() as engine:
         rows = _core(entries, engine, account, period)
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     if not rows:
         click.echo(f"no ledger rows for {account}")
@@ -255,12 +244,12 @@ def tokens_reconcile(repair: bool, as_json: bool) -> None:
     outcome = run_job(RECONCILE_JOB, quiet=as_json,
                       run_config={"ops": {"token_balances": {"config": {"repair": repair}}}})
     if not outcome.success:
-        _failed(outcome, as_json)
+        report(outcome, as_json, "")
     [check] = outcome.result.get_asset_check_evaluations()
     found = {key: getattr(value, "value", value) for key, value in check.metadata.items() if key != "drifts"}
     summary = {"passed": check.passed, "repaired": repair and not check.passed, **found, "run_id": outcome.run_id}
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
     elif check.passed:
         click.echo("every token period matches its ledger")
     else:
@@ -277,11 +266,11 @@ def tokens_expire(as_json: bool) -> None:
     require_migrated()
     outcome = run_job(EXPIRY_JOB, quiet=as_json)
     if not outcome.success:
-        _failed(outcome, as_json)
+        report(outcome, as_json, "")
     metadata = outcome.step_metadata.get("expire_holds", {})
     summary = {"holds_expired": metadata.get("holds_expired", 0), "tokens_returned": metadata.get("tokens_returned", 0),
                "run_id": outcome.run_id}
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
     else:
         click.echo(f"{summary['holds_expired']} expired hold(s) ended, {summary['tokens_returned']:,} tokens returned")

@@ -80,7 +80,9 @@ def test_settles_racing_expiries_end_each_reservation_exactly_once(db, db_url):
         start.wait()
         ledger.expire_holds()
 
-    workers = [threading.Thread(target=_settle_or_expired, args=(ledger, rid, start, settled)) for rid in reservations]
+    refused: list[str] = []
+    workers = [threading.Thread(target=_settle_or_expired, args=(ledger, rid, start, settled, refused))
+               for rid in reservations]
     workers += [threading.Thread(target=expire) for _ in range(2)]
     for worker in workers:
         worker.start()
@@ -90,19 +92,23 @@ def test_settles_racing_expiries_end_each_reservation_exactly_once(db, db_url):
         ends = conn.execute(sa.select(token_ledger.c.reservation_id, sa.func.count())
                             .where(token_ledger.c.reservation_id.is_not(None))
                             .group_by(token_ledger.c.reservation_id)).all()
+    # A settle is refused only because the expiry ended its hold first (an error in a thread fails nothing).
+    assert all("already expired" in message for message in refused), refused
+    assert len(settled) + len(refused) == len(reservations)
     assert sorted(rid for rid, _ in ends) == sorted(reservations) and {count for _, count in ends} == {1}
     [row] = status(db, month_of(long_ago, ZoneInfo("UTC")), "fox")
     assert (row["reserved"], row["used"]) == (0, sum(settled))
     assert drifts(db) == []
 
 
-def _settle_or_expired(ledger: TokenLedger, reservation_id: int, start, settled: list[int]) -> None:
+def _settle_or_expired(ledger: TokenLedger, reservation_id: int, start, settled: list[int],
+                       refused: list[str]) -> None:
     """Settle, unless an expiry ended the hold first (then the settle is refused: the hold went back)."""
     start.wait()
     try:
         ending = ledger.settle(reservation_id, 150)
     except QuotaError as exc:
-        assert "expired" in str(exc)
+        refused.append(str(exc))
         return
-    assert ending.kind == "settle" and not ending.replayed
-    settled.append(ending.tokens)
+    if ending.kind == "settle" and not ending.replayed:
+        settled.append(ending.tokens)
