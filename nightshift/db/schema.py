@@ -221,6 +221,7 @@ clients = sa.Table(
     sa.Column("last_name", sa.String(150)),
     sa.Column("email", sa.String(254)),
     sa.Column("region", sa.String(100)),
+    sa.Column("city", sa.String(255), index=True),
     sa.Column("content_hash", sa.String(64)),
     _written_by_import(),
     *_timestamps(),

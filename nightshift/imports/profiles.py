@@ -171,6 +171,7 @@ CLIENTS = Profile(
         Field("nom", aliases=("last_name", "lastname", "name"), max_length=150),
         Field("email", "email", aliases=("courriel", "mail")),
         Field("region", max_length=100),
+        Field("ville", aliases=("city", "commune"), max_length=255),
     ),
 )
 

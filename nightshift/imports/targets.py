@@ -165,7 +165,7 @@ TARGETS: dict[str, Target] = {
     "clients": Target(
         "clients", schema.clients, ("phone",),
         columns={"phone": _as_is("telephone"), "first_name": _as_is("prenom"), "last_name": _as_is("nom"),
-                 "email": _as_is("email"), "region": _as_is("region")},
+                 "email": _as_is("email"), "region": _as_is("region"), "city": _as_is("ville")},
         key="phone"),
 }
 

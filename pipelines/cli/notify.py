@@ -258,18 +258,25 @@ def _recipients_from_file(path: Path, max_bytes: int, max_rows: int) -> tuple[st
     return phone, rows()
 
 
-def _recipients_from_clients(engine) -> Iterator[tuple[int, dict]]:
+def _recipients_from_clients(engine, city: str | None) -> Iterator[tuple[int, dict]]:
+    """The clients table's rows (their id stands for the line), of one city when given (any case)."""
+    query = sa.select(clients.c.id, clients.c.phone, clients.c.first_name, clients.c.last_name,
+                      clients.c.city).order_by(clients.c.id)
+    if city is not None:
+        query = query.where(sa.func.lower(clients.c.city) == city.strip().lower())
     with engine.connect() as conn:
-        for row in conn.execute(sa.select(clients.c.id, clients.c.phone, clients.c.first_name, clients.c.last_name)
-                                .order_by(clients.c.id)):
+        for row in conn.execute(query):
             yield row.id, {"telephone": row.phone, "first_name": row.first_name or "",
-                           "last_name": row.last_name or "", "prenom": row.first_name or "", "nom": row.last_name or ""}
+                           "last_name": row.last_name or "", "prenom": row.first_name or "", "nom": row.last_name or "",
+                           "ville": row.city or "", "city": row.city or ""}
 
 
 @notify.command("bulk")
 @click.argument("path", type=click.Path(path_type=Path, dir_okay=False), required=False)
 @click.option("--campaign", required=True, help="Campaign name: each recipient gets its message once per campaign.")
 @click.option("--from-clients", is_flag=True, help="Every client of the clients table instead of a FILE.")
+@click.option("--city", help="With --from-clients: only the clients of this city (the `ville` column of their "
+                             "file; any case).")
 @click.option("--body", help="Message template, columns in braces: \"Bonjour {prenom} …\" (default: the file's "
                              "message column).")
 @click.option("--app", "source_app", default="bulk", show_default=True)
@@ -277,13 +284,15 @@ def _recipients_from_clients(engine) -> Iterator[tuple[int, dict]]:
 @click.option("--priority", type=click.IntRange(1, 5), default=4, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Check every line and count; enqueue nothing.")
 @json_option
-def notify_bulk(path: Path | None, campaign: str, from_clients: bool, body: str | None, source_app: str,
-                message_type: str, priority: int, dry_run: bool, as_json: bool) -> None:
+def notify_bulk(path: Path | None, campaign: str, from_clients: bool, city: str | None, body: str | None,
+                source_app: str, message_type: str, priority: int, dry_run: bool, as_json: bool) -> None:
     """Enqueue a campaign for the recipients of a CSV/Excel FILE (or --from-clients). Invalid numbers are
     reported per line; re-running a campaign sends nobody twice."""
     settings = current_settings()
     if (path is None) == (not from_clients):
         raise UsageError("give either a FILE of recipients or --from-clients")
+    if city is not None and not from_clients:
+        raise UsageError("--city chooses among the clients table: use it with --from-clients")
     if path is not None and not path.is_file():
         raise UsageError(f"{path}: no such file")
     require_migrated()
@@ -295,7 +304,7 @@ def notify_bulk(path: Path | None, campaign: str, from_clients: bool, body: str 
             except FileRejected as exc:
                 raise UsageError(exc.message) from None
         else:
-            phone_column, recipients = "telephone", _recipients_from_clients(engine)
+            phone_column, recipients = "telephone", _recipients_from_clients(engine, city)
         summary = _enqueue_campaign(engine, settings, recipients, phone_column, campaign=campaign, body=body,
                                     source_app=source_app, message_type=message_type, priority=priority,
                                     dry_run=dry_run)

@@ -125,16 +125,21 @@ def test_bulk_from_an_excel_file_and_from_clients_with_a_template(cli_env, db_ur
     assert json.loads(result.stdout)["enqueued"] == 2
     engine = create_engine(db_url)
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO clients (phone, first_name) VALUES ('+22370123456', 'Awa'), "
-                             "('+22376000002', 'Fanta')"))
-    from_clients = json.loads(run(cli_env, tmp_path, "bulk", "--from-clients", "--campaign", "c1", "--body",
-                                  "Bonjour {first_name}", "--json").stdout)
-    assert (from_clients["enqueued"], from_clients["duplicates"]) == (1, 1)
+        conn.execute(sa.text("INSERT INTO clients (phone, first_name, city) VALUES ('+22370123456', 'Awa', "
+                             "'Bamako'), ('+22376000002', 'Fanta', 'Bamako'), ('+22376000003', 'Issa', 'Kayes')"))
+    from_clients = json.loads(run(cli_env, tmp_path, "bulk", "--from-clients", "--city", "bamako", "--campaign",
+                                  "c1", "--body", "Bonjour {first_name} de {ville}", "--json").stdout)
+    assert (from_clients["enqueued"], from_clients["duplicates"]) == (1, 1)  # Issa lives in Kayes
     with engine.connect() as conn:
         assert conn.execute(sa.select(notifications.c.body).order_by(notifications.c.id.desc())).scalar() \
-            == "Bonjour Fanta"
+            == "Bonjour Fanta de Bamako"
     engine.dispose()
-    bad = run(cli_env, tmp_path, "bulk", "--from-clients", "--campaign", "c2", "--body", "Bonjour {ville}")
-    assert bad.returncode == 2 and "{ville} is not a column" in bad.stderr
+    kayes = json.loads(run(cli_env, tmp_path, "bulk", "--from-clients", "--city", "Kayes", "--campaign", "c1",
+                           "--body", "Bonjour {first_name}", "--dry-run", "--json").stdout)
+    assert (kayes["enqueued"], kayes["duplicates"]) == (1, 0)
+    city_alone = run(cli_env, tmp_path, "bulk", str(tmp_path / "r.xlsx"), "--city", "Kayes", "--campaign", "c4")
+    assert city_alone.returncode == 2 and "--from-clients" in city_alone.stderr
+    bad = run(cli_env, tmp_path, "bulk", "--from-clients", "--campaign", "c2", "--body", "Bonjour {age}")
+    assert bad.returncode == 2 and "{age} is not a column" in bad.stderr
     no_source = run(cli_env, tmp_path, "bulk", "--campaign", "c3")
     assert no_source.returncode == 2 and "either a FILE" in no_source.stderr
