@@ -390,6 +390,11 @@ webhook_events = sa.Table(
     sa.Column("applied_at", Timestamp),
     sa.Column("error_text", sa.Text),
     sa.Index(None, "applied_at"),
+    # What applying did (applied | stale | orphan | inbound | invalid); an event for a message id not known
+    # yet (an orphan) is tried again at next_attempt_at until the reconcile window ends.
+    sa.Column("outcome", sa.String(20)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", Timestamp),
 )
 
 provider_breakers = sa.Table(
@@ -445,6 +450,8 @@ alerts = sa.Table(
     sa.Column("sent_at", Timestamp),
     sa.Column("channels", sa.String(100)),
     sa.Index(None, "alert_key", "created_at"),
+    # When the condition cleared (its recovery message is the row of the same key with severity "info").
+    sa.Column("resolved_at", Timestamp),
 )
 
 processed_messages = sa.Table(
