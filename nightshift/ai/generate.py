@@ -300,7 +300,7 @@ class Generator:
         estimate = estimate_prompt_tokens(messages) + MAX_COMPLETION_TOKENS[item.kind]
         try:
             reservation = self.ledger.reserve(item.account, estimate, f"ai:{claim.request_id}:{claim.attempt}:{ask}",
-                                              ttl_seconds=self.settings.lease_seconds)
+                                              ttl_seconds=self.settings.lease_seconds, request_id=claim.request_id)
         except InsufficientTokens as exc:
             states.wait_for_quota(self.engine, claim, recheck_seconds=self.settings.quota_recheck_seconds,
                                         reason=str(exc))

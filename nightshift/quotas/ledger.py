@@ -107,9 +107,10 @@ class TokenLedger:
         self.engine, self.settings, self.tz = engine, settings, tz
 
     def reserve(self, account: str, estimate: int | None, key: str, ttl_seconds: int | None = None,
-                now: datetime | None = None) -> Reservation:
+                now: datetime | None = None, request_id: int | None = None) -> Reservation:
         """Hold min(estimate, max_hold_tokens) of `account`'s current month, or raise InsufficientTokens.
-        No estimate is refused: a request is never let through unmetered."""
+        No estimate is refused: a request is never let through unmetered. `request_id` (an ai_requests
+        row) is recorded on the reservation and on the row that ends it."""
         if estimate is None or estimate <= 0:
             raise QuotaError(f"reservation {key!r}: a positive token estimate is required (prompt tokens + "
                              "max_tokens); without one the request would run unmetered")
@@ -137,7 +138,7 @@ class TokenLedger:
                 expires_at = now + timedelta(seconds=ttl + self.settings.hold_margin_seconds)
                 reservation_id = append_entry(conn, account_id=account_id, period_id=period_id, entry_kind="reserve",
                                               tokens=hold, idempotency_key=ledger_key, expires_at=expires_at,
-                                              created_at=now)
+                                              request_id=request_id, created_at=now)
                 if reservation_id is None:  # this key was reserved before: roll the new hold back
                     raise _EndedMeanwhile
                 return Reservation(reservation_id, account, hold, month_text(month), expires_at, int(held.remaining),
@@ -167,7 +168,7 @@ class TokenLedger:
             with write_transaction(self.engine) as conn:
                 due = conn.execute(
                     sa.select(token_ledger.c.id, token_ledger.c.account_id, token_ledger.c.period_id,
-                              token_ledger.c.tokens)
+                              token_ledger.c.tokens, token_ledger.c.request_id)
                     .where(token_ledger.c.entry_kind == "reserve", token_ledger.c.expires_at <= now,
                            ~sa.exists().where(ENDED.c.reservation_id == token_ledger.c.id))
                     .order_by(token_ledger.c.id).limit(batch_size)
@@ -176,8 +177,8 @@ class TokenLedger:
                 for hold in due:
                     if append_entry(conn, account_id=hold.account_id, period_id=hold.period_id,
                                     entry_kind="expire", tokens=hold.tokens, reservation_id=hold.id,
-                                    idempotency_key=f"end:{hold.id}", reason="hold expired",
-                                    created_at=now) is not None:
+                                    request_id=hold.request_id, idempotency_key=f"end:{hold.id}",
+                                    reason="hold expired", created_at=now) is not None:
                         conn.execute(token_periods.update().where(token_periods.c.id == hold.period_id)
                                      .values(reserved=token_periods.c.reserved - hold.tokens, updated_at=now))
                         expired_total += 1
@@ -232,8 +233,8 @@ class TokenLedger:
                 moved = conn.execute(END_HOLD, {"period_id": hold.period_id, "hold": hold.tokens, "used": used,
                                                 "now": now}).one()
                 if append_entry(conn, account_id=hold.account_id, period_id=hold.period_id, entry_kind=kind,
-                                tokens=tokens, reservation_id=reservation_id, idempotency_key=f"end:{reservation_id}",
-                                estimated=estimated, created_at=now) is None:
+                                tokens=tokens, reservation_id=reservation_id, request_id=hold.request_id,
+                                idempotency_key=f"end:{reservation_id}", estimated=estimated, created_at=now) is None:
                     raise _EndedMeanwhile  # a concurrent ending won: roll this one's move back
                 if used:
                     _alert_thresholds(conn, hold, used, moved.granted, moved.used, now)
@@ -277,9 +278,9 @@ def _period_of(conn: Connection, account: str, month) -> tuple[int, int | None]:
 
 HOLD = (
     sa.select(token_ledger.c.id, token_ledger.c.account_id, token_ledger.c.period_id, token_ledger.c.tokens,
-              accounts.c.slug, token_periods.c.period_start, ENDED.c.entry_kind.label("ended_kind"),
-              ENDED.c.tokens.label("ended_tokens"), ENDED.c.estimated.label("ended_estimated"),
-              ENDED.c.created_at.label("ended_at"))
+              token_ledger.c.request_id, accounts.c.slug, token_periods.c.period_start,
+              ENDED.c.entry_kind.label("ended_kind"), ENDED.c.tokens.label("ended_tokens"),
+              ENDED.c.estimated.label("ended_estimated"), ENDED.c.created_at.label("ended_at"))
     .join(accounts, accounts.c.id == token_ledger.c.account_id)
     .join(token_periods, token_periods.c.id == token_ledger.c.period_id)
     .outerjoin(ENDED, ENDED.c.reservation_id == token_ledger.c.id)
