@@ -19,8 +19,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 run: export DAGSTER_HOME ?= $(CURDIR)/.dagster
+# The webhook receiver (NIGHTSHIFT_WEBHOOKS_PORT, default 8090) runs beside the UI and stops with it; if its
+# port is taken it says so and exits, and the UI keeps running.
 run: install
 	$(BIN)/nightshift init
+	@$(BIN)/nightshift webhooks serve & receiver=$$!; \
+	trap 'kill $$receiver 2>/dev/null; wait $$receiver 2>/dev/null' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM; \
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 # The layer contracts (pyproject.toml, import-linter) first: a wrong import arrow fails the tests.

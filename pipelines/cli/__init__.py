@@ -6,7 +6,7 @@ from importlib.metadata import version
 
 import click
 
-from pipelines.cli import accounts, ai, cleanup, db, imports, notify, tokens
+from pipelines.cli import accounts, ai, cleanup, db, imports, notify, tokens, webhooks
 from pipelines.cli.runner import CommandGroup
 
 
@@ -17,5 +17,5 @@ def main() -> None:
 
 
 for command in (db.init, db.db, db.health, imports.import_command, imports.imports, accounts.accounts, notify.notify,
-                tokens.tokens, cleanup.cleanup, ai.ai):
+                tokens.tokens, cleanup.cleanup, ai.ai, webhooks.webhooks):
     main.add_command(command)
