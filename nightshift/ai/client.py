@@ -27,6 +27,9 @@ TEMPLATE_MODEL = "template-v1"
 RETRIED_STATUSES = frozenset({408, 409, 429})
 # Longest Retry-After honoured inside one call; beyond it the request fails temporarily and is re-requested.
 MAX_RETRY_AFTER_S = 120.0
+# OpenAI's reset times are Go durations: "6m0s", "1s", "20ms", "1h2m3.5s".
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)")
+_DURATION_UNIT_S = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Completion:
     completion_tokens: int
     usage_estimated: bool  # the provider sent no usage: counted locally (prompts.CHARS_PER_TOKEN)
     latency_ms: int
+    # The provider said (x-ratelimit-*) its requests or tokens are used up for this long: no request before.
+    rate_limit_wait_s: float = 0.0
 
     @property
     def total_tokens(self) -> int:
@@ -59,10 +64,11 @@ class ProviderError(Exception):
     settle at the hold), "yes" (an answer that is not content, e.g. truncated: settle its usage)."""
 
     def __init__(self, code: str, message: str, *, temporary: bool, billed: str = "no", tokens: int | None = None,
-                 http_status: int | None = None):
+                 http_status: int | None = None, rate_limit_wait_s: float = 0.0):
         super().__init__(f"{code}: {message}")
         self.code, self.temporary, self.billed, self.tokens, self.http_status = (
             code, temporary, billed, tokens, http_status)
+        self.rate_limit_wait_s = rate_limit_wait_s
 
 
 def error_code(body: Any) -> str | None:
@@ -103,6 +109,35 @@ def retry_after_seconds(headers: Any, now: datetime | None = None) -> float | No
     return max((moment - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
+def duration_seconds(text: str) -> float | None:
+    """A reset time: a Go duration ("6m0s", "20ms") or plain seconds ("1.5"); None when unreadable."""
+    value = text.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(number + unit for number, unit in parts) != value:
+        return None
+    return sum(float(number) * _DURATION_UNIT_S[unit] for number, unit in parts)
+
+
+def rate_limit_wait_seconds(headers: Any) -> float:
+    """How long the provider's x-ratelimit-* headers say nothing more can be sent: the reset time of each
+    budget (requests, tokens) whose remaining count is 0; 0.0 when neither is used up or they are absent."""
+    wait = 0.0
+    for budget in ("requests", "tokens"):
+        remaining = headers.get(f"x-ratelimit-remaining-{budget}")
+        reset = headers.get(f"x-ratelimit-reset-{budget}")
+        try:
+            exhausted = remaining is not None and float(remaining) <= 0
+        except ValueError:
+            continue
+        if exhausted and reset is not None and (seconds := duration_seconds(reset)) is not None:
+            wait = max(wait, seconds)
+    return wait
+
+
 class OpenAICompatibleClient:
     def __init__(self, base_url: str, api_key: str, model: str, *, timeout_s: float, http_retries: int,
                  retry_base_s: float, retry_cap_s: float, sleep: Callable[[float], None] = time.sleep,
@@ -140,31 +175,36 @@ class OpenAICompatibleClient:
                 raise ProviderError("timeout", f"no answer within {self.timeout_s:g} s ({type(exc).__name__})",
                                     temporary=True, billed="unknown") from None
             latency_ms = round((time.perf_counter() - started) * 1000)
+            exhausted_s = rate_limit_wait_seconds(response.headers)
             if response.status_code == 200:
-                return self._completion(request, response, latency_ms)
+                return self._completion(request, response, latency_ms, exhausted_s)
             payload = _json_or_none(response)
             code = error_code(payload)
             if is_retried(response.status_code, code) and attempt <= self.http_retries:
                 wait = retry_after_seconds(response.headers)
+                if wait is None and exhausted_s:
+                    wait = exhausted_s
                 if wait is None or wait <= MAX_RETRY_AFTER_S:
                     self._wait(attempt, wait)
                     continue
             message = _error_message(payload) or response.reason or "error"
             raise ProviderError(code or f"http_{response.status_code}", f"HTTP {response.status_code}: {message}",
-                                temporary=is_retried(response.status_code, code), http_status=response.status_code)
+                                temporary=is_retried(response.status_code, code), http_status=response.status_code,
+                                rate_limit_wait_s=max(exhausted_s, retry_after_seconds(response.headers) or 0.0))
 
     def _wait(self, attempt: int, retry_after: float | None) -> None:
         self.sleep(exponential_delay(attempt, base=self.retry_base_s, cap=self.retry_cap_s, floor=retry_after or 0.0,
                                      rng=self.rng))
 
-    def _completion(self, request: ChatRequest, response: requests.Response, latency_ms: int) -> Completion:
+    def _completion(self, request: ChatRequest, response: requests.Response, latency_ms: int,
+                    exhausted_s: float) -> Completion:
         payload = _json_or_none(response)
         try:
             choice = payload["choices"][0]
             text = choice["message"]["content"] or ""
         except (TypeError, KeyError, IndexError):
             raise ProviderError("bad_response", "the answer has no choices[0].message.content", temporary=True,
-                                billed="unknown") from None
+                                billed="unknown", rate_limit_wait_s=exhausted_s) from None
         usage = payload.get("usage") or {}
         prompt_tokens, completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
         estimated = not isinstance(prompt_tokens, int) or not isinstance(completion_tokens, int)
@@ -172,9 +212,10 @@ class OpenAICompatibleClient:
             prompt_tokens, completion_tokens = estimate_prompt_tokens(request.messages), estimate_tokens(text)
         if choice.get("finish_reason") == "length":
             raise ProviderError("length", f"output cut at max_tokens={request.max_tokens}: not content",
-                                temporary=False, billed="yes", tokens=prompt_tokens + completion_tokens)
+                                temporary=False, billed="yes", tokens=prompt_tokens + completion_tokens,
+                                rate_limit_wait_s=exhausted_s)
         return Completion(text, payload.get("model") or self.model, prompt_tokens, completion_tokens, estimated,
-                          latency_ms)
+                          latency_ms, exhausted_s)
 
 
 class TemplateGenerator:

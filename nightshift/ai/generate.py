@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 from nightshift.ai import states
 from nightshift.ai import validate as validators
 from nightshift.ai.client import ChatRequest, Completion, ProviderError
-from nightshift.ai.limiter import book_start
+from nightshift.ai.limiter import book_start, pause_until
 from nightshift.ai.prompts import (
     MAX_COMPLETION_TOKENS,
     PromptTemplate,
@@ -153,7 +153,7 @@ def stale_businesses(engine: Engine, settings: AISettings, lang: str, now: datet
 
 class Generator:
     def __init__(self, engine: Engine, settings: AISettings, lang: str, provider: Provider, ledger: TokenLedger,
-                 *, rate_limit_name: str, sleep: Callable[[float], None] = time.sleep,
+                 *, rate_limit_name: str | None, sleep: Callable[[float], None] = time.sleep,
                  log: Callable[[str], None] = lambda _message: None):
         self.engine, self.settings, self.lang, self.provider, self.ledger = engine, settings, lang, provider, ledger
         self.rate_limit_name, self.sleep, self.log = rate_limit_name, sleep, log
@@ -314,16 +314,21 @@ class Generator:
             self.ledger.release(reservation.reservation_id)
             summary.busy_elsewhere += 1
             return None
-        wait = book_start(self.engine, self.rate_limit_name, requests_per_minute=self.settings.requests_per_minute,
-                          tokens_per_minute=self.settings.tokens_per_minute, tokens=estimate)
-        if wait > 0:
-            self.sleep(wait)
-        states.record(self.engine, claim, call_started_at=datetime.now(UTC))
+        if self.rate_limit_name is not None:
+            wait = book_start(self.engine, self.rate_limit_name, requests_per_minute=self.settings.requests_per_minute,
+                              tokens_per_minute=self.settings.tokens_per_minute, tokens=estimate)
+            if wait > 0:
+                self.sleep(wait)
+        if not states.record(self.engine, claim, call_started_at=datetime.now(UTC)):
+            # The wait outlasted the lease: the reaper took the request over and ended its hold; no call.
+            summary.busy_elsewhere += 1
+            return None
         chat = ChatRequest(item.kind, messages, MAX_COMPLETION_TOKENS[item.kind], self.settings.temperature,
                            item.inputs, validators.FAQ_SCHEMA if item.kind == "faq" else None)
         try:
             completion = self.provider.complete(chat)
         except ProviderError as exc:
+            self._pause(exc.rate_limit_wait_s)
             if exc.billed == "yes":
                 ended = self.ledger.settle(reservation.reservation_id, exc.tokens)
             elif exc.billed == "unknown":
@@ -335,6 +340,7 @@ class Generator:
                 summary.tokens_settled_estimated += ended.tokens if ended.estimated else 0
             self._failed(claim, exc.code, str(exc), temporary=exc.temporary, summary=summary)
             return None
+        self._pause(completion.rate_limit_wait_s)
         # The request still names the settled hold until it completes or is asked again: ending it twice
         # (a reaper after a crash here) is a replay in the ledger, never a second charge.
         ended = self.ledger.settle(reservation.reservation_id, completion.total_tokens)
@@ -342,6 +348,12 @@ class Generator:
         summary.tokens_settled_estimated += ended.tokens if completion.usage_estimated else 0
         summary.latencies_ms.append(completion.latency_ms)
         return completion
+
+    def _pause(self, seconds: float) -> None:
+        """The provider's budget is used up for `seconds`: every process sharing the limiter waits."""
+        if seconds > 0 and self.rate_limit_name is not None:
+            pause_until(self.engine, self.rate_limit_name, datetime.now(UTC) + timedelta(seconds=seconds))
+            self.log(f"the provider's rate limit is used up: no request for {seconds:g} s")
 
     def _failed(self, claim: states.Claim, code: str, text: str, *, temporary: bool,
                 summary: GenerationSummary) -> None:

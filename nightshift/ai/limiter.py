@@ -2,7 +2,9 @@
 
 Requests are spaced 60 / requests_per_minute seconds apart (no burst: the old system's 5 a minute means
 one every 12 s); tokens follow a token bucket of one minute's worth (GCRA), charged with each request's
-estimate. A caller books its start in a short transaction, then sleeps outside it.
+estimate. A caller books its start in a short transaction, then sleeps outside it. When the provider
+says its own budget is used up (x-ratelimit-remaining-* at 0), `pause_until` holds every process's next
+start until the budget's reset.
 """
 
 from __future__ import annotations
@@ -35,3 +37,14 @@ def book_start(engine: Engine, name: str, *, requests_per_minute: int, tokens_pe
             next_request_at=start + MINUTE / requests_per_minute,
             next_token_at=max(token_debt_until, start) + cost))
     return (start - now).total_seconds()
+
+
+def pause_until(engine: Engine, name: str, until: datetime, now: datetime | None = None) -> None:
+    """No request of this limiter starts before `until` (a later pause or booking is never shortened)."""
+    with write_transaction(engine) as conn:
+        conn.execute(dialect_insert(conn, ai_rate_limits)
+                     .values(name=name, next_request_at=until, next_token_at=now or datetime.now(UTC))
+                     .on_conflict_do_nothing(index_elements=["name"]))
+        conn.execute(sa.update(ai_rate_limits)
+                     .where(ai_rate_limits.c.name == name, ai_rate_limits.c.next_request_at < until)
+                     .values(next_request_at=until))

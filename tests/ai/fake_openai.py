@@ -25,8 +25,9 @@ class Reply:
     delay_s: float = 0.0
 
 
-def ok(text: str | None = None, *, usage: bool = True, finish_reason: str = "stop") -> Reply:
-    return Reply(text=text, usage=usage, finish_reason=finish_reason)
+def ok(text: str | None = None, *, usage: bool = True, finish_reason: str = "stop",
+       headers: dict[str, str] | None = None) -> Reply:
+    return Reply(text=text, usage=usage, finish_reason=finish_reason, headers=headers or {})
 
 
 def error(status: int, code: str | None = None, headers: dict[str, str] | None = None) -> Reply:
