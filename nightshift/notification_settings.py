@@ -118,6 +118,10 @@ class NotificationSettings:
     default_phone_region: str = "ML"
     # Rows one claim takes (ordered by priority, then due time: priorities 1-2 always come first).
     batch_size: int = 200
+    # The share of every batch kept for urgent rows (priority <= urgent_max_priority) that fall due while
+    # it is sent: they are claimed mid-batch and go out before the batch's remaining rows.
+    urgent_share: float = 0.2
+    urgent_max_priority: int = 2
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 20.0
     # How long an ambiguous send waits for a delivery receipt before it is retried (or final).
@@ -220,6 +224,11 @@ def parse_notification_settings(raw: Any, is_phone_region) -> NotificationSettin
         _positive(getattr(settings, name), f"{key}.{name}")
     if not 0 <= settings.sandbox_failure_rate <= 1:
         raise NotificationConfigError(f"{key}.sandbox_failure_rate: must be between 0 and 1")
+    if not 0 <= settings.urgent_share < 1:
+        raise NotificationConfigError(f"{key}.urgent_share: must be at least 0 and below 1 (0.2 keeps a fifth "
+                                      "of every batch for priorities 1-2)")
+    if not 1 <= settings.urgent_max_priority <= 5:
+        raise NotificationConfigError(f"{key}.urgent_max_priority: must be a priority from 1 to 5")
     if not is_phone_region(settings.default_phone_region):
         raise NotificationConfigError(f"{key}.default_phone_region: {settings.default_phone_region!r} is not an "
                                       "ISO region code known to libphonenumber (e.g. ML, CN, FR)")

@@ -13,12 +13,18 @@ from nightshift.notification_settings import Pacing
 
 
 class Pacer:
-    def __init__(self, pacing: Pacing, rng: random.Random | None = None) -> None:
+    def __init__(self, pacing: Pacing, rng: random.Random | None = None, *,
+                 last_start_ago: float | None = None) -> None:
+        """`last_start_ago`: seconds since the account's last send started (an earlier sweep's), so
+        back-to-back sweeps keep the pace between them too."""
         self.pacing = pacing
         self.rng = rng or random.Random()
         self._slots = threading.BoundedSemaphore(pacing.max_concurrency)
         self._lock = threading.Lock()
-        self._next_start = 0.0
+        self._next_start = 0.0 if last_start_ago is None else time.monotonic() - last_start_ago + self._gap()
+
+    def _gap(self) -> float:
+        return self.pacing.min_interval_seconds + self.rng.uniform(0, self.pacing.jitter_seconds)
 
     @property
     def paced(self) -> bool:
@@ -45,5 +51,4 @@ class Pacer:
             try:
                 yield
             finally:
-                gap = self.pacing.min_interval_seconds + self.rng.uniform(0, self.pacing.jitter_seconds)
-                self._next_start = time.monotonic() + gap
+                self._next_start = time.monotonic() + self._gap()

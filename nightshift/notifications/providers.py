@@ -211,10 +211,20 @@ class WaChapBackend:
                      reply.retry_after, None, reply.latency_ms, _detail(detail))
 
     def probe(self, account_id: str | None) -> bool:
+        """Healthy when the gateway lists this account among its connected ones: a key that still works
+        for a session that dropped (the phone logged out) is not healthy."""
+        wanted = account_id or self.default_account_id
         query = urlencode({"status": "connected"})
         reply, parsed = http_exchange("GET", f"{self.base_url}/whatsapp/accounts?{query}", headers=self._headers(),
                                       timeouts=self.timeouts)
-        return reply.http_status is not None and 200 <= reply.http_status < 300
+        if reply.http_status is None or not 200 <= reply.http_status < 300 or not isinstance(parsed, dict):
+            return False
+        listed = parsed.get("data")
+        if not isinstance(listed, list):
+            return False
+        connected = {str(item.get("id") or item.get("accountId")) for item in listed
+                     if isinstance(item, dict) and item.get("status", "connected") == "connected"}
+        return wanted in connected if wanted is not None else bool(connected)
 
 
 class MetaBackend:
@@ -252,6 +262,7 @@ class MetaBackend:
 
     def probe(self, account_id: str | None) -> bool:
         number_id = account_id or self.default_phone_number_id
-        reply, _ = http_exchange("GET", f"{self.base_url}/{number_id}?fields=id", headers=self._headers(),
-                                 timeouts=self.timeouts)
-        return reply.http_status is not None and 200 <= reply.http_status < 300
+        reply, parsed = http_exchange("GET", f"{self.base_url}/{number_id}?fields=id", headers=self._headers(),
+                                      timeouts=self.timeouts)
+        return (reply.http_status is not None and 200 <= reply.http_status < 300 and isinstance(parsed, dict)
+                and str(parsed.get("id")) == str(number_id))

@@ -16,7 +16,7 @@ import queue
 import random
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -97,7 +97,7 @@ class SweepSummary:
     breakers: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        keys = ("claimed", "sent", "temporary", "permanent", "account", "ambiguous", "out_of_attempts", "expired",
+        keys = ("claimed", "urgent_mid_batch", "sent", "temporary", "permanent", "account", "ambiguous", "out_of_attempts", "expired",
                 "released", "lost_lease", "reaped_retry", "reaped_unknown", "reconciled")
         return {"provider": self.provider, "leaves_machine": self.leaves_machine,
                 **{key: self.counts.get(key, 0) for key in keys},
@@ -253,12 +253,14 @@ def _lock_key(name: str) -> int:
 
 def claim(engine: Engine, *, provider: str, limit: int, lease_seconds: float, now: datetime | None = None,
           accounts: tuple[str, ...] | None = None, exclude_accounts: tuple[str, ...] = (),
-          source_app: str | None = None) -> list[Claimed]:
+          source_app: str | None = None, max_priority: int | None = None) -> list[Claimed]:
     """The one claim query: due rows by priority then due time, at most `limit`, in one statement."""
     now = now or now_utc()
     token = str(uuid.uuid4())
     lease_until = now + timedelta(seconds=lease_seconds)
     conditions = _due(now, source_app)
+    if max_priority is not None:
+        conditions.append(notifications.c.priority <= max_priority)
     if accounts is not None:
         conditions.append(notifications.c.provider_account.in_(accounts))
     if exclude_accounts:
@@ -313,6 +315,15 @@ def _start_attempt(engine: Engine, claimed: Claimed, provider: str) -> int:
             notification_id=claimed.id, attempt_no=claimed.attempt_no, provider=provider,
             provider_account=claimed.account, outcome=STARTED, started_at=now_utc())
             .returning(notification_attempts.c.id)).scalar_one()
+
+
+def last_send_ago(engine: Engine, provider: str, account: str, now: datetime | None = None) -> float | None:
+    """Seconds since a request to the account last started (any sweep, any process), None if never."""
+    with read_transaction(engine) as conn:
+        last = conn.execute(sa.select(sa.func.max(notification_attempts.c.started_at)).where(
+            notification_attempts.c.provider_account == account, notification_attempts.c.provider == provider)
+        ).scalar()
+    return None if last is None else max(0.0, ((now or now_utc()) - as_utc(last)).total_seconds())
 
 
 def _error_code(result: SendResult) -> str | None:
@@ -440,7 +451,10 @@ class _Sender:
 
     def pacer(self, account: str) -> Pacer:
         if account not in self.pacers:
-            self.pacers[account] = Pacer(self.settings.pacing_for(self.backend.name, account))
+            pacing = self.settings.pacing_for(self.backend.name, account)
+            paced = pacing.min_interval_seconds or pacing.jitter_seconds
+            self.pacers[account] = Pacer(pacing, last_start_ago=last_send_ago(self.engine, self.backend.name, account)
+                                         if paced else None)
         return self.pacers[account]
 
     def send(self, claimed: Claimed) -> SendResult:
@@ -489,21 +503,28 @@ def send_due(engine: Engine, settings: NotificationSettings, backend: Backend, *
     paced = {a.name for a in settings.accounts if sender.capacity(a.name)}
     if sender.capacity(DEFAULT_ACCOUNT):
         paced.add(DEFAULT_ACCOUNT)
-    workers = max(8, sum(sender.pacer(a).pacing.max_concurrency for a in {DEFAULT_ACCOUNT, *paced}))
+    workers = min(MAX_WORKERS, max(8, sum(sender.pacer(a).pacing.max_concurrency for a in {DEFAULT_ACCOUNT, *paced})))
     with sweep_lease(engine, settings, log=log) as renew, paced_accounts(engine, backend.name, paced) as mine, \
-            ThreadPoolExecutor(max_workers=min(workers, MAX_WORKERS), thread_name_prefix="nightshift-send") as pool:
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nightshift-send") as pool:
         if paced - mine:
             log.info(f"another sweep is sending for {', '.join(sorted(paced - mine))}; this one leaves them alone")
         remaining = limit
         while (remaining is None or remaining > 0) and time.monotonic() < deadline:
             size = settings.batch_size if remaining is None else min(remaining, settings.batch_size)
-            batch = _claim_batch(engine, settings, backend.name, sender, paced, mine, size, source_app)
+            kept = urgent_slots(settings, size)
+            batch = _claim_batch(engine, settings, backend.name, sender, paced, mine, size - kept, source_app)
             if not batch:
                 break
-            summary.counts["claimed"] += len(batch)
+
+            def urgent(room: int) -> list[Claimed]:
+                return _claim_batch(engine, settings, backend.name, sender, paced, mine, room, source_app,
+                                    max_priority=settings.urgent_max_priority)
+
+            counts = _send_batch(engine, settings, backend.name, sender, pool, batch, renew, rng,
+                                 in_flight=2 * workers, urgent=urgent, urgent_room=kept)
+            summary.counts.update(counts)
             if remaining is not None:
-                remaining -= len(batch)
-            summary.counts.update(_send_batch(engine, settings, backend.name, sender, pool, batch, renew, rng))
+                remaining -= counts["claimed"]
             renew()
     states = breaker.states(engine, backend.name)
     summary.breakers.update({account: state.state for account, state in states.items()})
@@ -550,8 +571,14 @@ def _due_count(engine: Engine, accounts: tuple[str, ...]) -> int:
             *_due(now_utc()), notifications.c.provider_account.in_(accounts))).scalar_one()
 
 
+def urgent_slots(settings: NotificationSettings, size: int) -> int:
+    """Rows of a batch of `size` kept for urgent rows that fall due while it is sent (none of a batch of one)."""
+    return min(size - 1, math.ceil(settings.urgent_share * size)) if size > 1 else 0
+
+
 def _claim_batch(engine: Engine, settings: NotificationSettings, provider: str, sender: _Sender, paced: set[str],
-                 mine: set[str], size: int, source_app: str | None) -> list[Claimed]:
+                 mine: set[str], size: int, source_app: str | None, *,
+                 max_priority: int | None = None) -> list[Claimed]:
     """Rows to send now: none of an open breaker's account nor of a paced account another sweep sends
     for, a half-open account's few, a paced account's as many as its pace can start within the lease,
     every other account's together."""
@@ -559,7 +586,7 @@ def _claim_batch(engine: Engine, settings: NotificationSettings, provider: str, 
     held = {account for account, state in states.items() if state.state != breaker.CLOSED}
     separate = held | paced
     batch = claim(engine, provider=provider, limit=size, lease_seconds=settings.lease_seconds,
-                  exclude_accounts=tuple(sorted(separate)), source_app=source_app)
+                  exclude_accounts=tuple(sorted(separate)), source_app=source_app, max_priority=max_priority)
     for account in sorted(separate):
         state = states.get(account)
         if (state is not None and state.state == breaker.OPEN) or (account in paced and account not in mine):
@@ -568,25 +595,35 @@ def _claim_batch(engine: Engine, settings: NotificationSettings, provider: str, 
                                state.half_open_remaining if state is not None and state.state == breaker.HALF_OPEN
                                else None) if n is not None]
         batch += claim(engine, provider=provider, limit=min(allowed), lease_seconds=settings.lease_seconds,
-                       accounts=(account,), source_app=source_app)
+                       accounts=(account,), source_app=source_app, max_priority=max_priority)
     return batch
 
 
 def _send_batch(engine: Engine, settings: NotificationSettings, provider: str, sender: _Sender,
                 pool: ThreadPoolExecutor, batch: list[Claimed], renew: Callable[[], None],
-                rng: random.Random) -> Counter:
-    """Send a claimed batch on the pool; finalise the results as they come, a chunk at a time. A send
-    that raised leaves its row `sending` for the reaper, and its error is raised once the others are
-    written."""
-    counts: Counter = Counter()
+                rng: random.Random, *, in_flight: int, urgent: Callable[[int], list[Claimed]],
+                urgent_room: int) -> Counter:
+    """Send a claimed batch on the pool; finalise the results as they come, a chunk at a time. At most
+    `in_flight` sends are handed to the pool at once, so urgent rows claimed meanwhile (up to
+    `urgent_room`) go out next, ahead of the batch's rest. A send that raised leaves its row `sending`
+    for the reaper, and its error is raised once the others are written."""
+    counts: Counter = Counter(claimed=len(batch))
     finished: queue.SimpleQueue = queue.SimpleQueue()
-    for claimed in batch:
-        pool.submit(sender.send, claimed).add_done_callback(finished.put)
+    waiting, jumped = deque(batch), deque()
+    submitted = received = 0
+
+    def feed() -> None:
+        nonlocal submitted
+        while submitted - received < in_flight and (jumped or waiting):
+            claimed = jumped.popleft() if jumped else waiting.popleft()
+            pool.submit(sender.send, claimed).add_done_callback(finished.put)
+            submitted += 1
+
     results: list[SendResult] = []
     errors: list[BaseException] = []
-    received = 0
-    last_write = last_renew = time.monotonic()
-    while received < len(batch):
+    last_write = last_renew = last_urgent = time.monotonic()
+    feed()
+    while received < submitted or jumped or waiting:
         try:
             future = finished.get(timeout=FINALISE_EVERY_SECONDS)
         except queue.Empty:
@@ -602,7 +639,15 @@ def _send_batch(engine: Engine, settings: NotificationSettings, provider: str, s
             except queue.Empty:
                 future = None
         moment = time.monotonic()
-        if results and (len(results) >= FINALISE_EVERY_ROWS or received == len(batch)
+        if urgent_room and moment - last_urgent >= FINALISE_EVERY_SECONDS:
+            arrived = urgent(urgent_room)
+            jumped.extend(arrived)
+            urgent_room -= len(arrived)
+            counts["claimed"] += len(arrived)
+            counts["urgent_mid_batch"] += len(arrived)
+            last_urgent = moment
+        feed()
+        if results and (len(results) >= FINALISE_EVERY_ROWS or received == submitted
                         or moment - last_write >= FINALISE_EVERY_SECONDS):
             counts.update(finalise(engine, settings, provider, results, rng=rng))
             results, last_write = [], moment

@@ -59,6 +59,7 @@ class FakeProvider:
         self.script: deque[Action] = deque()
         self.default: Callable[[dict[str, Any]], Action] = lambda request: ok()
         self.probe_status = 200
+        self.connected_accounts = {"acc-uuid-1"}  # WaChap accounts whose session is up
         self.latency = 0.0
         self.connections = 0  # TCP connections accepted
         self.requests: list[dict[str, Any]] = []
@@ -135,7 +136,14 @@ class FakeProvider:
 
             def do_GET(self) -> None:
                 provider._next({"method": "GET", "path": self.path, "headers": dict(self.headers), "json": None})
-                self._answer(provider.probe_status, {"data": []} if provider.probe_status == 200 else {})
+                if provider.probe_status != 200:
+                    body: Any = {}
+                elif provider.api == "meta":
+                    body = {"id": self.path.split("?")[0].strip("/")}
+                else:
+                    body = {"data": [{"id": account, "status": "connected"} for account in
+                                     sorted(provider.connected_accounts)]}
+                self._answer(provider.probe_status, body)
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)

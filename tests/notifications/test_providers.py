@@ -95,6 +95,9 @@ def test_probes_send_nothing(wachap_server, meta_server):
     assert wachap_server.requests[0]["method"] == "GET"
     assert wachap_server.requests[0]["path"] == "/whatsapp/accounts?status=connected"
     assert meta_server.requests[0]["path"] == "/55501?fields=id"
+    wachap_server.connected_accounts = {"another-account"}  # the key works, this account's session dropped
+    assert not wachap(wachap_server).probe(None)
+    assert wachap(wachap_server).probe("another-account")
     wachap_server.probe_status = 401
     assert not wachap(wachap_server).probe(None)
     assert not wachap_server.sends()

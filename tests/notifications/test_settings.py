@@ -72,6 +72,8 @@ notifications:
     ("notifications:\n  welcome:\n    acme: {}\n", "notifications.welcome.acme.template"),
     ("notifications:\n  welcome:\n    acme: {template: 'Bonjour {nom}'}\n", "notifications.welcome.acme.template"),
     ("notifications:\n  default_phone_region: ZZ\n", "notifications.default_phone_region"),
+    ("notifications:\n  urgent_share: 1.0\n", "notifications.urgent_share"),
+    ("notifications:\n  urgent_max_priority: 0\n", "notifications.urgent_max_priority"),
 ])
 def test_bad_settings_name_the_key(tmp_path, text, named):
     with pytest.raises(ConfigError) as error:

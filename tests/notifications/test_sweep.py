@@ -208,6 +208,35 @@ def test_pacing_keeps_the_measured_rate_under_the_limit(db, wachap_server):
     assert min(gaps) > 0.03
 
 
+def test_urgent_rows_that_fall_due_mid_batch_go_out_before_the_rest_of_a_bulk_batch(db, wachap_server):
+    import threading
+
+    settings = fast_settings(batch_size=50, pacing={"wachap": Pacing(min_interval_seconds=0.04, max_concurrency=1)})
+    for n in range(50):
+        send(db, settings, body=f"campagne {n}", priority=4)
+    sweeper = threading.Thread(target=lambda: sweep.run_sweep(db, settings, wachap_backend(wachap_server)))
+    sweeper.start()
+    deadline = time.monotonic() + 10
+    while len(wachap_server.sends()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    otps = [send(db, settings, body=f"code {n}", message_type="otp", priority=1) for n in range(3)]
+    sweeper.join(timeout=60)
+    order = [request["json"]["data"]["content"] for request in wachap_server.sends()]
+    assert len(order) == 53 and {row(db, n).status for n in otps} == {"sent"}
+    # 40 bulk rows were claimed first (a fifth of the batch kept); the OTPs did not wait for them all.
+    assert max(order.index(f"code {n}") for n in range(3)) < 40
+
+
+def test_back_to_back_sweeps_keep_the_pace_between_them(db, wachap_server):
+    settings = fast_settings(pacing={"wachap": Pacing(min_interval_seconds=0.6, max_concurrency=1)})
+    send(db, settings, body="first sweep")
+    sweep.run_sweep(db, settings, wachap_backend(wachap_server))
+    send(db, settings, body="second sweep")
+    sweep.run_sweep(db, settings, wachap_backend(wachap_server))
+    first, second = sorted(wachap_server.accepted_at)
+    assert second - first >= 0.6 * 0.9  # the second sweep waited for the first one's last send
+
+
 def test_claim_skips_rows_another_transaction_holds_and_sqlite_sweeps_take_turns(db):
     import threading
 
