@@ -1,9 +1,11 @@
-"""outbox_sensor: a sweep as soon as notifications are due and no sweep is queued or running."""
+"""outbox_sensor: a sweep as soon as notifications are due and no sweep is queued or running;
+webhook_events_sensor: the receipts applied as soon as webhook events wait."""
 
 import dagster as dg
 
+from nightshift.notifications.receipts import pending_count
 from nightshift.notifications.sweep import sweep_wanted
-from pipelines.jobs.notifications import notification_sweep
+from pipelines.jobs.notifications import apply_webhook_events, notification_sweep
 from resources.database import Database
 from resources.families import family_tags
 from resources.whatsapp import WhatsAppProvider
@@ -36,3 +38,20 @@ def outbox_sensor(context: dg.SensorEvaluationContext, database: Database, whats
         return dg.SkipReason(f"{backlog}: a sweep is already queued or running")
     context.log.info(f"requesting a sweep: {backlog}")
     return dg.RunRequest(tags={**family_tags("sweeps"), "nightshift/launched_by": "outbox_sensor"})
+
+
+@dg.sensor(
+    name="webhook_events_sensor",
+    job_name=apply_webhook_events.name,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Requests apply_webhook_events when delivery receipts wait (new ones, or orphans due another try).",
+)
+def webhook_events_sensor(context: dg.SensorEvaluationContext, database: Database):
+    waiting = pending_count(database.engine)
+    if not waiting:
+        return dg.SkipReason("no webhook events to apply")
+    in_flight = context.instance.get_runs_count(dg.RunsFilter(job_name=apply_webhook_events.name, statuses=IN_FLIGHT))
+    if in_flight:
+        return dg.SkipReason(f"{waiting} webhook event(s) wait: a run is already queued or running")
+    return dg.RunRequest(tags={**family_tags("maintenance"), "nightshift/launched_by": "webhook_events_sensor"})

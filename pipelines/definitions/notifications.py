@@ -9,10 +9,10 @@ import dagster as dg
 from nightshift.config import Settings
 from nightshift.imports import hooks
 from nightshift.notifications.welcome import welcome_hook
-from pipelines.jobs.notifications import notification_sweep
+from pipelines.jobs.notifications import apply_webhook_events, notification_sweep
 from resources.whatsapp import whatsapp_provider
 from schedules.notifications import notification_schedules
-from sensors.notifications import outbox_sensor
+from sensors.notifications import outbox_sensor, webhook_events_sensor
 
 
 def register_welcome(settings: Settings) -> None:
@@ -27,8 +27,8 @@ def register_welcome(settings: Settings) -> None:
 def definitions(settings: Settings, resources: dict[str, Any]) -> dg.Definitions:
     register_welcome(settings)
     return dg.Definitions(
-        jobs=[notification_sweep],
-        sensors=[outbox_sensor],
+        jobs=[notification_sweep, apply_webhook_events],
+        sensors=[outbox_sensor, webhook_events_sensor],
         schedules=notification_schedules(settings),
         resources={"database": resources["database"], "settings": resources["settings"],
                    "whatsapp": whatsapp_provider(resources["settings"], os.environ)},

@@ -1,4 +1,5 @@
-"""notification_sweep: expire → reap → probe open breakers → claim/send/finalise → summary.
+"""notification_sweep: expire → reap → probe open breakers → claim/send/finalise → summary; and
+apply_webhook_events: the stored delivery receipts applied to their notifications.
 
 The ops that only touch the database retry on transient errors (Dagster's retry policy); the probing
 and sending ops have none: an HTTP call is never repeated by Dagster, the outbox decides when a message
@@ -7,9 +8,10 @@ goes again (its claim and finalise retry transient database errors themselves).
 
 import dagster as dg
 
+from nightshift.alerts import raise_alert
 from nightshift.config import Settings
 from nightshift.masking import mask_text
-from nightshift.notifications import sweep
+from nightshift.notifications import receipts, sweep
 from resources.database import Database
 from resources.families import family_tags
 from resources.whatsapp import WhatsAppProvider
@@ -82,3 +84,24 @@ def sweep_summary(context: dg.OpExecutionContext, result: dict) -> dict:
         description="Send the due WhatsApp notifications of the outbox (expire, reap, probe, claim/send/finalise).")
 def notification_sweep() -> None:
     sweep_summary(send_due_notifications(probe_breakers(reap_notifications(expire_notifications()))))
+
+
+RECEIPT_KEYS = ("applied", "stale", "orphan_waiting", "orphaned", "inbound", "ignored")
+
+
+@dg.op(retry_policy=DATABASE_RETRY)
+def apply_receipts(context: dg.OpExecutionContext, database: Database, settings: dg.ResourceParam[Settings]) -> dict:
+    applied = receipts.apply_pending(database.engine, settings.notifications)
+    if applied.orphans:
+        raise_alert(database.engine, "webhook_orphans", "warning",
+                    f"{len(applied.orphans)} delivery receipt(s) matched no notification within the reconcile window",
+                    details={"message_ids": applied.orphans[:50]})
+    context.add_output_metadata({key: dg.MetadataValue.int(applied.counts[key]) for key in RECEIPT_KEYS})
+    context.log.info(", ".join(f"{key} {applied.counts[key]}" for key in RECEIPT_KEYS))
+    return applied.as_dict()
+
+
+@dg.job(tags=family_tags("maintenance"),
+        description="Apply the stored delivery receipts (webhook events) to their notifications, forward only.")
+def apply_webhook_events() -> None:
+    apply_receipts()
