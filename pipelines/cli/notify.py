@@ -1,4 +1,4 @@
-"""`nightshift notify …`: the WhatsApp outbox (send, sweep, show, list, retry, cancel, export)."""
+"""`nightshift notify …`: the WhatsApp outbox (send, sweep, show, list, retry, cancel, export, stats)."""
 
 import csv
 import sys
@@ -15,7 +15,7 @@ from nightshift.db.engine import write_transaction
 from nightshift.db.schema import clients
 from nightshift.imports.reading import FileRejected, open_table
 from nightshift.masking import mask_phone
-from nightshift.notifications import outbox
+from nightshift.notifications import health, outbox
 from nightshift.notifications.outbox import STATUSES, NotificationError
 from nightshift.notifications.sweep import preview
 from pipelines.cli.runner import (
@@ -377,3 +377,43 @@ def _render(template: str, fields: dict[str, str], line: int) -> str:
                          f"{', '.join(sorted(fields))})") from None
     except ValueError as exc:
         raise UsageError(f"--body: not a valid template ({exc}); write columns in braces, e.g. {{prenom}}") from None
+
+
+def _figures(scope: health.Scope, hours: int) -> dict[str, Any]:
+    shown = scope.as_dict()
+    return {**shown["windows"][f"{hours}h"], "backlog": scope.backlog, "oldest_due_age_s": scope.oldest_due_age_s,
+            "pending_retries": scope.pending_retries, "breakers": scope.breakers}
+
+
+@notify.command("stats")
+@click.option("--app", "source_app", help="One app's figures, counting only its notifications (default: all apps).")
+@click.option("--hours", type=click.IntRange(1, 24 * 90), default=24, show_default=True, help="Window in hours.")
+@json_option
+def stats(source_app: str | None, hours: int, as_json: bool) -> None:
+    """Attempts, sent, delivered, read, failures, rates, latency, backlog and breakers over the last N hours:
+    of one app (--app), or of every app and provider account (the admin's view)."""
+    require_migrated()
+    with app_engine() as engine:
+        report = health.report(engine, hours=(hours,), source_app=source_app)
+    accounts = {name: _figures(scope, hours) for name, scope in sorted(report.accounts.items())}
+    payload: dict[str, Any] = {"app": source_app, "hours": hours, **_figures(report.total, hours), "accounts": accounts}
+    if source_app is None:
+        payload["apps"] = {name: _figures(scope, hours) for name, scope in sorted(report.apps.items())}
+    if as_json:
+        echo_json(payload)
+        return
+
+    def line(name: str, figures: dict[str, Any]) -> str:
+        rate = "—" if figures["success_rate"] is None else f"{figures['success_rate']:.0%}"
+        p95 = "—" if figures["latency_p95_s"] is None else f"{figures['latency_p95_s']:.0f} s"
+        return (f"{name}: {figures['attempts']} attempts, {figures['sent']} sent, {figures['delivered']} delivered, "
+                f"{figures['read']} read, {figures['temporary_failures']} temporary / {figures['permanent_failures']} "
+                f"permanent failures, success {rate}, p95 enqueue→sent {p95}; backlog {figures['backlog']}, "
+                f"{figures['pending_retries']} retries pending")
+
+    click.echo(f"last {hours} h — " + line(source_app or "all apps", payload))
+    for name, figures in payload.get("apps", {}).items():
+        click.echo("  app " + line(name, figures))
+    for name, figures in payload["accounts"].items():
+        breaker = figures["breakers"].get(name, "closed")
+        click.echo(f"  account {line(name, figures)}; breaker {breaker}")

@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 
+from assets.notifications import notification_health, notification_health_job
 from nightshift.config import Settings
 from nightshift.imports import hooks
 from nightshift.notifications.welcome import welcome_hook
@@ -27,7 +28,8 @@ def register_welcome(settings: Settings) -> None:
 def definitions(settings: Settings, resources: dict[str, Any]) -> dg.Definitions:
     register_welcome(settings)
     return dg.Definitions(
-        jobs=[notification_sweep, apply_webhook_events],
+        assets=[notification_health],
+        jobs=[notification_sweep, apply_webhook_events, notification_health_job],
         sensors=[outbox_sensor, webhook_events_sensor],
         schedules=notification_schedules(settings),
         resources={"database": resources["database"], "settings": resources["settings"],
