@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import dagster as dg
 
 from nightshift.notifications import health
+from resources.alerting import Alerting
 from resources.database import Database
 from resources.families import family_tags
 
@@ -97,15 +98,21 @@ def health_metadata(report: health.Health) -> dict[str, dg.MetadataValue]:
     description="Notification figures per source_app and provider account over 1 h and 24 h (attempts, sent, "
                 "delivered, read, failures, rates, latency), backlog and breakers, checked against the thresholds.",
 )
-def notification_health(context: dg.AssetExecutionContext, config: HealthConfig,
-                        database: Database) -> dg.MaterializeResult:
+def notification_health(context: dg.AssetExecutionContext, config: HealthConfig, database: Database,
+                        alerting: Alerting) -> dg.MaterializeResult:
     report = health.report(database.engine)
     findings = health.evaluate(report, config.thresholds(), last_sweep_finished(context.instance))
     failing = [f.check for f in findings if not f.passed]
+    # A failing check alerts once per cooldown; a check that passes again sends its recovery.
+    alerted = health.alert_on(database.engine, findings, cooldown=alerting.cooldown)
+    sent = alerting.dispatch(database.engine)
     context.log.info(f"{len(report.apps)} app(s), {len(report.accounts)} account(s); failing checks: "
-                     f"{', '.join(failing) or 'none'}")
+                     f"{', '.join(failing) or 'none'}; alerts raised {alerted['raised'] or 'none'}, recovered "
+                     f"{alerted['recovered'] or 'none'}, {len(sent)} sent")
+    metadata = health_metadata(report)
+    metadata["alerts_sent"] = dg.MetadataValue.int(len(sent))
     return dg.MaterializeResult(
-        metadata=health_metadata(report),
+        metadata=metadata,
         check_results=[dg.AssetCheckResult(check_name=f.check, passed=f.passed, severity=SEVERITY[f.severity],
                                            description=f.description, metadata={"value": _number(f.value)})
                        for f in findings])

@@ -6,7 +6,7 @@ from importlib.metadata import version
 
 import click
 
-from pipelines.cli import accounts, ai, cleanup, db, imports, notify, tokens, webhooks
+from pipelines.cli import accounts, ai, alerts, cleanup, db, imports, notify, tokens, webhooks
 from pipelines.cli.runner import CommandGroup
 
 
@@ -17,5 +17,5 @@ def main() -> None:
 
 
 for command in (db.init, db.db, db.health, imports.import_command, imports.imports, accounts.accounts, notify.notify,
-                tokens.tokens, cleanup.cleanup, ai.ai, webhooks.webhooks):
+                tokens.tokens, cleanup.cleanup, ai.ai, webhooks.webhooks, alerts.alerts):
     main.add_command(command)

@@ -26,7 +26,8 @@ def assert_nightshift_loaded(workspace: dict) -> None:
     sensors = {s["name"]: s["sensorState"]["status"] for s in repository["sensors"]}
     assert sensors == {"run_failure_alerts": "RUNNING", "upload_sensor": "RUNNING",
                        "import_failure_sensor": "RUNNING", "outbox_sensor": "RUNNING",
-                       "ai_import_sensor": "RUNNING", "ai_requests_sensor": "RUNNING"}
+                       "ai_import_sensor": "RUNNING", "ai_requests_sensor": "RUNNING",
+                       "webhook_events_sensor": "RUNNING", "alerts_sensor": "RUNNING"}
     schedules = {s["name"]: s for s in repository["schedules"]}
     assert schedules["database_health_hourly"]["executionTimezone"] == "UTC"
 

@@ -7,9 +7,11 @@ import dagster as dg
 import sqlalchemy as sa
 
 from assets.notifications import notification_health
-from nightshift.db.schema import notifications
+from nightshift.db.schema import alerts, notifications
 from nightshift.notifications import health, receipts, sweep, webhooks
 from nightshift.notifications.outbox import enqueue, now_utc
+from resources.alerting import Alerting
+from resources.whatsapp import WhatsAppProvider
 from tests.conftest import app_resources
 from tests.notifications.fake_provider import fast_settings, status, wachap_backend
 
@@ -81,7 +83,11 @@ def test_the_asset_reports_stable_keys_a_table_per_app_and_its_checks(db, wachap
     sweep.run_sweep(db, SETTINGS, wachap_backend(wachap_server))
     url = db.url.render_as_string(hide_password=False)
     with dg.instance_for_test() as instance:
-        result = dg.materialize([notification_health], instance=instance, resources=app_resources(url))
+        shared = app_resources(url)
+        whatsapp = WhatsAppProvider(settings=shared["settings"])
+        alerting = Alerting(settings=shared["settings"], whatsapp=whatsapp)  # no channel: alerts only recorded
+        result = dg.materialize([notification_health], instance=instance,
+                                resources={**shared, "whatsapp": whatsapp, "alerting": alerting})
         assert result.success
         [materialization] = result.asset_materializations_for_node("notification_health")
         metadata = materialization.metadata
@@ -91,3 +97,9 @@ def test_the_asset_reports_stable_keys_a_table_per_app_and_its_checks(db, wachap
         assert set(checks) == set(health.CHECKS)
         assert not checks["failures_1h"].passed and checks["failures_1h"].severity == dg.AssetCheckSeverity.ERROR
         assert checks["permanent_failures_24h"].passed
+        assert metadata["alerts_sent"].value == 0
+    with db.connect() as conn:
+        recorded = conn.execute(sa.select(alerts.c.alert_key, alerts.c.sent_at)).all()
+    assert {key for key, _ in recorded} == {f"notification_health:{c}" for c in
+                                            ("failures_1h", "failure_rate_1h", "success_rate_1h", "breakers_closed")}
+    assert all(sent_at is None for _, sent_at in recorded)  # waiting for a channel
