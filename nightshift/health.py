@@ -6,10 +6,8 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
-from nightshift.db.migrate import head_revision
 from nightshift.db.schema import metadata
 
 
@@ -27,6 +25,11 @@ class DatabaseHealth:
 
 
 def check_database(engine: Engine) -> DatabaseHealth:
+    # Alembic loads here, not when the definitions load: every run worker loads those, few run this.
+    from alembic.runtime.migration import MigrationContext
+
+    from nightshift.db.migrate import head_revision
+
     started = time.perf_counter()
     with engine.connect() as conn:
         conn.execute(sa.text("SELECT 1"))
