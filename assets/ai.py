@@ -8,7 +8,7 @@ import dagster as dg
 from assets.imports import import_batch, import_files
 from nightshift.ai import states
 from nightshift.ai.generate import IMPORTED, GenerationSummary, Generator, businesses_of_import
-from nightshift.config import AI_KINDS, Settings
+from nightshift.config import AI_KINDS, DEMO_ACCOUNT, Settings
 from nightshift.imports import log as import_log
 from nightshift.quotas import TokenLedger
 from resources.ai import AIProvider
@@ -39,11 +39,19 @@ def checked_kinds(kinds: list[str]) -> list[str] | None:
     return kinds or None
 
 
-def summary_metadata(summary: GenerationSummary, database: Database, ai: AIProvider,
+def summary_metadata(summary: GenerationSummary, database: Database, settings: Settings, ai: AIProvider,
                      **extra: Any) -> dict[str, Any]:
-    """Stable numeric keys for the UI's plots, what generated the text, and the dead letters."""
+    """Stable numeric keys for the UI's plots, what generated the text, who paid for the texts of businesses
+    without an account, and the dead letters."""
     metadata: dict[str, Any] = {**extra, **summary.counts(), "provider": ai.notice,
                                 "language_model": ai.is_language_model}
+    if summary.default_account_texts:
+        slug = settings.ai.default_account.strip()
+        demo = (" — the local demo account `nightshift init` creates on a machine without accounts; give the "
+                "imports an account (--account, uploads/<account>/) or set ai.default_account"
+                if slug == DEMO_ACCOUNT else "")
+        metadata["default_account"] = (f"{summary.default_account_texts} text(s) of businesses imported without an "
+                                       f"account charged to ai.default_account {slug!r}{demo}")
     for key in ("estimated_token_share", "latency_p50_ms", "latency_p95_ms"):
         metadata[key] = dg.MetadataValue.float(float(metadata[key]))
     dead = states.dead_letters(database.engine, DEAD_LETTER_ROWS)
@@ -81,6 +89,6 @@ def ai_content(context: dg.AssetExecutionContext, config: GenerationConfig, data
     work = generator.plan(businesses_of_import(database.engine, row["id"]), kinds, summary)
     generator.run(work, summary)
     if summary.skipped_no_account:
-        context.log.warning(f"{summary.skipped_no_account} text(s) skipped: businesses without an account and no "
-                            "ai.default_account (nothing is generated unmetered)")
-    return dg.MaterializeResult(metadata=summary_metadata(summary, database, ai, import_id=row["id"]))
+        context.log.warning(f"{summary.skipped_no_account} text(s) skipped: businesses without an account and "
+                            "ai.default_account names no account (nothing is generated unmetered)")
+    return dg.MaterializeResult(metadata=summary_metadata(summary, database, settings, ai, import_id=row["id"]))

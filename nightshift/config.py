@@ -78,14 +78,20 @@ class QuotaSettings:
     first_month: str = "2026-01"
 
 
+# The account `nightshift init` creates on a fresh machine (no account yet) so the samples, imported without
+# an account, get their AI texts metered: it is ai.default_account's default.
+DEMO_ACCOUNT = "demo"
+
+
 @dataclass(frozen=True)
 class AISettings:
     """The `ai:` section; the provider itself comes from NIGHTSHIFT_AI_BASE_URL / _API_KEY / _MODEL."""
 
     # Content kinds generated per business (description, meta_description, faq).
     kinds: list = field(default_factory=lambda: ["description", "meta_description"])
-    # The account businesses imported without one are charged to (a slug); empty: they are skipped.
-    default_account: str = ""
+    # The account businesses imported without one are charged to (a slug); empty: they are skipped. The
+    # default names the local demo account `nightshift init` creates on a machine without accounts.
+    default_account: str = DEMO_ACCOUNT
     # Client-side limits shared by every process through the database (the old system: 5 a minute).
     requests_per_minute: int = 5
     tokens_per_minute: int = 40_000

@@ -51,11 +51,12 @@ class AIProvider(dg.ConfigurableResource):
                                       retry_base_s=ai.retry_base_seconds, retry_cap_s=ai.retry_cap_seconds)
 
     @property
-    def rate_limit_name(self) -> str:
-        """The shared limiter row: one per endpoint and model (the URL is hashed, never stored)."""
-        endpoint = (hashlib.sha256(self.base_url.strip().encode()).hexdigest()[:16] if self.is_language_model
-                    else "local")
-        return f"{endpoint}:{self.model_name}"[:200]
+    def rate_limit_name(self) -> str | None:
+        """The shared limiter row: one per endpoint and model (the URL is hashed, never stored). None for the
+        template generator: it runs in the process and has no provider limits to respect."""
+        if not self.is_language_model:
+            return None
+        return f"{hashlib.sha256(self.base_url.strip().encode()).hexdigest()[:16]}:{self.model_name}"[:200]
 
     @property
     def notice(self) -> str:

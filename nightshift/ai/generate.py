@@ -6,7 +6,8 @@ business, kind and prompt) already completed, or claims it for a new attempt; it
 twice. No database transaction is open during a call.
 
 A business is charged to its account, else to the account of the import that last wrote it, else to
-`ai.default_account`; with none of these it is skipped (counted as `skipped_no_account`): nothing is ever
+`ai.default_account` (by default `demo`, the local demo account `nightshift init` creates on a machine
+without accounts); with none of these it is skipped (counted as `skipped_no_account`): nothing is ever
 generated unmetered.
 """
 
@@ -56,6 +57,7 @@ class GenerationSummary:
     cached: int = 0
     skipped_unchanged: int = 0
     skipped_no_account: int = 0
+    default_account_texts: int = 0  # planned texts of businesses without an account, charged to ai.default_account
     rejected: int = 0  # requests whose every ask failed validation
     rejected_asks: int = 0
     waiting_quota: int = 0
@@ -79,6 +81,7 @@ class GenerationSummary:
         return {
             "requested": self.requested, "generated": self.generated, "cached": self.cached,
             "skipped_unchanged": self.skipped_unchanged, "skipped_no_account": self.skipped_no_account,
+            "default_account_texts": self.default_account_texts,
             "rejected": self.rejected, "rejected_asks": self.rejected_asks, "waiting_quota": self.waiting_quota,
             "failed": self.failed, "retry_scheduled": self.retry_scheduled, "deferred_budget": self.deferred_budget,
             "busy_elsewhere": self.busy_elsewhere, "timed_out": self.timed_out,
@@ -171,7 +174,8 @@ class Generator:
         work = []
         for row in rows:
             account_id, account = row["account_id"], row["account"]
-            if account_id is None:
+            charged_by_default = account_id is None
+            if charged_by_default:
                 if default_account is None:
                     summary.skipped_no_account += len(kinds)
                     continue
@@ -188,6 +192,7 @@ class Generator:
                 estimate = estimate_prompt_tokens(messages) + MAX_COMPLETION_TOKENS[kind]
                 work.append(Work(row["id"], account_id, account, kind, template, inputs, messages, prompt_hash,
                                  estimate, row["import_id"], refresh))
+                summary.default_account_texts += charged_by_default
         summary.requested += len(work)
         return work
 

@@ -12,6 +12,7 @@ import click
 from pipelines.cli.runner import (
     UsageError,
     app_engine,
+    current_settings,
     echo_json,
     json_option,
     materialized,
@@ -23,6 +24,38 @@ from pipelines.cli.runner import (
 CONTENT_JOB, REGENERATION_JOB, GENERATION_OP = "ai_content_job", "ai_regeneration", "generate_ai_content"
 SUMMARY_KEYS = ("requested", "generated", "cached", "skipped_unchanged", "rejected", "waiting_quota", "failed",
                 "tokens_settled")
+# The local demo account's monthly tokens: the samples' texts (template-v1) settle about 1,500.
+DEMO_QUOTA = 100_000
+
+
+def provision_demo_account() -> str:
+    """On a machine without any account, create the local demo account ai.default_account names by default,
+    so businesses imported without an account (the samples) get their texts, metered. Anything else is left
+    as it is: an install with accounts, or a default_account of its own, gets no account it did not ask for.
+    What was done, as a line for `nightshift init`."""
+    import sqlalchemy as sa
+
+    from nightshift.config import DEMO_ACCOUNT
+    from nightshift.db.schema import accounts
+    from nightshift.quotas.accounts import AccountError, add_account
+
+    slug = current_settings().ai.default_account.strip()
+    with app_engine() as engine:
+        with engine.connect() as conn:
+            slugs = set(conn.execute(sa.select(accounts.c.slug)).scalars())
+        if not slug:
+            return "ai.default_account is empty: AI texts of businesses imported without an account are skipped"
+        if slug in slugs:
+            return f"ai.default_account {slug!r}: AI texts of businesses imported without an account are charged to it"
+        if slug != DEMO_ACCOUNT or slugs:
+            return (f"ai.default_account {slug!r} is not an account: AI texts of businesses imported without an "
+                    f"account are skipped until `nightshift accounts add {slug} --quota N`")
+        try:
+            add_account(engine, slug, DEMO_QUOTA, display_name="Local demo account (created by nightshift init)")
+        except AccountError:
+            pass  # another init created it meanwhile
+    return (f"account {slug!r} created: a local demo account with {DEMO_QUOTA:,} tokens a month, charged for the AI "
+            "texts of businesses imported without an account (ai.default_account; set it to \"\" to skip them)")
 
 
 
@@ -69,6 +102,7 @@ def ai_generate(import_id: int | None, business_ids: tuple[int, ...], stale: boo
     summary = {key: metadata.get(key, 0) for key in SUMMARY_KEYS}
     summary |= {"dry_run": dry_run, "tokens_estimated": metadata.get("tokens_estimated", 0),
                 "skipped_no_account": metadata.get("skipped_no_account", 0),
+                "default_account_texts": metadata.get("default_account_texts", 0),
                 "retry_scheduled": metadata.get("retry_scheduled", 0), "provider": metadata.get("provider", ""),
                 "run_id": outcome.run_id}
     if as_json:
@@ -82,8 +116,11 @@ def ai_generate(import_id: int | None, business_ids: tuple[int, ...], stale: boo
                    f"{summary['skipped_unchanged']} unchanged, {summary['rejected']} rejected by validation, "
                    f"{summary['waiting_quota']} waiting for quota, {summary['failed']} failed "
                    f"({summary['retry_scheduled']} to retry); {summary['tokens_settled']:,} tokens charged")
+    if summary["default_account_texts"]:
+        click.echo(f"  {metadata['default_account']}")
     if summary["skipped_no_account"]:
-        click.echo(f"  {summary['skipped_no_account']} skipped: no account (set ai.default_account)")
+        click.echo(f"  {summary['skipped_no_account']} skipped: no account (ai.default_account names none: "
+                   "`nightshift accounts add NAME --quota N`, then set ai.default_account)")
     click.echo(f"  provider: {summary['provider']}")
     click.echo(f"run {outcome.run_id} — open it in the Dagster UI")
 

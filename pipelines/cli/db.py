@@ -5,18 +5,21 @@ import json
 import click
 
 from nightshift.db import migrate
+from pipelines.cli.ai import provision_demo_account
 from pipelines.cli.runner import current_settings, dagster_home, json_option, report, run_job, safe_url
 
 
 @click.command()
 def init() -> None:
     """Prepare a machine: data folders, DAGSTER_HOME with dagster.yaml, migrations applied, the
-    instance's concurrency pools at their dagster.yaml limit."""
+    instance's concurrency pools at their dagster.yaml limit, and on a machine without accounts the local
+    demo account ai.default_account names (the samples' AI texts are charged to it)."""
     settings = current_settings()
     settings.ensure_data_dirs()
     home = dagster_home()
     _upgrade("head")
     _initialize_pools()
+    click.echo(provision_demo_account())
     click.echo(f"data folder {settings.data_dir.resolve()} ready (drop files in {settings.uploads_dir})")
     click.echo(f"DAGSTER_HOME {home}")
 

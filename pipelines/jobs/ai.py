@@ -45,7 +45,7 @@ def generate_ai_content(context: dg.OpExecutionContext, config: GenerateConfig, 
                                refresh=datetime.now(UTC).date().isoformat())
     generator.run(work, summary, token_budget=config.token_budget if config.token_budget >= 0 else None,
                   dry_run=config.dry_run)
-    context.add_output_metadata(summary_metadata(summary, database, ai, dry_run=config.dry_run))
+    context.add_output_metadata(summary_metadata(summary, database, settings, ai, dry_run=config.dry_run))
 
 
 @dg.job(tags=RUN_TAGS, description="Regenerate AI contents: stale ones (older than ai.regenerate_after_days or "
