@@ -5,6 +5,7 @@ import socket
 
 import click
 
+from nightshift import metrics
 from nightshift.db.engine import create_engine
 from nightshift.receiver import ReceiverConfigError, ReceiverSettings, create_app
 from pipelines.cli.runner import UsageError, current_settings, require_migrated
@@ -43,8 +44,9 @@ def serve(host: str | None, port: int | None) -> None:
         raise click.ClickException(f"port {port} on {host} is in use: the webhook receiver did not start "
                                    "(set NIGHTSHIFT_WEBHOOKS_PORT or --port)")
     engine = create_engine(settings.database_url)
-    app = create_app(engine, receiver)
-    click.echo(f"webhook receiver on http://{host}:{port}")
+    scraped = metrics.registry(engine)
+    app = create_app(engine, receiver, metrics_exposition=lambda: metrics.exposition(scraped))
+    click.echo(f"webhook receiver on http://{host}:{port} (/metrics {'on' if receiver.metrics else 'off'})")
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
     finally:

@@ -30,10 +30,11 @@ def free_port() -> int:
 
 class LiveReceiver:
     def __init__(self, engine: Engine, *, metrics: Callable[[], tuple[bytes, str]] | None = None,
-                 **settings: Any) -> None:
+                 metrics_enabled: bool = True, **settings: Any) -> None:
         self.port = free_port()
         self.settings = ReceiverSettings(host="127.0.0.1", port=self.port, meta_verify_token=VERIFY_TOKEN,
-                                         meta_app_secret=APP_SECRET, wachap_secret=WACHAP_SECRET, **settings)
+                                         meta_app_secret=APP_SECRET, wachap_secret=WACHAP_SECRET,
+                                         metrics=metrics_enabled, **settings)
         config = uvicorn.Config(create_app(engine, self.settings, metrics), host="127.0.0.1", port=self.port,
                                 log_level="warning", access_log=False, lifespan="off")
         self.server = uvicorn.Server(config)
