@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from nightshift.alerts import raise_alert, resolve_alert
 from nightshift.db.engine import read_transaction, utc
 from nightshift.db.schema import notification_attempts, notifications, provider_breakers
 from nightshift.notifications.outbox import DUE_STATUSES, now_utc
@@ -243,3 +244,18 @@ def evaluate(health: Health, thresholds: Thresholds, last_sweep_finished_at: dat
 
 CHECKS = ("failures_1h", "permanent_failures_24h", "failure_rate_1h", "success_rate_1h", "pending_retries",
           "mean_delay_1h", "breakers_closed", "sweep_on_time")
+
+
+def alert_on(engine: Engine, findings: list[Finding], *, cooldown: timedelta, now: datetime | None = None) -> dict:
+    """A failing check raises its alert (one per cooldown); a passing one whose alert was open recovers."""
+    raised, recovered = [], []
+    for finding in findings:
+        key = f"notification_health:{finding.check}"
+        if not finding.passed:
+            if raise_alert(engine, key, "critical" if finding.severity == ERROR else "warning",
+                           f"notifications: {finding.description}", {"check": finding.check, "value": finding.value},
+                           cooldown=cooldown, now=now):
+                raised.append(finding.check)
+        elif resolve_alert(engine, key, f"notifications recovered: {finding.description}", now=now):
+            recovered.append(finding.check)
+    return {"raised": raised, "recovered": recovered}
