@@ -1,5 +1,8 @@
 """clients: the city a client file gives (`ville`), so a campaign can target one city
 
+The clients' content hash covers the new column: a client's next import after this upgrade counts it as
+updated once (its city is written), however unchanged the file.
+
 Revision ID: 0009
 Revises: 0008
 """
