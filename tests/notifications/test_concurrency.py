@@ -73,6 +73,10 @@ def test_a_cli_sweep_beside_the_job_run_by_a_run_worker(db, wachap_server, tmp_p
               "    result = job.execute_in_process(instance=instance, tags={'nightshift/launched_by': 'daemon'})\n"
               "    assert result.success\n")
     (tmp_path / "home").mkdir()
+    # The daemon's instance exists before anyone sweeps from a terminal; two processes creating a fresh
+    # SQLite instance storage at once race on its tables ("table job_ticks already exists").
+    subprocess.run([PYTHON, "-c", "import dagster as dg; dg.DagsterInstance.get().dispose()"], cwd=PROJECT_ROOT,
+                   env=env, check=True, capture_output=True)
     run_worker = subprocess.Popen([PYTHON, "-c", worker], cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
     cli = subprocess.Popen([NIGHTSHIFT, "notify", "sweep", "--json"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
