@@ -116,11 +116,14 @@ def report(engine: Engine, *, hours: tuple[int, ...] = (1, 24), source_app: str 
     oldest = min(since.values())
     app_filter = [notifications.c.source_app == source_app] if source_app is not None else []
     joined = notification_attempts.join(notifications, notifications.c.id == notification_attempts.c.notification_id)
+    # Attempts counted in the database, per app, account, outcome and the windows they fall in.
+    in_window = [sa.case((notification_attempts.c.started_at >= since[h], 1), else_=0) for h in hours]
+    attempt_keys = (notifications.c.source_app, notification_attempts.c.provider_account,
+                    notification_attempts.c.outcome, *in_window)
     with read_transaction(engine) as conn:
         attempts = conn.execute(
-            sa.select(notifications.c.source_app, notification_attempts.c.provider_account,
-                      notification_attempts.c.outcome, notification_attempts.c.started_at)
-            .select_from(joined).where(notification_attempts.c.started_at >= oldest, *app_filter)).all()
+            sa.select(*attempt_keys, sa.func.count()).select_from(joined)
+            .where(notification_attempts.c.started_at >= oldest, *app_filter).group_by(*attempt_keys)).all()
         sent_rows = conn.execute(
             sa.select(notifications.c.source_app, notifications.c.provider_account, notifications.c.created_at,
                       notifications.c.sent_at, notifications.c.delivered_at, notifications.c.read_at)
@@ -153,11 +156,11 @@ def report(engine: Engine, *, hours: tuple[int, ...] = (1, 24), source_app: str 
     latencies: dict[tuple[int, int], list[float]] = defaultdict(list)
     counts: dict[tuple[int, int], Counter] = defaultdict(Counter)
     for row in attempts:
-        started = utc(row.started_at)
-        for scope in scopes_of(row.source_app, row.provider_account):
-            for h in hours:
-                if started >= since[h]:
-                    outcomes[(id(scope), h)][row.outcome] += 1
+        app, account, outcome, *flags, count = row
+        for scope in scopes_of(app, account):
+            for h, inside in zip(hours, flags, strict=True):
+                if inside:
+                    outcomes[(id(scope), h)][outcome] += count
     for row in sent_rows:
         sent_at, delivered_at, read_at = utc(row.sent_at), utc(row.delivered_at), utc(row.read_at)
         for scope in scopes_of(row.source_app, row.provider_account):
