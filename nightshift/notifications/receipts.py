@@ -86,16 +86,29 @@ def parse(provider: str, dedupe_key: str, payload: str, received_at: datetime) -
                    int(opaque) if opaque.isdigit() else None, error_code, error_text)
 
 
-def _find(conn: Connection, receipt: Receipt) -> Any:
-    columns = (notifications.c.id, notifications.c.status, notifications.c.attempts, notifications.c.max_attempts,
-               notifications.c.message_type, notifications.c.provider_message_id)
-    if receipt.notification_id is not None:
-        row = conn.execute(sa.select(*columns).where(notifications.c.id == receipt.notification_id)).first()
+FOUND_COLUMNS = (notifications.c.id, notifications.c.attempts, notifications.c.max_attempts,
+                 notifications.c.message_type, notifications.c.provider_message_id)
+
+
+class _Matches:
+    """The notifications a batch of receipts names, read in two queries for the whole batch."""
+
+    def __init__(self, conn: Connection, receipts: list[Receipt]) -> None:
+        ids = sorted({r.notification_id for r in receipts if r.notification_id is not None})
+        message_ids = sorted({r.message_id for r in receipts})
+        self.by_id = {row.id: row for row in conn.execute(
+            sa.select(*FOUND_COLUMNS).where(notifications.c.id.in_(ids)))} if ids else {}
+        self.by_message_id: dict[str, Any] = {}
+        for row in conn.execute(sa.select(*FOUND_COLUMNS).where(notifications.c.provider_message_id.in_(message_ids))
+                                .order_by(notifications.c.id.desc())):
+            self.by_message_id[row.provider_message_id] = row  # the lowest id wins, as before
+
+    def find(self, receipt: Receipt) -> Any:
+        row = self.by_id.get(receipt.notification_id)
         # The echoed id is trusted only when the message id does not contradict it.
         if row is not None and row.provider_message_id in (None, receipt.message_id):
             return row
-    return conn.execute(sa.select(*columns).where(notifications.c.provider_message_id == receipt.message_id)
-                        .order_by(notifications.c.id).limit(1)).first()
+        return self.by_message_id.get(receipt.message_id)
 
 
 def _update(conn: Connection, settings: NotificationSettings, row: Any, receipt: Receipt, now: datetime) -> bool:
@@ -148,20 +161,27 @@ def apply_pending(engine: Engine, settings: NotificationSettings, *, now: dateti
         with write_transaction(engine) as conn:
             events = conn.execute(sa.select(webhook_events).where(*_due(now), webhook_events.c.id > last_id)
                                   .order_by(webhook_events.c.id).limit(batch)).all()
-            for event in events:
-                _apply_event(conn, settings, event, now, window, result)
+            parsed = [_parse_event(event) for event in events]
+            matches = _Matches(conn, [receipt for receipt in parsed if isinstance(receipt, Receipt)])
+            for event, receipt in zip(events, parsed, strict=True):
+                _apply_event(conn, settings, event, receipt, matches, now, window, result)
         if len(events) < batch:
             return result
         last_id = events[-1].id
 
 
-def _apply_event(conn: Connection, settings: NotificationSettings, event: Any, now: datetime, window: timedelta,
-                 result: Applied) -> None:
-    this = webhook_events.update().where(webhook_events.c.id == event.id, webhook_events.c.applied_at.is_(None))
+def _parse_event(event: Any) -> Receipt | Exception | None:
     try:
-        receipt = parse(event.provider, event.dedupe_key, event.payload, utc(event.received_at))
+        return parse(event.provider, event.dedupe_key, event.payload, utc(event.received_at))
     except (json.JSONDecodeError, AttributeError) as exc:
-        conn.execute(this.values(applied_at=now, outcome="invalid", error_text=str(exc)[:500]))
+        return exc
+
+
+def _apply_event(conn: Connection, settings: NotificationSettings, event: Any, receipt: Receipt | Exception | None,
+                 matches: _Matches, now: datetime, window: timedelta, result: Applied) -> None:
+    this = webhook_events.update().where(webhook_events.c.id == event.id, webhook_events.c.applied_at.is_(None))
+    if isinstance(receipt, Exception):
+        conn.execute(this.values(applied_at=now, outcome="invalid", error_text=str(receipt)[:500]))
         result.counts["ignored"] += 1
         return
     if receipt is None:
@@ -169,7 +189,7 @@ def _apply_event(conn: Connection, settings: NotificationSettings, event: Any, n
         conn.execute(this.values(applied_at=now, outcome=outcome))
         result.counts[outcome] += 1
         return
-    row = _find(conn, receipt)
+    row = matches.find(receipt)
     if row is None:
         if utc(event.received_at) + window <= now:
             conn.execute(this.values(applied_at=now, outcome="orphan", attempts=event.attempts + 1,
