@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from nightshift.db.engine import read_transaction, utc, write_transaction
+from nightshift.db.engine import advisory_lock_key, read_transaction, utc, write_transaction
 from nightshift.db.schema import alerts
 
 DEFAULT_COOLDOWN = timedelta(hours=1)
@@ -81,7 +80,7 @@ def _lock_key(conn: Connection, alert_key: str) -> None:
     """PostgreSQL: one transaction at a time decides about a key (two processes never both record it);
     SQLite's single writer already serialises."""
     if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(zlib.crc32(f"alert:{alert_key}".encode()))))
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(advisory_lock_key(f"alert:{alert_key}"))))
 
 
 def resolve_alert(engine: Engine, alert_key: str, message: str, *, now: datetime | None = None) -> bool:

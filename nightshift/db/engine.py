@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sqlite3
 import threading
@@ -89,6 +90,11 @@ def insert_of(dialect: str):
     else:
         from sqlalchemy.dialects.sqlite import insert
     return insert
+
+
+def advisory_lock_key(name: str) -> int:
+    """The 64-bit key of a PostgreSQL advisory lock named `name` (the same in every process)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 def utc(moment: datetime | None) -> datetime | None:

@@ -9,7 +9,6 @@ request may have left. On SQLite one sweep at a time holds a lease row (`sweep_l
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import queue
@@ -27,7 +26,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from nightshift.db.engine import TRANSIENT_DB_ERRORS, is_sqlite, read_transaction, write_transaction
+from nightshift.db.engine import TRANSIENT_DB_ERRORS, advisory_lock_key, is_sqlite, read_transaction, write_transaction
 from nightshift.db.schema import notification_attempts, notifications, sweep_leases
 from nightshift.masking import mask_phone
 from nightshift.notification_settings import NotificationSettings
@@ -97,8 +96,8 @@ class SweepSummary:
     breakers: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        keys = ("claimed", "urgent_mid_batch", "sent", "temporary", "permanent", "account", "ambiguous", "out_of_attempts", "expired",
-                "released", "lost_lease", "reaped_retry", "reaped_unknown", "reconciled")
+        keys = ("claimed", "urgent_mid_batch", "sent", "temporary", "permanent", "account", "ambiguous",
+                "out_of_attempts", "expired", "released", "lost_lease", "reaped_retry", "reaped_unknown", "reconciled")
         return {"provider": self.provider, "leaves_machine": self.leaves_machine,
                 **{key: self.counts.get(key, 0) for key in keys},
                 "skipped_by_breaker": self.skipped_by_breaker, "oldest_due_age_s": round(self.oldest_due_age_s, 1),
@@ -234,7 +233,7 @@ def paced_accounts(engine: Engine, provider: str, accounts: set[str]) -> Iterato
     if is_sqlite(engine.url) or not accounts:
         yield set(accounts)
         return
-    keys = {account: _lock_key(f"notifications:pacing:{provider}:{account}") for account in accounts}
+    keys = {account: advisory_lock_key(f"notifications:pacing:{provider}:{account}") for account in accounts}
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         held = {account for account, key in keys.items()
                 if conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar()}
@@ -243,10 +242,6 @@ def paced_accounts(engine: Engine, provider: str, accounts: set[str]) -> Iterato
         finally:
             for account in held:
                 conn.execute(sa.select(sa.func.pg_advisory_unlock(keys[account])))
-
-
-def _lock_key(name: str) -> int:
-    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
 # --- claim, send, finalise -------------------------------------------------------------------------
