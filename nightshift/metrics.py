@@ -39,9 +39,12 @@ class DatabaseCollector(Collector):
                 n.status.in_(DUE_STATUSES), n.next_attempt_at <= now)).scalar()
             outcomes = conn.execute(sa.select(a.outcome, a.provider_account, sa.func.count())
                                     .group_by(a.outcome, a.provider_account)).all()
-            latencies = conn.execute(sa.select(a.latency_ms).where(
-                a.started_at >= now - LATENCY_WINDOW, a.latency_ms.is_not(None), a.outcome != "started")
-            ).scalars().all()
+            # The histogram's cumulative buckets, counted in the database: one row, however many attempts.
+            latency = conn.execute(sa.select(
+                *(sa.func.coalesce(sa.func.sum(sa.case((a.latency_ms <= bound * 1000, 1), else_=0)), 0)
+                  for bound in LATENCY_BUCKETS),
+                sa.func.count(), sa.func.coalesce(sa.func.sum(a.latency_ms), 0)).where(
+                a.started_at >= now - LATENCY_WINDOW, a.latency_ms.is_not(None), a.outcome != "started")).one()
             breakers = conn.execute(sa.select(provider_breakers.c.provider, provider_breakers.c.provider_account,
                                               provider_breakers.c.state)).all()
             import_counts = conn.execute(sa.select(imports.c.status, sa.func.count()).group_by(imports.c.status)).all()
@@ -67,11 +70,11 @@ class DatabaseCollector(Collector):
             for name in BREAKER_STATES:
                 state.add_metric([provider, account, name], 1.0 if current == name else 0.0)
         yield state
-        seconds = [ms / 1000 for ms in latencies]
-        buckets = [(str(bound), sum(1 for s in seconds if s <= bound)) for bound in LATENCY_BUCKETS]
+        *within, count, total_ms = latency
+        buckets = [(str(bound), int(n)) for bound, n in zip(LATENCY_BUCKETS, within, strict=True)]
         yield HistogramMetricFamily("nightshift_notification_send_latency_seconds",
                                     "HTTP send latency of the attempts of the last hour.",
-                                    buckets=[*buckets, ("+Inf", len(seconds))], sum_value=sum(seconds))
+                                    buckets=[*buckets, ("+Inf", int(count))], sum_value=float(total_ms) / 1000)
         imported = GaugeMetricFamily("nightshift_imports", "Imports in the import log by status.", labels=["status"])
         for status, count in import_counts:
             imported.add_metric([status], count)

@@ -1,6 +1,7 @@
 """GET /metrics of the receiver over real HTTP, parsed with prometheus_client's parser: its numbers equal
 the tables', on SQLite and PostgreSQL; NIGHTSHIFT_METRICS=false turns it off."""
 
+import pytest
 import requests
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
@@ -56,6 +57,12 @@ def test_metrics_equal_the_tables(db, wachap_server):
     assert attempts == {outcome: float(count) for outcome, count in outcomes} == {"sent": 3.0, "temporary": 1.0}
     assert samples[("nightshift_notification_send_latency_seconds_count", ())] == 4.0
     assert samples[("nightshift_notification_send_latency_seconds_bucket", (("le", "+Inf"),))] == 4.0
+    with db.connect() as conn:
+        latencies = conn.execute(sa.select(notification_attempts.c.latency_ms)).scalars().all()
+    for bound in metrics.LATENCY_BUCKETS:
+        assert samples[("nightshift_notification_send_latency_seconds_bucket", (("le", str(bound)),))] \
+            == sum(1 for ms in latencies if ms <= bound * 1000)
+    assert samples[("nightshift_notification_send_latency_seconds_sum", ())] == pytest.approx(sum(latencies) / 1000)
     assert samples[("nightshift_notifications_oldest_due_age_seconds", ())] >= 0.0
     assert samples[("nightshift_imports", (("status", "failed"),))] == 1.0
     breakers = {(dict(labels)["provider_account"], dict(labels)["state"]): value
