@@ -3,7 +3,9 @@ call, a notification, an AI request)."""
 
 from __future__ import annotations
 
+import email.utils
 import random
+from datetime import UTC, datetime
 
 PLUS_MINUS = 0.2
 
@@ -20,3 +22,21 @@ def exponential_delay(attempt: int, *, base: float, factor: float = 2.0, cap: fl
     else:
         delay *= rng.uniform(1 - PLUS_MINUS, 1 + PLUS_MINUS)
     return max(delay, floor)
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A Retry-After header's wait: seconds ("30", "1.5") or an HTTP date; None when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max((moment - (now or datetime.now(UTC))).total_seconds(), 0.0)

@@ -7,7 +7,6 @@ request, or a permanent one); one backoff function (nightshift.backoff) spaces t
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import random
@@ -15,13 +14,14 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import requests
 
 from nightshift.ai.prompts import estimate_prompt_tokens, estimate_tokens
 from nightshift.backoff import exponential_delay
+from nightshift.backoff import retry_after_seconds as retry_after_header
 
 TEMPLATE_MODEL = "template-v1"
 RETRIED_STATUSES = frozenset({408, 409, 429})
@@ -93,20 +93,7 @@ def retry_after_seconds(headers: Any, now: datetime | None = None) -> float | No
             return max(float(millis) / 1000, 0.0)
         except ValueError:
             pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max((moment - (now or datetime.now(UTC))).total_seconds(), 0.0)
+    return retry_after_header(headers.get("retry-after"), now)
 
 
 def duration_seconds(text: str) -> float | None:

@@ -8,7 +8,6 @@ never in a Reply.
 
 from __future__ import annotations
 
-import email.utils
 import http.client
 import json
 import random
@@ -17,10 +16,10 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
+from nightshift.backoff import retry_after_seconds
 from nightshift.masking import mask_text
 from nightshift.notifications.classify import Transport
 
@@ -61,20 +60,6 @@ class Backend(Protocol):
     def send(self, message: OutboundMessage, account_id: str | None) -> Reply: ...
 
     def probe(self, account_id: str | None) -> bool: ...
-
-
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """A Retry-After header: seconds, or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class Connections(threading.local):
