@@ -50,6 +50,10 @@ class Pacing:
     max_concurrency: int = 4
     jitter_seconds: float = 0.0
 
+    @property
+    def paced(self) -> bool:
+        return bool(self.min_interval_seconds or self.jitter_seconds)
+
 
 @dataclass(frozen=True)
 class ProviderAccount:

@@ -26,10 +26,6 @@ class Pacer:
     def _gap(self) -> float:
         return self.pacing.min_interval_seconds + self.rng.uniform(0, self.pacing.jitter_seconds)
 
-    @property
-    def paced(self) -> bool:
-        return bool(self.pacing.min_interval_seconds or self.pacing.jitter_seconds)
-
     @contextmanager
     def slot(self) -> Iterator[None]:
         """One of the account's concurrent sends."""
@@ -41,7 +37,7 @@ class Pacer:
         """The moment a send may start: one at a time per paced account, the next one no earlier than
         the interval after this one left (measured when it leaves, so a slow step inside does not let
         the following sends bunch up)."""
-        if not self.paced:
+        if not self.pacing.paced:
             yield
             return
         with self._lock:

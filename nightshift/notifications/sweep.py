@@ -447,9 +447,8 @@ class _Sender:
     def pacer(self, account: str) -> Pacer:
         if account not in self.pacers:
             pacing = self.settings.pacing_for(self.backend.name, account)
-            paced = pacing.min_interval_seconds or pacing.jitter_seconds
-            self.pacers[account] = Pacer(pacing, last_start_ago=last_send_ago(self.engine, self.backend.name, account)
-                                         if paced else None)
+            since = last_send_ago(self.engine, self.backend.name, account) if pacing.paced else None
+            self.pacers[account] = Pacer(pacing, last_start_ago=since)
         return self.pacers[account]
 
     def send(self, claimed: Claimed) -> SendResult:
@@ -503,6 +502,11 @@ def send_due(engine: Engine, settings: NotificationSettings, backend: Backend, *
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nightshift-send") as pool:
         if paced - mine:
             log.info(f"another sweep is sending for {', '.join(sorted(paced - mine))}; this one leaves them alone")
+
+        def urgent(room: int) -> list[Claimed]:
+            return _claim_batch(engine, settings, backend.name, sender, paced, mine, room, source_app,
+                                max_priority=settings.urgent_max_priority)
+
         remaining = limit
         while (remaining is None or remaining > 0) and time.monotonic() < deadline:
             size = settings.batch_size if remaining is None else min(remaining, settings.batch_size)
@@ -510,11 +514,6 @@ def send_due(engine: Engine, settings: NotificationSettings, backend: Backend, *
             batch = _claim_batch(engine, settings, backend.name, sender, paced, mine, size - kept, source_app)
             if not batch:
                 break
-
-            def urgent(room: int) -> list[Claimed]:
-                return _claim_batch(engine, settings, backend.name, sender, paced, mine, room, source_app,
-                                    max_priority=settings.urgent_max_priority)
-
             counts = _send_batch(engine, settings, backend.name, sender, pool, batch, renew, rng,
                                  in_flight=2 * workers, urgent=urgent, urgent_room=kept)
             summary.counts.update(counts)
