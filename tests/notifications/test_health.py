@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from assets.notifications import notification_health
 from nightshift.db.schema import alerts, notifications
-from nightshift.notifications import health, receipts, sweep, webhooks
+from nightshift.notifications import breaker, health, receipts, sweep, webhooks
 from nightshift.notifications.outbox import enqueue, now_utc
 from resources.alerting import Alerting
 from resources.whatsapp import WhatsAppProvider
@@ -53,6 +53,12 @@ def test_per_app_figures_count_only_that_apps_rows(db, wachap_server):
     assert cargo.success_rate == 0.8 and cargo.latency_p50_s is not None
     assert admin.total.windows[1].attempts == 7 and admin.apps["cargo"].pending_retries == 1
     assert admin.accounts["default"].windows[1].attempts == 7
+
+    # The admin sees every breaker, also of an account no row went through; an app only its accounts'.
+    with db.begin() as conn:
+        breaker._change(conn, "wachap", "chine", breaker.OPEN, "401", now_utc(), settings=SETTINGS.breaker)
+    assert health.report(db).total.breakers["chine"] == "open"
+    assert "chine" not in health.report(db, source_app="shop").total.breakers
 
 
 def test_a_full_outage_trips_the_thresholds(db, wachap_server):
