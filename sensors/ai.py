@@ -21,7 +21,7 @@ from nightshift.db.engine import read_transaction, utc
 from nightshift.db.schema import imports
 from pipelines.jobs.ai import ai_retry
 from resources.database import Database
-from sensors.imports import IN_FLIGHT
+from sensors.in_flight import job_in_flight
 
 # Imports finishing out of commit order are still seen: each tick looks back this far before its cursor
 # (run_key dedupes what was already requested).
@@ -68,7 +68,7 @@ def ai_requests_sensor(settings: Settings) -> dg.SensorDefinition:
         abandoned = states.lease_expired(database.engine)
         if not due and not abandoned:
             return dg.SkipReason("no AI request is due again")
-        if context.instance.get_run_records(dg.RunsFilter(job_name=ai_retry.name, statuses=IN_FLIGHT), limit=1):
+        if job_in_flight(context.instance, ai_retry.name):
             return dg.SkipReason(f"{len(due)} due, {len(abandoned)} abandoned: an ai_retry run is already on it")
         # The batch is what it holds now (a request changes its updated_at or claim token each time it is
         # taken), so a later batch never repeats the key of an earlier one.

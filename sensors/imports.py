@@ -18,12 +18,11 @@ from assets.imports import import_files, import_job
 from nightshift.config import Settings
 from nightshift.imports import intake, recovery
 from resources.database import Database
+from sensors.in_flight import IN_FLIGHT
 
 # Sensor ticks time out at 60 s: leave room for Dagster's own work after the scan.
 TICK_BUDGET_S = 40.0
 FINISHED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def scan_uploads(context: dg.SensorEvaluationContext, database: Database,

@@ -9,9 +9,7 @@ from pipelines.jobs.notifications import apply_webhook_events, notification_swee
 from resources.database import Database
 from resources.families import family_tags
 from resources.whatsapp import WhatsAppProvider
-
-IN_FLIGHT = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-             dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+from sensors.in_flight import job_in_flight
 
 
 def _age(seconds: float) -> str:
@@ -33,8 +31,7 @@ def outbox_sensor(context: dg.SensorEvaluationContext, database: Database, whats
     if not due and not probe_due:
         return dg.SkipReason(f"no due notifications{held}")
     backlog = f"{due} due notification(s), the oldest due for {_age(oldest)}{held}"
-    in_flight = context.instance.get_runs_count(dg.RunsFilter(job_name=notification_sweep.name, statuses=IN_FLIGHT))
-    if in_flight:
+    if job_in_flight(context.instance, notification_sweep.name):
         return dg.SkipReason(f"{backlog}: a sweep is already queued or running")
     context.log.info(f"requesting a sweep: {backlog}")
     return dg.RunRequest(tags={**family_tags("sweeps"), "nightshift/launched_by": "outbox_sensor"})
@@ -51,7 +48,6 @@ def webhook_events_sensor(context: dg.SensorEvaluationContext, database: Databas
     waiting = pending_count(database.engine)
     if not waiting:
         return dg.SkipReason("no webhook events to apply")
-    in_flight = context.instance.get_runs_count(dg.RunsFilter(job_name=apply_webhook_events.name, statuses=IN_FLIGHT))
-    if in_flight:
+    if job_in_flight(context.instance, apply_webhook_events.name):
         return dg.SkipReason(f"{waiting} webhook event(s) wait: a run is already queued or running")
     return dg.RunRequest(tags={**family_tags("maintenance"), "nightshift/launched_by": "webhook_events_sensor"})
