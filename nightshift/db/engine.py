@@ -112,6 +112,19 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 
 @contextmanager
+def single_write(engine: Engine) -> Iterator[Connection]:
+    """A connection for ONE write statement, committed as it runs: on PostgreSQL in autocommit (no BEGIN
+    and COMMIT round trips: one statement is atomic on its own); on SQLite a write transaction, whose
+    BEGIN IMMEDIATE takes the single writer's lock."""
+    if is_sqlite(engine.url):
+        with write_transaction(engine) as conn:
+            yield conn
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        yield conn
+
+
+@contextmanager
 def begin_write(conn: Connection) -> Iterator[Connection]:
     """A write transaction on a connection already in use (its TEMP tables stay visible)."""
     conn.execution_options(**{_WRITE_OPTION: True})

@@ -6,6 +6,7 @@ one normaliser the imports use; an invalid number is refused, never guessed.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -151,8 +152,14 @@ def is_sensitive(settings: NotificationSettings, message_type: str) -> bool:
 
 def scrubbed_body(settings: NotificationSettings):
     """The body column once a row is final: sensitive bodies are emptied in the same UPDATE."""
+    return _scrubbed_body(tuple(sorted(name for name, kind in settings.types.items() if kind.sensitive)))
+
+
+@functools.cache
+def _scrubbed_body(sensitive_types: tuple[str, ...]):
+    # Built once per set of types: the sweep asks for it for every row it finalises.
     # One comparison per type rather than IN: an IN list cannot be part of an executemany.
-    sensitive = [notifications.c.message_type == name for name, kind in settings.types.items() if kind.sensitive]
+    sensitive = [notifications.c.message_type == name for name in sensitive_types]
     return sa.case((sa.or_(sa.false(), *sensitive), SCRUBBED_BODY), else_=notifications.c.body)
 
 

@@ -26,7 +26,14 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from nightshift.db.engine import TRANSIENT_DB_ERRORS, advisory_lock_key, is_sqlite, read_transaction, write_transaction
+from nightshift.db.engine import (
+    TRANSIENT_DB_ERRORS,
+    advisory_lock_key,
+    is_sqlite,
+    read_transaction,
+    single_write,
+    write_transaction,
+)
 from nightshift.db.schema import notification_attempts, notifications, sweep_leases
 from nightshift.masking import mask_phone
 from nightshift.notification_settings import NotificationSettings
@@ -304,12 +311,18 @@ def backlog(engine: Engine, now: datetime | None = None, *,
     return count, (now - oldest).total_seconds() if oldest else 0.0
 
 
+# Built once: a sweep writes one per send, and building the statement each time cost more than running it.
+START_ATTEMPT = notification_attempts.insert().values(
+    **{name: sa.bindparam(name) for name in ("notification_id", "attempt_no", "provider", "provider_account",
+                                             "started_at")}, outcome=STARTED).returning(notification_attempts.c.id)
+
+
 def _start_attempt(engine: Engine, claimed: Claimed, provider: str) -> int:
-    with write_transaction(engine) as conn:
-        return conn.execute(notification_attempts.insert().values(
-            notification_id=claimed.id, attempt_no=claimed.attempt_no, provider=provider,
-            provider_account=claimed.account, outcome=STARTED, started_at=now_utc())
-            .returning(notification_attempts.c.id)).scalar_one()
+    # The row must be committed before the request leaves: one statement, so no transaction around it.
+    with single_write(engine) as conn:
+        return conn.execute(START_ATTEMPT, {
+            "notification_id": claimed.id, "attempt_no": claimed.attempt_no, "provider": provider,
+            "provider_account": claimed.account, "started_at": now_utc()}).scalar_one()
 
 
 def last_send_ago(engine: Engine, provider: str, account: str, now: datetime | None = None) -> float | None:
@@ -382,8 +395,9 @@ def finalise(engine: Engine, settings: NotificationSettings, provider: str, resu
         outcomes: dict[str, list[str]] = defaultdict(list)
         account_errors: dict[str, str] = {}
         attempt_rows: list[dict[str, Any]] = []
-        # Rows that set the same columns the same way go in one executemany: a round trip per chunk,
-        # not per row. An expression (attempts - 1, the scrubbed body) is the same for every row of its group.
+        # Rows that set the same columns go in one executemany: a round trip per chunk, not per row. A column
+        # set by an expression (attempts - 1, the scrubbed body) always gets the same one, so the names
+        # of the columns are the group.
         groups: dict[tuple, tuple[dict[str, Any], list[dict[str, Any]], Counter]] = {}
         for result in results:
             claimed = result.claimed
@@ -399,7 +413,7 @@ def finalise(engine: Engine, settings: NotificationSettings, provider: str, resu
                     account_errors[claimed.account] = _error_code(result) or "account"
             expressions = {k: v for k, v in values.items() if isinstance(v, sa.ColumnElement)}
             params = {k: v for k, v in values.items() if k not in expressions}
-            key = (tuple(sorted(params)), tuple(sorted((k, str(v)) for k, v in expressions.items())))
+            key = (tuple(sorted(params)), tuple(sorted(expressions)))
             group = groups.setdefault(key, (expressions, [], Counter()))
             group[1].append({"_id": claimed.id, "_token": claimed.token, **{f"v_{k}": v for k, v in params.items()}})
             group[2][counted] += 1
