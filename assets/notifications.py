@@ -1,12 +1,14 @@
 """notification_health: the outbox's health per source_app and per provider account (hourly, and on
-demand), with the old health check's thresholds as asset checks. One asset for every app (apps come and
-go): the metadata carries the whole outbox's figures under stable keys and one table per app."""
+demand), with the thresholds of `notifications.health:` as asset checks. One asset for every app (apps
+come and go): the metadata carries the whole outbox's figures under stable keys and one table per app."""
 
-from dataclasses import fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+from sqlalchemy.engine import Engine
 
+from nightshift.config import Settings
+from nightshift.notification_settings import HealthThresholds, NotificationConfigError, health_thresholds
 from nightshift.notifications import health
 from resources.alerting import Alerting
 from resources.database import Database
@@ -16,32 +18,45 @@ SWEEP_JOB = "notification_sweep"
 SEVERITY = {health.ERROR: dg.AssetCheckSeverity.ERROR, health.WARN: dg.AssetCheckSeverity.WARN}
 WINDOW_FIELDS = ("attempts", "sent", "delivered", "read", "temporary_failures", "permanent_failures", "success_rate",
                  "delivery_rate", "latency_p50_s", "latency_p95_s", "latency_mean_s")
+DEFAULTS = HealthThresholds()
 CHECK_DESCRIPTIONS = {
-    "failures_1h": "Fewer failed attempts in 1 h than the threshold (20).",
-    "permanent_failures_24h": "Fewer permanent failures in 24 h than the threshold (5).",
-    "failure_rate_1h": "Failure rate in 1 h under the threshold (50 %).",
-    "success_rate_1h": "Success rate in 1 h at least the threshold (90 %).",
-    "pending_retries": "At most the threshold (100) of notifications waiting for a retry.",
-    "mean_delay_1h": "Mean enqueue → sent delay in 1 h at most the threshold (30 min).",
+    "failures_1h": f"Fewer failed attempts in 1 h than notifications.health.failures_1h ({DEFAULTS.failures_1h} "
+                   "unless configured).",
+    "permanent_failures_24h": "Fewer permanent failures in 24 h than notifications.health.permanent_24h "
+                              f"({DEFAULTS.permanent_24h} unless configured).",
+    "failure_rate_1h": f"Failure rate in 1 h under notifications.health.failure_rate ({DEFAULTS.failure_rate:.0%} "
+                       "unless configured).",
+    "success_rate_1h": "Success rate in 1 h at least notifications.health.success_rate "
+                       f"({DEFAULTS.success_rate:.0%} unless configured).",
+    "pending_retries": "At most notifications.health.pending_retries notifications waiting for a retry "
+                       f"({DEFAULTS.pending_retries} unless configured).",
+    "mean_delay_1h": "Mean enqueue → sent delay in 1 h at most notifications.health.mean_delay_seconds "
+                     f"({DEFAULTS.mean_delay_seconds / 60:.0f} min unless configured).",
     "breakers_closed": "No provider account's circuit breaker is open.",
-    "sweep_on_time": "A sweep finished within the threshold (15 min) whenever notifications are due.",
+    "sweep_on_time": "No notification due for longer than notifications.health.sweep_late_seconds "
+                     f"({DEFAULTS.sweep_late_seconds / 60:.0f} min unless configured) without a sweep finishing "
+                     "within it.",
 }
 
 
 class HealthConfig(dg.Config):
-    """The thresholds (defaults: the old health check's)."""
+    """Thresholds for this run only, over the configured `notifications.health:` (unset: the configured one)."""
 
-    failures_1h: int = health.Thresholds.failures_1h
-    permanent_24h: int = health.Thresholds.permanent_24h
-    failure_rate: float = health.Thresholds.failure_rate
-    success_rate: float = health.Thresholds.success_rate
-    rate_min_attempts: int = health.Thresholds.rate_min_attempts
-    pending_retries: int = health.Thresholds.pending_retries
-    mean_delay_seconds: float = health.Thresholds.mean_delay_seconds
-    sweep_late_seconds: float = health.Thresholds.sweep_late_seconds
+    failures_1h: int | None = None
+    permanent_24h: int | None = None
+    failure_rate: float | None = None
+    success_rate: float | None = None
+    rate_min_attempts: int | None = None
+    pending_retries: int | None = None
+    mean_delay_seconds: float | None = None
+    sweep_late_seconds: float | None = None
 
-    def thresholds(self) -> health.Thresholds:
-        return health.Thresholds(**{f.name: getattr(self, f.name) for f in fields(health.Thresholds)})
+    def thresholds(self, configured: HealthThresholds) -> HealthThresholds:
+        given = {name: value for name, value in self.model_dump().items() if value is not None}
+        try:
+            return health_thresholds(given, "ops.notification_health.config", configured)
+        except NotificationConfigError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from None
 
 
 def last_sweep_finished(instance: dg.DagsterInstance) -> datetime | None:
@@ -49,6 +64,15 @@ def last_sweep_finished(instance: dg.DagsterInstance) -> datetime | None:
                                        limit=1)
     end = records[0].end_time if records else None
     return datetime.fromtimestamp(end, UTC) if end else None
+
+
+def check_health(engine: Engine, instance: dg.DagsterInstance, thresholds: HealthThresholds,
+                 cooldown: timedelta) -> tuple[health.Health, list[health.Finding], dict]:
+    """The figures, the checks against `thresholds`, and the alerts they raised or recovered (one per
+    cooldown): what the hourly asset and the every-minute alerts sensor both evaluate."""
+    report = health.report(engine)
+    findings = health.evaluate(report, thresholds, last_sweep_finished(instance))
+    return report, findings, health.alert_on(engine, findings, cooldown=cooldown)
 
 
 def _number(value: float | int | None) -> dg.MetadataValue:
@@ -99,12 +123,11 @@ def health_metadata(report: health.Health) -> dict[str, dg.MetadataValue]:
                 "delivered, read, failures, rates, latency), backlog and breakers, checked against the thresholds.",
 )
 def notification_health(context: dg.AssetExecutionContext, config: HealthConfig, database: Database,
-                        alerting: Alerting) -> dg.MaterializeResult:
-    report = health.report(database.engine)
-    findings = health.evaluate(report, config.thresholds(), last_sweep_finished(context.instance))
-    failing = [f.check for f in findings if not f.passed]
+                        alerting: Alerting, settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
     # A failing check alerts once per cooldown; a check that passes again sends its recovery.
-    alerted = health.alert_on(database.engine, findings, cooldown=alerting.cooldown)
+    report, findings, alerted = check_health(database.engine, context.instance,
+                                             config.thresholds(settings.notifications.health), alerting.cooldown)
+    failing = [f.check for f in findings if not f.passed]
     sent = alerting.dispatch(database.engine)
     context.log.info(f"{len(report.apps)} app(s), {len(report.accounts)} account(s); failing checks: "
                      f"{', '.join(failing) or 'none'}; alerts raised {alerted['raised'] or 'none'}, recovered "

@@ -1,5 +1,5 @@
 """The `notifications:` section of the settings: message types, backoff policies, pacing, provider
-accounts, the sweep and the circuit breaker.
+accounts, the sweep, the circuit breaker and the health thresholds.
 
 A shared core module (not inside the notifications domain) because `nightshift.config` builds it while
 loading the settings; every key is checked here and an unknown or bad one raises ConfigError naming it.
@@ -79,6 +79,21 @@ class BreakerSettings:
 
 
 @dataclass(frozen=True)
+class HealthThresholds:
+    """The old hourly health check's alert levels (`notifications.health:`), which the notification_health
+    checks and the alerts sensor compare the whole outbox with."""
+
+    failures_1h: int = 20  # temporary + permanent failures in 1 h (ERROR)
+    permanent_24h: int = 5  # permanent failures in 24 h (WARN)
+    failure_rate: float = 0.5  # failures over finished attempts in 1 h (ERROR) …
+    success_rate: float = 0.9  # … and success under this in 1 h (WARN)
+    rate_min_attempts: int = 10  # the two rates count from this many finished attempts in 1 h
+    pending_retries: int = 100  # rows waiting for a retry (WARN above this)
+    mean_delay_seconds: float = 1800.0  # mean enqueue → sent in 1 h (WARN)
+    sweep_late_seconds: float = 900.0  # rows due this long and no sweep finished this long (ERROR)
+
+
+@dataclass(frozen=True)
 class WelcomeSettings:
     """The welcome message to clients an import creates for an account (off unless listed)."""
 
@@ -139,6 +154,7 @@ class NotificationSettings:
     backoff: dict[str, BackoffPolicy] = field(default_factory=_default_backoff)
     pacing: dict[str, Pacing] = field(default_factory=_default_pacing)
     breaker: BreakerSettings = field(default_factory=BreakerSettings)
+    health: HealthThresholds = field(default_factory=HealthThresholds)
     accounts: tuple[ProviderAccount, ...] = ()
     welcome: dict[str, WelcomeSettings] = field(default_factory=dict)  # import account slug -> message
 
@@ -215,14 +231,32 @@ def _pacing_map(values: Any, key: str, base: dict[str, Pacing]) -> dict[str, Pac
     return result
 
 
+def health_thresholds(values: Any, key: str, base: HealthThresholds | None = None) -> HealthThresholds:
+    """The thresholds `values` names over `base` (the YAML over the defaults; one run's config over the
+    YAML), each checked; a bad one raises NotificationConfigError naming `key`.name."""
+    given = _mapping(values, key)
+    parsed = _record(HealthThresholds, given, key)
+    thresholds = replace(base or HealthThresholds(), **{name: getattr(parsed, name) for name in given})
+    for name in ("failures_1h", "permanent_24h", "rate_min_attempts", "mean_delay_seconds", "sweep_late_seconds"):
+        _positive(getattr(thresholds, name), f"{key}.{name}")
+    _positive(thresholds.pending_retries, f"{key}.pending_retries", zero=True)
+    if not 0 < thresholds.failure_rate <= 1:
+        raise NotificationConfigError(f"{key}.failure_rate: must be in (0, 1] (0.5 alerts from half the attempts "
+                                      "failing)")
+    if not 0 <= thresholds.success_rate <= 1:
+        raise NotificationConfigError(f"{key}.success_rate: must be between 0 and 1 (0.9 alerts under 90 %)")
+    return thresholds
+
+
+NESTED_SECTIONS = ("types", "backoff", "pacing", "breaker", "health", "accounts", "welcome")
+
+
 def parse_notification_settings(raw: Any, is_phone_region) -> NotificationSettings:
     """The `notifications:` mapping of the YAML file (None: every default)."""
     key = "notifications"
     values = dict(_mapping(raw, key))
-    nested = {name: values.pop(name) for name in ("types", "backoff", "pacing", "breaker", "accounts", "welcome")
-              if name in values}
-    settings = _record(NotificationSettings, values, key,
-                       skip=("types", "backoff", "pacing", "breaker", "accounts", "welcome"))
+    nested = {name: values.pop(name) for name in NESTED_SECTIONS if name in values}
+    settings = _record(NotificationSettings, values, key, skip=NESTED_SECTIONS)
     for name in ("batch_size", "connect_timeout_seconds", "read_timeout_seconds", "reconcile_window_seconds",
                  "sweep_lease_seconds", "sweep_max_seconds"):
         _positive(getattr(settings, name), f"{key}.{name}")
@@ -266,6 +300,7 @@ def parse_notification_settings(raw: Any, is_phone_region) -> NotificationSettin
         _positive(getattr(breaker, name), f"{key}.breaker.{name}")
     if not 0 < breaker.failure_ratio <= 1:
         raise NotificationConfigError(f"{key}.breaker.failure_ratio: must be in (0, 1]")
+    health = health_thresholds(nested.get("health"), f"{key}.health")
 
     accounts_raw = nested.get("accounts") or []
     if not isinstance(accounts_raw, list):
@@ -297,5 +332,5 @@ def parse_notification_settings(raw: Any, is_phone_region) -> NotificationSettin
                                           f"(write {{first_name}}, {{last_name}} or {{account}})") from None
         welcome[slug] = message
 
-    return replace(settings, types=types, backoff=backoff, pacing=pacing, breaker=breaker,
+    return replace(settings, types=types, backoff=backoff, pacing=pacing, breaker=breaker, health=health,
                    accounts=tuple(accounts), welcome=welcome)

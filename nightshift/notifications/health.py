@@ -4,7 +4,8 @@ check and per-app dashboards showed, from the tables (any number of sweep proces
 Per window (1 h and 24 h by default): attempts, sent, delivered, read, temporary and permanent failures,
 success rate (sent over finished attempts), delivery rate (delivered or read over sent), enqueue → sent
 latency (p50, p95, mean). Now: backlog (due rows), oldest due age, pending retries, breaker states.
-The checks compare the whole outbox (the admin's view) with the old thresholds.
+The checks compare the whole outbox (the admin's view) with the thresholds of `notifications.health:`
+(defaults: the old health check's).
 """
 
 from __future__ import annotations
@@ -21,25 +22,12 @@ from sqlalchemy.engine import Engine
 from nightshift.alerts import raise_alert, resolve_alert
 from nightshift.db.engine import read_transaction, utc
 from nightshift.db.schema import notification_attempts, notifications, provider_breakers
+from nightshift.notification_settings import HealthThresholds
 from nightshift.notifications.outbox import DUE_STATUSES, now_utc
 
 TEMPORARY_OUTCOMES = ("temporary", "ambiguous", "account")
 PERMANENT_OUTCOMES = ("permanent",)
 ERROR, WARN = "ERROR", "WARN"
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """The old health check's alert levels (each configurable)."""
-
-    failures_1h: int = 20  # temporary + permanent failures in 1 h (ERROR)
-    permanent_24h: int = 5  # permanent failures in 24 h (WARN)
-    failure_rate: float = 0.5  # failures over finished attempts in 1 h (ERROR) …
-    success_rate: float = 0.9  # … and success under this in 1 h (WARN)
-    rate_min_attempts: int = 10  # the two rates count from this many finished attempts in 1 h
-    pending_retries: int = 100  # rows waiting for a retry (WARN)
-    mean_delay_seconds: float = 1800.0  # mean enqueue → sent in 1 h (WARN)
-    sweep_late_seconds: float = 900.0  # no sweep finished this long while rows are due (ERROR)
 
 
 @dataclass
@@ -206,7 +194,7 @@ def report(engine: Engine, *, hours: tuple[int, ...] = (1, 24), source_app: str 
     return Health(now, hours, total, apps, accounts)
 
 
-def evaluate(health: Health, thresholds: Thresholds, last_sweep_finished_at: datetime | None) -> list[Finding]:
+def evaluate(health: Health, thresholds: HealthThresholds, last_sweep_finished_at: datetime | None) -> list[Finding]:
     """The checks, over the whole outbox; the 1 h and 24 h windows must be in the report."""
     hour, day = health.total.windows[1], health.total.windows[24]
     failures = hour.temporary_failures + hour.permanent_failures
@@ -215,7 +203,9 @@ def evaluate(health: Health, thresholds: Thresholds, last_sweep_finished_at: dat
     rated = finished >= thresholds.rate_min_attempts
     open_breakers = sorted(a for a, state in health.total.breakers.items() if state == "open")
     sweep_age = (health.now - last_sweep_finished_at).total_seconds() if last_sweep_finished_at else math.inf
-    late = health.total.backlog > 0 and sweep_age > thresholds.sweep_late_seconds
+    # Late: rows due for longer than the threshold and no sweep finished within it (a quiet night followed
+    # by rows that just fell due is not late, nor is a first sweep still running).
+    late = health.total.oldest_due_age_s > thresholds.sweep_late_seconds and sweep_age > thresholds.sweep_late_seconds
     return [
         Finding("failures_1h", failures < thresholds.failures_1h, ERROR,
                 f"{failures} failed attempts in 1 h (alert from {thresholds.failures_1h})", failures),
@@ -240,7 +230,8 @@ def evaluate(health: Health, thresholds: Thresholds, last_sweep_finished_at: dat
                 len(open_breakers)),
         Finding("sweep_on_time", not late, ERROR,
                 (f"no sweep finished for {sweep_age / 60:.0f} min" if math.isfinite(sweep_age)
-                 else "no sweep finished yet") + f" while {health.total.backlog} notifications are due"
+                 else "no sweep finished yet") + f" while {health.total.backlog} notifications are due (the oldest "
+                f"for {health.total.oldest_due_age_s / 60:.0f} min)"
                 if late else f"{health.total.backlog} due; the last sweep finished in time", health.total.backlog),
     ]
 

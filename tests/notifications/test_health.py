@@ -1,5 +1,6 @@
 """Notification health from the tables, on SQLite and PostgreSQL: per-app figures count only that app's
-rows; a full outage trips the old thresholds; a late sweep and an open breaker are errors."""
+rows; a full outage trips the old thresholds; a late sweep and an open breaker are errors; the thresholds
+of `notifications.health:` are the ones the asset checks and the alerts sensor compare with."""
 
 from datetime import timedelta
 
@@ -7,15 +8,20 @@ import dagster as dg
 import sqlalchemy as sa
 
 from assets.notifications import notification_health
+from nightshift.config import load_settings
 from nightshift.db.schema import alerts, notifications
+from nightshift.notification_settings import HealthThresholds
 from nightshift.notifications import breaker, health, receipts, sweep, webhooks
 from nightshift.notifications.outbox import enqueue, now_utc
+from resources import shared_resources
 from resources.alerting import Alerting
 from resources.whatsapp import WhatsAppProvider
+from sensors.alerts import alerts_sensor
 from tests.conftest import app_resources
 from tests.notifications.fake_provider import fast_settings, status, wachap_backend
 
 SETTINGS = fast_settings()
+DEFAULTS = HealthThresholds()
 
 
 def send(db, app: str, n: int) -> list[int]:
@@ -68,19 +74,24 @@ def test_a_full_outage_trips_the_thresholds(db, wachap_server):
     report = health.report(db)
     assert report.total.windows[1].temporary_failures == 25
     assert report.total.breakers == {"default": "open"}
-    findings = health.evaluate(report, health.Thresholds(), last_sweep_finished_at=now_utc())
+    findings = health.evaluate(report, DEFAULTS, last_sweep_finished_at=now_utc())
     assert failing(findings) == {"failures_1h": "ERROR", "failure_rate_1h": "ERROR", "success_rate_1h": "WARN",
                                  "breakers_closed": "ERROR"}
-    # Rows due and no sweep for 20 minutes: late.
+    # Rows due for a minute after a quiet spell: not late, whenever the last sweep finished.
     with db.begin() as conn:
         conn.execute(notifications.update().values(next_attempt_at=now_utc() - timedelta(minutes=1)))
-    late = health.evaluate(health.report(db), health.Thresholds(), now_utc() - timedelta(minutes=20))
+    assert "sweep_on_time" not in failing(health.evaluate(health.report(db), DEFAULTS, now_utc() - timedelta(hours=3)))
+    # Rows due for 20 minutes and no sweep finished for 20 minutes (or ever): late.
+    with db.begin() as conn:
+        conn.execute(notifications.update().values(next_attempt_at=now_utc() - timedelta(minutes=20)))
+    late = health.evaluate(health.report(db), DEFAULTS, now_utc() - timedelta(minutes=20))
     assert "sweep_on_time" in failing(late)
-    assert "sweep_on_time" in failing(health.evaluate(health.report(db), health.Thresholds(), None))
+    assert "sweep_on_time" in failing(health.evaluate(health.report(db), DEFAULTS, None))
+    assert "sweep_on_time" not in failing(health.evaluate(health.report(db), DEFAULTS, now_utc()))
 
 
 def test_quiet_outbox_passes_every_check(db):
-    assert failing(health.evaluate(health.report(db), health.Thresholds(), None)) == {}
+    assert failing(health.evaluate(health.report(db), DEFAULTS, None)) == {}
 
 
 def test_the_asset_reports_stable_keys_a_table_per_app_and_its_checks(db, wachap_server):
@@ -109,3 +120,49 @@ def test_the_asset_reports_stable_keys_a_table_per_app_and_its_checks(db, wachap
     assert {key for key, _ in recorded} == {f"notification_health:{c}" for c in
                                             ("failures_1h", "failure_rate_1h", "success_rate_1h", "breakers_closed")}
     assert all(sent_at is None for _, sent_at in recorded)  # waiting for a channel
+
+
+def configured(db, tmp_path, yaml: str) -> dict:
+    """The resources of a process whose NIGHTSHIFT_CONFIG file holds `yaml`, on the test's database."""
+    config = tmp_path / "nightshift.yaml"
+    config.write_text(yaml, encoding="utf-8")
+    settings = load_settings({"NIGHTSHIFT_DATABASE_URL": db.url.render_as_string(hide_password=False),
+                              "NIGHTSHIFT_CONFIG": str(config), "NIGHTSHIFT_DATA_DIR": str(tmp_path / "data")})
+    shared = shared_resources(settings)
+    whatsapp = WhatsAppProvider(settings=settings)
+    return {**shared, "whatsapp": whatsapp, "alerting": Alerting(settings=settings, whatsapp=whatsapp)}
+
+
+def failed_checks(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {c.check_name for c in result.get_asset_check_evaluations() if not c.passed}
+
+
+def test_configured_thresholds_trip_the_asset_checks_and_the_alerts_sensor(db, tmp_path, wachap_server):
+    wachap_server.default = lambda request: status(503)
+    send(db, "cargo", 3)  # three failures: under the default 20
+    sweep.run_sweep(db, SETTINGS, wachap_backend(wachap_server))
+    lowered = configured(db, tmp_path, "notifications:\n  health:\n    failures_1h: 3\n    pending_retries: 2\n")
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([notification_health], instance=instance, resources=configured(db, tmp_path, "{}\n"))
+        assert failed_checks(result) == set()
+        result = dg.materialize([notification_health], instance=instance, resources=lowered)
+        assert failed_checks(result) == {"failures_1h", "pending_retries"}
+        # One run may still set its own threshold over the configured one.
+        result = dg.materialize([notification_health], instance=instance, resources=lowered, run_config={
+            "ops": {"notification_health": {"config": {"failures_1h": 4}}}})
+        assert failed_checks(result) == {"pending_retries"}
+        bad = dg.materialize([notification_health], instance=instance, resources=lowered, raise_on_error=False,
+                             run_config={"ops": {"notification_health": {"config": {"failure_rate": 2.0}}}})
+        assert not bad.success
+        [failure] = [event for event in bad.all_events if event.is_step_failure]
+        assert "ops.notification_health.config.failure_rate" in failure.step_failure_data.error.message
+
+    # The alerts sensor runs the same checks every minute against the same configured thresholds.
+    with db.begin() as conn:
+        conn.execute(alerts.delete())
+    with dg.instance_for_test() as instance, dg.build_sensor_context(instance=instance, resources=lowered) as context:
+        result = alerts_sensor(context)
+    assert "notification_health:failures_1h" in result.skip_message
+    with db.connect() as conn:
+        keys = set(conn.execute(sa.select(alerts.c.alert_key)).scalars())
+    assert keys == {"notification_health:failures_1h", "notification_health:pending_retries"}

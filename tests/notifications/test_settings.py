@@ -1,4 +1,5 @@
-"""The notifications: section of the YAML settings: defaults, overrides, and bad keys named."""
+"""The notifications: section of the YAML settings (health thresholds included): defaults, overrides, and bad
+keys named."""
 
 import pytest
 
@@ -25,6 +26,16 @@ def test_defaults_reproduce_the_old_systems(tmp_path, monkeypatch):
     assert settings.lease_seconds >= 2 * settings.read_timeout_seconds
     assert settings.reconcile_window_seconds == 900 and settings.breaker.probe_interval_seconds == 300
     assert settings.welcome == {}
+    # The old hourly health check's thresholds.
+    health = settings.health
+    assert (health.failures_1h, health.permanent_24h, health.failure_rate, health.success_rate) == (20, 5, 0.5, 0.9)
+    assert (health.pending_retries, health.mean_delay_seconds, health.sweep_late_seconds) == (100, 1800, 900)
+
+
+def test_yaml_health_thresholds_override_only_the_keys_they_name(tmp_path):
+    health = load(tmp_path, "notifications:\n  health:\n    failures_1h: 5\n    mean_delay_seconds: 600\n").health
+    assert (health.failures_1h, health.mean_delay_seconds) == (5, 600.0)
+    assert (health.permanent_24h, health.failure_rate, health.sweep_late_seconds) == (5, 0.5, 900)
 
 
 def test_yaml_overrides_types_policies_pacing_accounts_and_welcome(tmp_path):
@@ -74,6 +85,12 @@ notifications:
     ("notifications:\n  default_phone_region: ZZ\n", "notifications.default_phone_region"),
     ("notifications:\n  urgent_share: 1.0\n", "notifications.urgent_share"),
     ("notifications:\n  urgent_max_priority: 0\n", "notifications.urgent_max_priority"),
+    ("notifications:\n  health:\n    failures_per_hour: 3\n", "notifications.health.failures_per_hour"),
+    ("notifications:\n  health:\n    failures_1h: many\n", "notifications.health.failures_1h"),
+    ("notifications:\n  health:\n    failures_1h: 0\n", "notifications.health.failures_1h"),
+    ("notifications:\n  health:\n    failure_rate: 50\n", "notifications.health.failure_rate"),
+    ("notifications:\n  health:\n    success_rate: -0.1\n", "notifications.health.success_rate"),
+    ("notifications:\n  health: [failures_1h]\n", "notifications.health"),
 ])
 def test_bad_settings_name_the_key(tmp_path, text, named):
     with pytest.raises(ConfigError) as error:
