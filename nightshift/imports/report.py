@@ -1,19 +1,19 @@
 """The error report: the rejected rows with their original values plus `_ligne`, `_colonne`, `_erreur`.
 
-CSV uploads get a CSV report (utf-8-sig, the upload's delimiter), spreadsheets an XLSX report. Cells
-are neutralised against formula injection. A corrected report can be uploaded again as is: the
-report columns are ignored on import and the neutralising apostrophe is removed.
+CSV uploads get a CSV report (utf-8-sig, the upload's delimiter, formula cells neutralised by an
+apostrophe), spreadsheets an XLSX report with typed cells: a value the upload held as a number or a
+date is one again, `_ligne` is a whole number, text is text (no apostrophe). A report, corrected or
+not, can be uploaded again as is: the report columns are ignored on import and a neutralising
+apostrophe is removed.
 """
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import pandas as pd
-from openpyxl import Workbook
 
-from nightshift.imports.values import neutralize_formula
+from nightshift.imports.writing import TableWriter, cell_from_text
 
 REPORT_COLUMNS = ("_ligne", "_colonne", "_erreur")
 
@@ -22,39 +22,21 @@ class ErrorReport:
     def __init__(self, path: Path, header: list[str], delimiter: str | None) -> None:
         self.path = path
         self.header = [c for c in header if c not in REPORT_COLUMNS] + list(REPORT_COLUMNS)
-        self.rows = 0
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".xlsx":
-            self._workbook = Workbook(write_only=True)
-            self._sheet = self._workbook.create_sheet("erreurs")
-            self._sheet.append(self.header)
-            self._handle = None
-        else:
-            self._workbook = None
-            self._handle = path.open("w", encoding="utf-8-sig", newline="")
-            self._writer = csv.writer(self._handle, delimiter=delimiter or ";")
-            self._writer.writerow(self.header)
+        file_format = "xlsx" if path.suffix == ".xlsx" else "csv"
+        self._writer = TableWriter(path, file_format, self.header, delimiter=delimiter or ";", sheet="erreurs")
 
     def add(self, rows: pd.DataFrame) -> None:
-        """`rows`: original columns plus the three report columns, in file order."""
+        """`rows`: original columns (text cells as read) plus the three report columns, in file order."""
         if rows.empty:
             return
-        frame = rows.reindex(columns=self.header)
-        safe = frame.apply(lambda col: neutralize_formula(col.astype(object)))
-        records = safe.astype(object).where(safe.notna(), None).itertuples(index=False, name=None)
-        if self._workbook is not None:
-            for record in records:
-                self._sheet.append(list(record))
-        else:
-            self._writer.writerows(["" if v is None else v for v in record] for record in records)
-        self.rows += len(frame)
+        frame = rows.reindex(columns=self.header).astype(object)
+        records = frame.where(frame.notna(), None).itertuples(index=False, name=None)
+        if self._writer.file_format == "xlsx":
+            line = self.header.index("_ligne")
+            records = ([int(value) if index == line else cell_from_text(value) if value.__class__ is str else value
+                        for index, value in enumerate(record)] for record in records)
+        self._writer.write(records)
 
     def close(self) -> None:
-        if self._workbook is not None:
-            self._workbook.save(self.path)
-        elif self._handle is not None:
-            self._handle.close()
-
-    def discard(self) -> None:
-        self.close()
-        self.path.unlink(missing_ok=True)
+        self._writer.close()
