@@ -111,17 +111,71 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-@contextmanager
-def single_write(engine: Engine) -> Iterator[Connection]:
-    """A connection for ONE write statement, committed as it runs: on PostgreSQL in autocommit (no BEGIN
-    and COMMIT round trips: one statement is atomic on its own); on SQLite a write transaction, whose
-    BEGIN IMMEDIATE takes the single writer's lock."""
-    if is_sqlite(engine.url):
-        with write_transaction(engine) as conn:
-            yield conn
-        return
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        yield conn
+class ThreadWriter:
+    """Single write statements from many threads, each committed as it runs, each thread on a connection
+    of its own opened at its first statement and kept until close(). For threads that write one small
+    row after another (the sweep's attempt row before each request): a pool checkout per statement
+    pre-pings, sets and resets the isolation level, and a pool narrower than the threads reconnects on
+    almost every checkout. On PostgreSQL the connections run in autocommit (one statement is atomic on
+    its own); on SQLite each statement is a write transaction, whose BEGIN IMMEDIATE takes the single
+    writer's lock."""
+
+    def __init__(self, engine: Engine) -> None:
+        # Its own connections, outside the engine's pool: as many as there are threads, none kept after.
+        self.engine = create_engine(engine.url, poolclass=sa.pool.NullPool)
+        self.sqlite = is_sqlite(engine.url)
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.opened: list[Connection] = []
+
+    def execute(self, statement: sa.Executable, params: dict) -> list[sa.Row]:
+        """Runs and commits the statement; its rows (RETURNING), read before the commit."""
+        try:
+            return self._execute(self._connection(), statement, params)
+        except sa.exc.DBAPIError as exc:
+            self._discard()
+            if not exc.connection_invalidated:
+                raise
+        # The kept connection had died (the server restarted, an idle connection was cut): a new one,
+        # once, as a pool's pre-ping would have given.
+        return self._execute(self._connection(), statement, params)
+
+    def _execute(self, conn: Connection, statement: sa.Executable, params: dict) -> list[sa.Row]:
+        if not self.sqlite:
+            return _rows(conn.execute(statement, params))
+        with begin_write(conn):
+            return _rows(conn.execute(statement, params))
+
+    def _connection(self) -> Connection:
+        conn = getattr(self.local, "connection", None)
+        if conn is None:
+            conn = self.engine.connect()
+            if not self.sqlite:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            self.local.connection = conn
+            with self.lock:
+                self.opened.append(conn)
+        return conn
+
+    def _discard(self) -> None:
+        conn = self.local.__dict__.pop("connection", None)
+        if conn is not None:
+            with self.lock:
+                self.opened.remove(conn)
+            with suppress(sa.exc.DBAPIError):
+                conn.close()
+
+    def close(self) -> None:
+        with self.lock:
+            opened, self.opened = self.opened, []
+        for conn in opened:
+            with suppress(sa.exc.DBAPIError):
+                conn.close()
+        self.engine.dispose()
+
+
+def _rows(result: sa.CursorResult) -> list[sa.Row]:
+    return result.all() if result.returns_rows else []
 
 
 @contextmanager

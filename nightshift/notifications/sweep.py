@@ -18,7 +18,7 @@ import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -28,10 +28,10 @@ from sqlalchemy.engine import Engine
 
 from nightshift.db.engine import (
     TRANSIENT_DB_ERRORS,
+    ThreadWriter,
     advisory_lock_key,
     is_sqlite,
     read_transaction,
-    single_write,
     write_transaction,
 )
 from nightshift.db.schema import notification_attempts, notifications, sweep_leases
@@ -317,12 +317,12 @@ START_ATTEMPT = notification_attempts.insert().values(
                                              "started_at")}, outcome=STARTED).returning(notification_attempts.c.id)
 
 
-def _start_attempt(engine: Engine, claimed: Claimed, provider: str) -> int:
-    # The row must be committed before the request leaves: one statement, so no transaction around it.
-    with single_write(engine) as conn:
-        return conn.execute(START_ATTEMPT, {
-            "notification_id": claimed.id, "attempt_no": claimed.attempt_no, "provider": provider,
-            "provider_account": claimed.account, "started_at": now_utc()}).scalar_one()
+def _start_attempt(writer: ThreadWriter, claimed: Claimed, provider: str) -> int:
+    # The row is committed before the request leaves: one statement, no transaction around it.
+    [(attempt_id,)] = writer.execute(START_ATTEMPT, {
+        "notification_id": claimed.id, "attempt_no": claimed.attempt_no, "provider": provider,
+        "provider_account": claimed.account, "started_at": now_utc()})
+    return attempt_id
 
 
 def last_send_ago(engine: Engine, provider: str, account: str, now: datetime | None = None) -> float | None:
@@ -455,6 +455,7 @@ class _Sender:
 
     def __init__(self, engine: Engine, settings: NotificationSettings, backend: Backend, log: Any) -> None:
         self.engine, self.settings, self.backend, self.log = engine, settings, backend, log
+        self.attempts = ThreadWriter(engine)
         self.pacers: dict[str, Pacer] = {}
         self.margin = timedelta(seconds=settings.connect_timeout_seconds + settings.read_timeout_seconds)
 
@@ -474,7 +475,7 @@ class _Sender:
                     return SendResult(claimed, "expired")
                 if claimed.lease_until - now < self.margin:
                     return SendResult(claimed, "released")  # its lease would end mid-request: back to due
-                attempt_id = _start_attempt(self.engine, claimed, self.backend.name)
+                attempt_id = _start_attempt(self.attempts, claimed, self.backend.name)
             message = OutboundMessage(claimed.id, claimed.recipient, claimed.body, claimed.account)
             reply = self.backend.send(message, provider_account_id(self.settings, self.backend.name,
                                                                    claimed.account))
@@ -512,7 +513,8 @@ def send_due(engine: Engine, settings: NotificationSettings, backend: Backend, *
     if sender.capacity(DEFAULT_ACCOUNT):
         paced.add(DEFAULT_ACCOUNT)
     workers = min(MAX_WORKERS, max(8, sum(sender.pacer(a).pacing.max_concurrency for a in {DEFAULT_ACCOUNT, *paced})))
-    with sweep_lease(engine, settings, log=log) as renew, paced_accounts(engine, backend.name, paced) as mine, \
+    with closing(sender.attempts), sweep_lease(engine, settings, log=log) as renew, \
+            paced_accounts(engine, backend.name, paced) as mine, \
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nightshift-send") as pool:
         if paced - mine:
             log.info(f"another sweep is sending for {', '.join(sorted(paced - mine))}; this one leaves them alone")

@@ -7,8 +7,10 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from nightshift.db.engine import create_engine, normalize_url, write_transaction
+from nightshift.db import migrate
+from nightshift.db.engine import ThreadWriter, create_engine, normalize_url, write_transaction
 from nightshift.db.schema import accounts, import_errors, token_periods
+from tests.conftest import _reset_pg
 
 
 def test_postgres_urls_use_psycopg3():
@@ -155,3 +157,57 @@ def test_a_failed_sqlite_write_starts_no_checkpoint(tmp_path, checkpoint_threads
         assert conn.connection.driver_connection.execute("PRAGMA wal_autocheckpoint").fetchone() == (1000,)
     assert started == []
     engine.dispose()
+
+
+def test_a_thread_writer_commits_each_statement_on_one_connection_per_thread(db):
+    writer = ThreadWriter(db)
+    insert = token_periods.insert().values(account_id=sa.bindparam("account_id"), period_start=sa.bindparam("period"),
+                                           quota=10).returning(token_periods.c.id)
+    account_ids = _accounts(db, 4)
+
+    def write(account_id: int) -> None:
+        for month in range(1, 4):
+            writer.execute(insert, {"account_id": account_id, "period": date(2026, month, 1)})
+
+    threads = [threading.Thread(target=write, args=(a,)) for a in account_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Committed as they ran: another connection sees every row before the writer is closed.
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(token_periods)).scalar() == 12
+    assert len(writer.opened) == 4
+    writer.close()
+    assert writer.opened == []
+
+
+def test_a_thread_writer_replaces_a_connection_the_server_cut(pg_session_url):
+    # A server that cuts a connection is PostgreSQL's case (SQLite has no server).
+    _reset_pg(pg_session_url)
+    migrate.upgrade(pg_session_url)
+    db = create_engine(pg_session_url)
+    writer = ThreadWriter(db)
+    [account_id] = _accounts(db, 1)
+    insert = token_periods.insert().values(account_id=account_id, period_start=sa.bindparam("period"), quota=10)
+    writer.execute(insert, {"period": date(2026, 1, 1)})
+    [kept] = writer.opened
+    pid = kept.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with db.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
+        assert admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    writer.execute(insert, {"period": date(2026, 2, 1)})
+    assert writer.opened and writer.opened[0] is not kept
+    # Any other error is the caller's: raised, and the next statement still runs.
+    with pytest.raises(sa.exc.IntegrityError):
+        writer.execute(insert, {"period": date(2026, 2, 1)})
+    writer.execute(insert, {"period": date(2026, 3, 1)})
+    writer.close()
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(token_periods)).scalar() == 3
+    db.dispose()
+
+
+def _accounts(db, count: int) -> list[int]:
+    with write_transaction(db) as conn:
+        insert = accounts.insert().values(slug=sa.bindparam("slug"), name="Writer").returning(accounts.c.id)
+        return [conn.execute(insert, {"slug": f"writer-{n}"}).scalar_one() for n in range(count)]
