@@ -166,3 +166,21 @@ def test_configured_thresholds_trip_the_asset_checks_and_the_alerts_sensor(db, t
     with db.connect() as conn:
         keys = set(conn.execute(sa.select(alerts.c.alert_key)).scalars())
     assert keys == {"notification_health:failures_1h", "notification_health:pending_retries"}
+
+
+def test_latency_and_receipts_fall_in_the_windows_they_happened_in(db):
+    now = now_utc()
+    recent, older = send(db, "cargo", 2)
+    with db.begin() as conn:
+        conn.execute(notifications.update().where(notifications.c.id == recent).values(
+            status="delivered", created_at=now - timedelta(minutes=10), sent_at=now - timedelta(minutes=5),
+            delivered_at=now - timedelta(minutes=4)))
+        conn.execute(notifications.update().where(notifications.c.id == older).values(
+            status="read", created_at=now - timedelta(hours=3, minutes=20), sent_at=now - timedelta(hours=3),
+            delivered_at=now - timedelta(hours=2), read_at=now - timedelta(minutes=30)))
+    report = health.report(db, now=now)
+    hour, day = report.apps["cargo"].windows[1], report.apps["cargo"].windows[24]
+    assert (hour.delivered, hour.read, hour.delivery_rate, hour.latency_mean_s) == (1, 1, 1.0, 300.0)
+    assert (day.delivered, day.read, day.delivery_rate) == (2, 1, 1.0)
+    assert (day.latency_p50_s, day.latency_p95_s, day.latency_mean_s) == (300.0, 1200.0, 750.0)
+    assert report.total.windows[24] == day and report.accounts["default"].windows[24] == day
