@@ -84,6 +84,58 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "Catégorie inconnue « {value} » (création désactivée) : créez-la d'abord ou corrigez le nom.",
         "en": "Unknown category '{value}' (creation disabled): create it first or fix the name.",
     },
+    # export and profiles
+    # (`nightshift export`, `nightshift profiles [show|template]`)
+    "export_written": {
+        "fr": "{profile} : {rows} ligne(s) exportée(s) dans {path}",
+        "en": "{profile}: {rows} row(s) exported to {path}",
+    },
+    "export_xlsx_needs_output": {
+        "fr": "--format xlsx écrit un classeur : donnez le fichier avec --output FICHIER.xlsx",
+        "en": "--format xlsx writes a workbook: name the file with --output FILE.xlsx",
+    },
+    "export_format_mismatch": {
+        "fr": "--format {format} et le fichier {path} : donnez au fichier l'extension .{format}",
+        "en": "--format {format} and the file {path}: give the file the extension .{format}",
+    },
+    "export_json_needs_output": {
+        "fr": "--json décrit le fichier écrit : donnez-le avec --output FICHIER (sans --output, les lignes vont "
+              "sur la sortie standard)",
+        "en": "--json describes the file written: name it with --output FILE (without --output the rows go to "
+              "standard output)",
+    },
+    "profiles_line": {
+        "fr": "{profile} — obligatoires : {required} ; facultatives : {optional}",
+        "en": "{profile} — required: {required}; optional: {optional}",
+    },
+    "profiles_heading": {"fr": "profil {profile} (version {version})", "en": "profile {profile} (version {version})"},
+    "profiles_required": {"fr": "colonnes obligatoires :", "en": "required columns:"},
+    "profiles_one_of": {"fr": "l'une de : {columns}", "en": "one of: {columns}"},
+    "profiles_optional": {"fr": "colonnes facultatives :", "en": "optional columns:"},
+    "profiles_spellings": {"fr": "en-têtes acceptés : {spellings}", "en": "accepted headers: {spellings}"},
+    "profiles_rule_max_length": {"fr": "{max_length} caractères au plus", "en": "at most {max_length} characters"},
+    "profiles_rule_range": {"fr": "entre {min_value} et {max_value}", "en": "between {min_value} and {max_value}"},
+    "profiles_rule_letter_or_digit": {"fr": "au moins une lettre ou un chiffre (identifie la ligne)",
+                                      "en": "at least one letter or digit (it identifies the row)"},
+    "profiles_template_written": {
+        "fr": "modèle {profile} écrit dans {path} : l'en-tête et une ligne d'exemple, à remplacer par vos lignes",
+        "en": "{profile} template written to {path}: the header and one example row, to replace with your rows",
+    },
+    "profiles_kind_text": {"fr": "texte", "en": "text"},
+    "profiles_kind_integer": {"fr": "nombre entier", "en": "whole number"},
+    "profiles_kind_decimal": {"fr": "nombre (12,5 ou 12.5)", "en": "number (12.5 or 12,5)"},
+    "profiles_kind_date": {"fr": "date (jj/mm/aaaa, aaaa-mm-jj, date Excel)",
+                           "en": "date (dd/mm/yyyy, yyyy-mm-dd, Excel date)"},
+    "profiles_kind_bool": {"fr": "oui/non (vrai/faux, 1/0, x coché)", "en": "yes/no (true/false, 1/0, x ticked)"},
+    "profiles_kind_email": {"fr": "adresse e-mail", "en": "email address"},
+    "profiles_kind_url": {"fr": "adresse web", "en": "web address"},
+    "profiles_kind_phone": {"fr": "téléphone (sans indicatif du pays, celui de la région du compte)",
+                            "en": "phone number (without a country code, the account's region's)"},
+    "profiles_kind_siren": {"fr": "SIREN (9 chiffres)", "en": "SIREN (9 digits)"},
+    "profiles_kind_siret": {"fr": "SIRET (14 chiffres)", "en": "SIRET (14 digits)"},
+    "profiles_kind_naf": {"fr": "code NAF/APE (ex. 10.71C)", "en": "NAF/APE code (e.g. 10.71C)"},
+    "profiles_kind_postal_code": {"fr": "code postal", "en": "postal code"},
+    "profiles_kind_city_with_postal_code": {"fr": "« Nom (code postal) »", "en": "'Name (postal code)'"},
 }
 
 

@@ -6,7 +6,7 @@ from importlib.metadata import version
 
 import click
 
-from pipelines.cli import accounts, ai, alerts, cleanup, db, imports, notify, tokens, webhooks
+from pipelines.cli import accounts, ai, alerts, cleanup, db, export, imports, notify, profiles, tokens, webhooks
 from pipelines.cli.runner import CommandGroup
 
 
@@ -17,5 +17,6 @@ def main() -> None:
 
 
 for command in (db.init, db.db, db.health, imports.import_command, imports.imports, accounts.accounts, notify.notify,
-                tokens.tokens, cleanup.cleanup, ai.ai, webhooks.webhooks, alerts.alerts):
+                tokens.tokens, cleanup.cleanup, ai.ai, webhooks.webhooks, alerts.alerts, export.export_command,
+                profiles.profiles):
     main.add_command(command)
