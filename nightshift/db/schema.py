@@ -38,6 +38,11 @@ def _written_by_import() -> sa.Column:
     return sa.Column("import_id", Id)
 
 
+def _created_by_import() -> sa.Column:
+    """The import that inserted the row (none for rows older than undo): what `imports undo` may delete."""
+    return sa.Column("created_by_import_id", Id)
+
+
 def _timestamps() -> list[sa.Column]:
     return [
         sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.current_timestamp()),
@@ -110,6 +115,7 @@ imports = sa.Table(
     sa.Column("partition_key", sa.String(255)),
     sa.Column("created_at", Timestamp, nullable=False, server_default=sa.func.current_timestamp()),
     sa.Column("finished_at", Timestamp),
+    sa.Column("undone_at", Timestamp),
     sa.Index(None, "sha256"),
     sa.Index(None, "status", "created_at"),
 )
@@ -138,6 +144,7 @@ categories = sa.Table(
     sa.Column("sort_order", sa.Integer),
     sa.Column("content_hash", sa.String(64)),
     _written_by_import(),
+    _created_by_import(),
     *_timestamps(),
 )
 
@@ -154,6 +161,7 @@ subcategories = sa.Table(
     sa.Column("sort_order", sa.Integer),
     sa.Column("content_hash", sa.String(64)),
     _written_by_import(),
+    _created_by_import(),
     *_timestamps(),
     sa.UniqueConstraint("category_id", "slug"),
 )
@@ -172,6 +180,7 @@ cities = sa.Table(
     sa.Column("population", sa.Integer),
     sa.Column("content_hash", sa.String(64)),
     _written_by_import(),
+    _created_by_import(),
     *_timestamps(),
     sa.UniqueConstraint("slug", "postal_code"),
 )
@@ -205,6 +214,7 @@ businesses = sa.Table(
     # Hash of the imported content: downstream AI work runs only for inserted or changed rows.
     sa.Column("content_hash", sa.String(64), nullable=False),
     _written_by_import(),
+    _created_by_import(),
     *_timestamps(),
     sa.Index(None, "siren"),
     sa.Index(None, "siret"),
@@ -224,6 +234,7 @@ clients = sa.Table(
     sa.Column("city", sa.String(255), index=True),
     sa.Column("content_hash", sa.String(64)),
     _written_by_import(),
+    _created_by_import(),
     *_timestamps(),
 )
 

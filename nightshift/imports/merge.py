@@ -31,6 +31,8 @@ _META_COLUMNS = ("_line", "_key")
 _WRITTEN_ALONG = ("content_hash", "import_id")
 # Set by the merge, not by the file: when the row was created (on insert only) and last changed.
 _WRITE_TIMES = ("created_at", "updated_at")
+# Set on insert only: the import that created the row (what `imports undo` may delete).
+_CREATED_BY = "created_by_import_id"
 # PostgreSQL work_mem of the merge (MB): the least, and the most an import may take for its sort.
 SORT_MEMORY_MB = (256, 1024)
 
@@ -255,6 +257,7 @@ class StagingTable:
             select_columns.append(ref.c.id.label(reference.column))
         if "import_id" in self.target.table.c and import_id is not None:
             select_columns.append(sa.literal(import_id, sa.BigInteger).label("import_id"))
+            select_columns.append(sa.literal(import_id, sa.BigInteger).label(_CREATED_BY))
         # The write time, read once per statement: left to the columns' default, SQLite computes it for
         # every row.
         written_at = sa.select(sa.func.current_timestamp()).scalar_subquery()
@@ -334,7 +337,8 @@ class StagingTable:
         columns = [c.name for c in source.selected_columns]
         # `WHERE true`: SQLite needs it to parse INSERT … SELECT … ON CONFLICT unambiguously.
         statement = dialect_insert(self.conn, self.target.table).from_select(columns, source.where(sa.true()))
-        data = [c for c in columns if c not in self.target.conflict and c not in (*_WRITTEN_ALONG, *_WRITE_TIMES)]
+        data = [c for c in columns
+                if c not in self.target.conflict and c not in (*_WRITTEN_ALONG, *_WRITE_TIMES, _CREATED_BY)]
         stated = self.target.stated_columns(data, fields)
         if insert_only or not stated:  # nothing the file says could change an existing row
             return statement.on_conflict_do_nothing(index_elements=list(self.target.conflict))
