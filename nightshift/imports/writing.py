@@ -90,10 +90,11 @@ _NUMBER_START = re.compile(r"-?[0-9]")
 def cell_from_text(text: str) -> object:
     """A text cell as the typed XLSX cell it was read from: the number, date or date and time whose text
     (reading._cell_text) it is exactly; any other text as it is. Reading the cell again gives the same
-    text: "0612345678", "1,5" or "2024-1-5" stay text."""
+    text: "0612345678", "1,5", "73282932000074" or "2024-1-5" stay text."""
     if _INTEGER.fullmatch(text):
         number = int(text)
-        return number if str(number) == text and abs(number) < 10**15 else text  # Excel keeps 15 digits
+        # Longer numbers (a SIRET) would show as 7.32829E+13 in Excel's General format: they stay text.
+        return number if str(number) == text and abs(number) < 10**11 else text
     if not _NUMBER_START.match(text):
         return text
     try:

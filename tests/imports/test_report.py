@@ -101,9 +101,9 @@ def test_csv_report_neutralises_formula_cells_and_imports_again_fixed_or_not(eng
 
 TYPED = {"12": 12, "-4.5": -4.5, "48.8566": 48.8566, "1e-05": 1e-05, "732829320": 732829320,
          "2024-01-15": date(2024, 1, 15), "2024-01-15 10:30:00": datetime(2024, 1, 15, 10, 30)}
-# Texts no number or date cell reads as: leading zeros, a decimal comma, 16 digits and more (Excel keeps
-# 15), a float openpyxl would round, midnight (read as the date alone), signs and words.
-TEXT = ["0612345678", "007", "-0", "1,5", "12345678901234567", "0.30000000000000004", "2024-01-15 00:00:00",
+# Texts kept as text: leading zeros, a decimal comma, more than 11 digits (Excel would show 7.32829E+13), a
+# float openpyxl would round, midnight (read as the date alone), signs and words.
+TEXT = ["0612345678", "007", "-0", "1,5", "73282932000074", "12345678901234567", "0.30000000000000004", "2024-01-15 00:00:00",
         "2024-1-5", "+33", "nan", "inf", "1_000", "=1+2", "Paris"]
 
 
