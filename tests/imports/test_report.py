@@ -58,6 +58,11 @@ def test_xlsx_report_has_typed_cells_no_apostrophes_and_imports_again_fixed_or_n
     assert (unfixed.status, unfixed.rows_total, unfixed.invalid, unfixed.unknown_columns) == ("failed", 1, 1, [])
     assert [(e["column"], e["value"], e["code"]) for e in unfixed.errors] == [
         ("email", "pas-un-email", "invalid_email")]
+    # Its own report has the row as the first one had it, at its line in the report.
+    header, row = openpyxl.load_workbook(unfixed.error_report).active.iter_rows()
+    again = {h.value: c.value for h, c in zip(header, row, strict=True)}
+    assert (again["_ligne"], again["telephone"], again["latitude"], again["date_creation"], again["siren"]) == (
+        2, "+223 66 55 44 33", 48.8686, datetime(2012, 3, 15), 732829320)
 
     workbook = openpyxl.load_workbook(report)
     workbook.active[f"{cells['email'].column_letter}2"] = "contact@dupont.fr"
@@ -87,6 +92,8 @@ def test_csv_report_neutralises_formula_cells_and_imports_again_fixed_or_not(eng
     unfixed = run_import(engine, report, settings, ImportOptions(profile="clients"))
     assert [(e["column"], e["value"], e["code"]) for e in unfixed.errors] == [
         ("email", "pas-un-email", "invalid_email")]
+    with Path(unfixed.error_report).open(encoding="utf-8-sig", newline="") as handle:
+        assert list(csv.reader(handle, delimiter=";"))[1][:6] == rows[1][:5] + ["2"], "one apostrophe, not two"
 
     rows[1][3] = "moussa@exemple.ml"
     with report.open("w", encoding="utf-8-sig", newline="") as handle:
@@ -103,8 +110,8 @@ TYPED = {"12": 12, "-4.5": -4.5, "48.8566": 48.8566, "1e-05": 1e-05, "732829320"
          "2024-01-15": date(2024, 1, 15), "2024-01-15 10:30:00": datetime(2024, 1, 15, 10, 30)}
 # Texts kept as text: leading zeros, a decimal comma, more than 11 digits (Excel would show 7.32829E+13), a
 # float openpyxl would round, midnight (read as the date alone), signs and words.
-TEXT = ["0612345678", "007", "-0", "1,5", "73282932000074", "12345678901234567", "0.30000000000000004", "2024-01-15 00:00:00",
-        "2024-1-5", "+33", "nan", "inf", "1_000", "=1+2", "Paris"]
+TEXT = ["0612345678", "007", "-0", "1,5", "73282932000074", "12345678901234567", "0.30000000000000004",
+        "2024-01-15 00:00:00", "2024-1-5", "+33", "nan", "inf", "1_000", "=1+2", "Paris"]
 
 
 def test_cell_from_text_types_exactly_the_texts_of_number_and_date_cells():
