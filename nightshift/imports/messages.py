@@ -98,6 +98,12 @@ MESSAGES: dict[str, dict[str, str]] = {
         "fr": "--format {format} et le fichier {path} : donnez au fichier l'extension .{format}",
         "en": "--format {format} and the file {path}: give the file the extension .{format}",
     },
+    "export_unwritable_cell": {
+        "fr": "ligne {line}, colonne « {column} » : un caractère de contrôle qu'un classeur XLSX ne peut pas "
+              "contenir ; exportez en CSV (--format csv), qui le garde",
+        "en": "line {line}, column '{column}': a control character an XLSX workbook cannot hold; export as CSV "
+              "(--format csv), which keeps it",
+    },
     "export_json_needs_output": {
         "fr": "--json décrit le fichier écrit : donnez-le avec --output FICHIER (sans --output, les lignes vont "
               "sur la sortie standard)",

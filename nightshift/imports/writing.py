@@ -18,10 +18,20 @@ from typing import TextIO
 import pandas as pd
 from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+from openpyxl.utils.exceptions import IllegalCharacterError
 
 from nightshift.imports.values import neutralize_formula
 
 FORMATS = ("csv", "xlsx")
+
+
+class UnwritableCell(Exception):
+    """A text XLSX cannot hold (a control character other than tab, CR and LF): where it is in the file."""
+
+    def __init__(self, line: int, column: str) -> None:
+        super().__init__(f"line {line}, column {column}: a control character XLSX cannot hold")
+        self.line, self.column = line, column
 
 
 def exact_in_xlsx(number: float) -> bool:
@@ -36,7 +46,7 @@ class TableWriter:
                  sheet: str = "Feuil1") -> None:
         if file_format not in FORMATS:
             raise ValueError(f"unknown table format {file_format!r}")
-        self.file_format, self.rows = file_format, 0
+        self.file_format, self.rows, self.header = file_format, 0, list(header)
         self._path: Path | None = None
         self._handle: TextIO | None = None
         if file_format == "xlsx":
@@ -57,7 +67,10 @@ class TableWriter:
         """CSV rows hold text or None; XLSX rows hold text, int, float, date, datetime, bool or None."""
         if self.file_format == "xlsx":
             for row in rows:
-                self._sheet.append([self._xlsx_cell(value) for value in row])
+                try:
+                    self._sheet.append([self._xlsx_cell(value) for value in row])
+                except IllegalCharacterError:
+                    raise self._unwritable(row) from None
                 self.rows += 1
             return
         rows = list(rows)
@@ -68,6 +81,11 @@ class TableWriter:
         self._csv.writerows(["" if value is None else value for value in row]
                             for row in safe.itertuples(index=False, name=None))
         self.rows += len(rows)
+
+    def _unwritable(self, row: Sequence[object]) -> UnwritableCell:
+        column = next(name for name, value in zip(self.header, row, strict=True)
+                      if value.__class__ is str and ILLEGAL_CHARACTERS_RE.search(value))
+        return UnwritableCell(self.rows + 2, column)  # the header is line 1
 
     def _xlsx_cell(self, value: object) -> object:
         if value.__class__ is str and value.startswith("="):

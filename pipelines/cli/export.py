@@ -8,7 +8,7 @@ import click
 from nightshift.imports.export import export_rows
 from nightshift.imports.messages import message
 from nightshift.imports.profiles import PROFILES, Profile
-from nightshift.imports.writing import FORMATS
+from nightshift.imports.writing import FORMATS, UnwritableCell
 from pipelines.cli.imports import _account_id
 from pipelines.cli.runner import UsageError, app_engine, current_settings, echo_json, json_option, require_migrated
 
@@ -62,9 +62,11 @@ def export_command(profile: str, given_format: str | None, account: str | None, 
         target = output if output is not None else sys.stdout
         try:
             rows = export_rows(engine, chosen, target, file_type, account_id)
-        except BaseException:
+        except BaseException as exc:
             if output is not None:
                 output.unlink(missing_ok=True)  # no half-written file
+            if isinstance(exc, UnwritableCell):
+                raise UsageError(message("export_unwritable_cell", lang, line=exc.line, column=exc.column)) from None
             raise
     if output is None:
         return

@@ -166,3 +166,18 @@ def test_bad_usage_exits_2_with_what_to_do(db, env, tmp_path):
     assert described.exit_code == 0, described.output
     assert described.output.strip() == (f'{{"profile": "clients", "format": "csv", "rows": 0, '
                                         f'"path": "{tmp_path / "c.csv"}"}}')
+
+
+def test_a_control_character_xlsx_cannot_hold_is_named_and_csv_keeps_it(db, env, settings, tmp_path):
+    upload = tmp_path / "categories.csv"
+    upload.write_text("nom;description\nCafé;avant\x0baprès\n", encoding="utf-8")
+    run_import(db, upload, settings, ImportOptions(profile="categories"))
+    as_xlsx = tmp_path / "categories.xlsx"
+    refused = invoke(env, "export", "categories", "--output", str(as_xlsx))
+    assert refused.exit_code == 2
+    assert "line 2, column 'description'" in refused.output and "--format csv" in refused.output
+    assert not as_xlsx.exists()
+    as_csv = tmp_path / "categories-export.csv"
+    assert invoke(env, "export", "categories", "--output", str(as_csv)).exit_code == 0
+    again = run_import(db, as_csv, settings, ImportOptions(profile="categories"))
+    assert (again.updated, again.unchanged, again.invalid) == (0, 1, 0)
