@@ -41,6 +41,25 @@ def to_e164(raw: str, region: str) -> str | None:
     return None
 
 
+# Written like a phone number: digits (any script) and the separators people type, a + only in front.
+_PHONE_SHAPE = re.compile(r"\+?[\d .\-()/\u00a0\u202f]+")
+# Fewer digits than any number with its country code, more than E.164's 15 after a 00 prefix.
+MIN_PHONE_DIGITS, MAX_PHONE_DIGITS = 6, 17
+
+
+def refusal_reason(raw: str) -> str:
+    """Why `to_e164` refused `raw`: `not_a_number` (no digits, letters or other signs mixed in, far too
+    few or too many digits), `international` (written with a +/00 country code that the rest does not
+    fit) or `national` (a plausible number, not valid in the region: maybe a foreign one without its
+    country code)."""
+    artefact = _FLOAT_ARTEFACT.fullmatch(raw.strip())
+    text = artefact.group(1) if artefact else raw.strip()
+    digits = sum(character.isdigit() for character in text)
+    if not _PHONE_SHAPE.fullmatch(text) or not MIN_PHONE_DIGITS <= digits <= MAX_PHONE_DIGITS:
+        return "not_a_number"
+    return "international" if text.startswith(("+", "00")) else "national"
+
+
 def region_of(e164: str) -> str | None:
     """The ISO region of a valid E.164 number (+22370123456 -> ML)."""
     return phonenumbers.region_code_for_number(phonenumbers.parse(e164, None))

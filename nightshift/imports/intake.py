@@ -19,6 +19,7 @@ from nightshift.config import Settings
 from nightshift.db.engine import read_transaction, write_transaction
 from nightshift.db.schema import accounts, imports
 from nightshift.imports.files import is_partial_name, move_without_overwrite, partition_key, sha256_of
+from nightshift.imports.messages import message
 from nightshift.imports.profiles import Profile, profile_for_folder
 
 AUTO_PROFILE = "auto"
@@ -127,13 +128,12 @@ def _first_imports(conn, shas: list[str]) -> tuple[dict[tuple[str, str | None, s
     return found, run_key_used
 
 
-def _duplicate_message(earlier: dict) -> str:
-    message = f"same content as import {earlier['id']} ({earlier['file_name']}, {earlier['status']})"
+def _duplicate_message(earlier: dict, lang: str) -> str:
+    code = "duplicate_of"
     if earlier["status"] == "failed" and earlier.get("partition_key"):
-        retry = f"re-execute partition {earlier['partition_key']!r}"
-        message += (f": the same bytes would fail the same way; upload a corrected file, or {retry} once the "
-                    "cause is fixed" if earlier.get("failure_kind") == "bad_input" else f": {retry} to retry it")
-    return message
+        code = "duplicate_of_bad_input" if earlier.get("failure_kind") == "bad_input" else "duplicate_of_failed"
+    return message(code, lang, import_id=earlier["id"], file=earlier["file_name"], status=earlier["status"],
+                   partition=earlier.get("partition_key"))
 
 
 def register_many(engine: Engine, uploads: list[tuple[Upload, str]], settings: Settings, *,
@@ -176,7 +176,7 @@ def register_many(engine: Engine, uploads: list[tuple[Upload, str]], settings: S
                 moved = move_without_overwrite(upload.path, settings.processed_dir, day)
                 duplicate_id = _insert(conn, values, status="duplicate", stage="done", file_path=str(moved),
                                        duplicate_of_id=earlier["id"], account_id=earlier["account_id"],
-                                       finished_at=now, message=_duplicate_message(earlier))
+                                       finished_at=now, message=_duplicate_message(earlier, settings.lang))
                 outcomes.append(Recorded(duplicate_id, "duplicate"))
                 continue
             owner = account_id if account_id is not None else account_ids.get(upload.account_slug)
@@ -184,8 +184,8 @@ def register_many(engine: Engine, uploads: list[tuple[Upload, str]], settings: S
                 moved = move_without_overwrite(upload.path, settings.failed_dir, day)
                 failed_id = _insert(conn, values, status="failed", stage="received", file_path=str(moved),
                                     failure_kind="bad_input", finished_at=now,
-                                    message=f"unknown account folder {upload.account_slug!r}: create the "
-                                    "account or move the file to uploads/<profile>/")
+                                    message=message("unknown_account_folder", settings.lang,
+                                                    folder=upload.account_slug))
                 outcomes.append(Recorded(failed_id, "failed"))
                 continue
             import_id = _insert(conn, values, status="received", stage="received", file_path=str(upload.path),

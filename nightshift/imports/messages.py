@@ -1,11 +1,18 @@
-"""Error codes of the importer and their messages in French (default) and English.
+"""Every text of the importer a person reads, by stable code, in French (default) and English.
 
 Codes are stable (tests, JSON output and the error report rely on them); messages may be reworded.
+A run speaks the one language of the setting NIGHTSHIFT_LANG (Settings.lang): row errors, file-level
+refusals (`Rejection`), summaries and log lines all come from here. Each code has a template per
+language, both with the same parameters. Numbers formatted `{n:,}` get the language's thousands
+separator.
 """
 
 from __future__ import annotations
 
+import string
+
 MESSAGES: dict[str, dict[str, str]] = {
+    # Row errors
     "required": {
         "fr": "Valeur obligatoire manquante dans la colonne « {column} ».",
         "en": "Required value missing in column '{column}'.",
@@ -47,6 +54,18 @@ MESSAGES: dict[str, dict[str, str]] = {
               "ajoutez l'indicatif international (+33…, +86…) s'il s'agit d'un numéro étranger.",
         "en": "Invalid phone number in '{column}' for region {region}: "
               "add the international prefix (+33…, +86…) for a foreign number.",
+    },
+    "not_a_phone": {
+        "fr": "« {column} » ne contient pas un numéro de téléphone : attendu des chiffres, séparés ou non par "
+              "des espaces, points ou tirets (ex. 70 12 34 56, ou +223 70 12 34 56 pour l'indicatif).",
+        "en": "'{column}' does not hold a phone number: expected digits, with or without spaces, dots or "
+              "dashes (e.g. 70 12 34 56, or +223 70 12 34 56 with the country code).",
+    },
+    "invalid_international_phone": {
+        "fr": "Numéro de téléphone invalide dans « {column} » : ce numéro n'existe pas pour son indicatif "
+              "international ; vérifiez l'indicatif et les chiffres qui suivent.",
+        "en": "Invalid phone number in '{column}': no such number exists for its international prefix; "
+              "check the country code and the digits after it.",
     },
     "invalid_siren": {
         "fr": "SIREN invalide dans « {column} » (9 chiffres, clé de contrôle Luhn).",
@@ -142,9 +161,253 @@ MESSAGES: dict[str, dict[str, str]] = {
     "profiles_kind_naf": {"fr": "code NAF/APE (ex. 10.71C)", "en": "NAF/APE code (e.g. 10.71C)"},
     "profiles_kind_postal_code": {"fr": "code postal", "en": "postal code"},
     "profiles_kind_city_with_postal_code": {"fr": "« Nom (code postal) »", "en": "'Name (postal code)'"},
+    # Files refused as a whole (reading.FileRejected, service.ImportRejected)
+    "not_a_spreadsheet": {
+        "fr": "{file} : ce n'est pas un classeur lisible (endommagé, ou pas vraiment un fichier {suffix}) : "
+              "exportez-le de nouveau depuis le tableur.",
+        "en": "{file}: not a readable spreadsheet (damaged or not really {suffix}): export it again from the "
+              "spreadsheet program",
+    },
+    "file_too_large": {
+        "fr": "{file} : {size:,} octets, au-delà de la limite de {limit:,} octets (réglage imports.max_bytes) : "
+              "découpez le fichier ou relevez la limite.",
+        "en": "{file}: {size:,} bytes is over the limit of {limit:,} bytes (setting imports.max_bytes); split the "
+              "file or raise the limit",
+    },
+    "empty_file": {
+        "fr": "{file} : le fichier est vide ; déposez-le de nouveau avec son en-tête et ses lignes.",
+        "en": "{file}: the file is empty; upload it again with its header and rows",
+    },
+    "no_text": {
+        "fr": "{file} : le fichier ne contient aucun texte ; déposez-le de nouveau avec son en-tête et ses lignes.",
+        "en": "{file}: the file holds no text; upload it again with its header and rows",
+    },
+    "utf16_damaged": {
+        "fr": "{file} : le texte UTF-16 est endommagé ou tronqué (octet {offset:,}) : enregistrez de nouveau le "
+              "fichier en CSV UTF-8.",
+        "en": "{file}: the UTF-16 text is damaged or truncated (byte {offset:,}); save the file again as CSV UTF-8",
+    },
+    "not_tabular": {
+        "fr": "{file} : ce n'est pas un tableau en texte (contenu binaire) : déposez un fichier CSV ou Excel.",
+        "en": "{file}: this is not a text table (binary content); upload a CSV or an Excel file",
+    },
+    "unknown_encoding": {
+        "fr": "{file} : ligne {line} : l'encodage du texte n'est ni UTF-8 ni Windows-1252 : enregistrez le "
+              "fichier en CSV UTF-8.",
+        "en": "{file}: line {line}: the text encoding is neither UTF-8 nor Windows-1252; save the file as CSV UTF-8",
+    },
+    "unclosed_quote": {
+        "fr": "{file} : ligne {line} : un champ entre guillemets (\") s'ouvre dans l'enregistrement qui commence "
+              "ici et ne se ferme jamais, le reste du fichier ne serait donc qu'une cellule : fermez ou retirez ce "
+              "guillemet, puis déposez de nouveau le fichier.",
+        "en": "{file}: line {line}: a quoted field (\") opens in the record starting here and never closes, so the "
+              "rest of the file would be one cell; close the quote or remove it, then upload the file again",
+    },
+    "csv_structure": {
+        "fr": "{file} : structure CSV illisible vers la ligne {line} : vérifiez les guillemets et les séparateurs "
+              "de cette ligne.",
+        "en": "{file}: CSV structure error near line {line}: check the quotes and delimiters of that line",
+    },
+    "no_header": {
+        "fr": "{file} : aucune ligne d'en-tête trouvée : la première ligne doit nommer les colonnes.",
+        "en": "{file}: no header line found; the first line must name the columns",
+    },
+    "no_sheet_header": {
+        "fr": "{file} : aucune feuille n'a de ligne d'en-tête reconnue dans ses {rows} premières lignes "
+              "(feuilles : {sheets}) : nommez les colonnes comme le profil d'import les attend.",
+        "en": "{file}: no sheet has a recognised header row in its first {rows} rows (sheets: {sheets}); name "
+              "the columns as the import profile expects them",
+    },
+    "too_many_rows": {
+        "fr": "{file} : plus de {limit:,} lignes de données (réglage imports.max_rows) : découpez le fichier.",
+        "en": "{file}: more than {limit:,} data rows (setting imports.max_rows); split the file",
+    },
+    "spreadsheet_damaged": {
+        "fr": "{file} : le classeur est endommagé ou tronqué : exportez-le de nouveau.",
+        "en": "{file}: the spreadsheet is damaged or truncated; export it again",
+    },
+    "spreadsheet_unreadable": {
+        "fr": "{file} : le classeur ne peut pas être lu : exportez-le de nouveau ou enregistrez-le en CSV.",
+        "en": "{file}: the spreadsheet cannot be read; export it again or save it as CSV",
+    },
+    "too_many_cells": {
+        "fr": "{file} : environ {cells:,} cellules, au-delà de la limite de {limit:,} (réglage imports.max_cells) : "
+              "enregistrez-le en CSV.",
+        "en": "{file}: about {cells:,} cells, over the limit of {limit:,} (setting imports.max_cells); save it as CSV",
+    },
+    "sheet_too_many_cells": {
+        "fr": "{file} : la feuille « {sheet} » compte {cells:,} cellules, au-delà de la limite de {limit:,} "
+              "(réglage imports.max_cells) : enregistrez-la en CSV.",
+        "en": "{file}: sheet '{sheet}' has {cells:,} cells, over the limit of {limit:,} (setting "
+              "imports.max_cells); save it as CSV",
+    },
+    "no_such_profile": {
+        "fr": "profil d'import inconnu « {profile} » (profils connus : {known}).",
+        "en": "unknown profile '{profile}' (known: {known})",
+    },
+    "unknown_profile": {
+        "fr": "{file} : aucun profil d'import ne correspond à l'en-tête ({header}, ligne {line}){looks_like} ; "
+              "choisissez-en un avec --profile ou le sous-dossier de dépôt ({profiles}).",
+        "en": "{file}: no import profile matches the header ({header}, line {line}){looks_like}; choose one with "
+              "--profile or the upload sub-folder ({profiles})",
+    },
+    "looks_like_profile": {
+        "fr": " ; il ressemble à un fichier {profile} sans sa ou ses colonnes obligatoires {missing}",
+        "en": "; it looks like a {profile} file without its required column(s) {missing}",
+    },
+    "missing_columns": {
+        "fr": "{file} : colonne(s) obligatoire(s) absente(s) : {missing} ; en-têtes trouvés ligne {line} : "
+              "{headers}. Nommez la colonne d'une des orthographes acceptées (majuscules, accents et espaces "
+              "sont sans importance).",
+        "en": "{file}: required column(s) missing: {missing}; headers found on line {line}: {headers}. Name the "
+              "column with one of the accepted spellings (case, accents and spaces do not matter)",
+    },
+    "column_spellings": {
+        "fr": "{column} (orthographes acceptées : {spellings})",
+        "en": "{column} (accepted spellings: {spellings})",
+    },
+    "either_column": {
+        "fr": "{first} ou {second}",
+        "en": "{first} or {second}",
+    },
+    "no_rows": {
+        "fr": "{file} : l'en-tête (ligne {line}) n'est suivi d'aucune ligne de données.",
+        "en": "{file}: the header (line {line}) has no data rows",
+    },
+    "strict_abort": {
+        "fr": "--strict : {invalid} ligne(s) invalide(s), rien n'a été écrit ; corrigez le rapport d'erreurs et "
+              "déposez-le de nouveau.",
+        "en": "--strict: {invalid} invalid row(s), nothing written; fix the error report and upload it again",
+    },
+    "too_many_invalid": {
+        "fr": "{invalid} lignes invalides sur {rows} ({ratio:.0%}, plus de {limit:.0%} : "
+              "imports.abort_invalid_ratio) : rien n'a été écrit ; corrigez le rapport d'erreurs et déposez-le de "
+              "nouveau.",
+        "en": "{invalid} of {rows} rows invalid ({ratio:.0%}, more than {limit:.0%}: imports.abort_invalid_ratio): "
+              "nothing written; fix the error report and upload it again",
+    },
+    # Summary of an import (service), parts joined by summary_separator
+    "summary": {
+        "fr": "{rows} ligne(s) : {inserted} ajoutée(s), {updated} mise(s) à jour, {unchanged} inchangée(s), "
+              "{invalid} invalide(s)",
+        "en": "{rows} rows: {inserted} inserted, {updated} updated, {unchanged} unchanged, {invalid} invalid",
+    },
+    "summary_separator": {"fr": " ; ", "en": "; "},
+    "unknown_columns_ignored": {
+        "fr": "colonnes inconnues ignorées : {columns}",
+        "en": "unknown columns ignored: {columns}",
+    },
+    "nul_bytes_removed": {
+        "fr": "{count} octet(s) NUL retiré(s) du texte",
+        "en": "{count} NUL byte(s) removed from the text",
+    },
+    "read_as_cp1252": {
+        "fr": "des octets qui ne sont pas de l'UTF-8 ont été lus en Windows-1252 : vérifiez les accents",
+        "en": "bytes that are not UTF-8 were read as Windows-1252: check the accents",
+    },
+    "validated_by_processes": {
+        "fr": "validation répartie sur {processes} processus",
+        "en": "validated by {processes} processes",
+    },
+    "file_not_moved": {
+        "fr": "{message} (le fichier n'a pas pu être déplacé : {reason} ; il est toujours à {path})",
+        "en": "{message} (the file could not be moved: {reason}; it is still at {path})",
+    },
+    # Log lines of an import (service, reading)
+    "log_mixed_encoding": {
+        "fr": "{file} : texte UTF-8 avec des octets qui ne sont pas de l'UTF-8 (dès la ligne {line}) : ils sont "
+              "lus en Windows-1252",
+        "en": "{file}: UTF-8 text with bytes that are not UTF-8 (first on line {line}): those are read as "
+              "Windows-1252",
+    },
+    "log_unknown_columns": {
+        "fr": "{file} : colonnes inconnues ignorées : {columns}",
+        "en": "{file}: unknown columns ignored: {columns}",
+    },
+    "log_workers": {
+        "fr": "{file} : validation dans ce processus et {workers} processus auxiliaires",
+        "en": "{file}: validating in this process and {workers} worker processes",
+    },
+    "log_progress": {
+        "fr": "{file} : {rows} ligne(s) lues et validées",
+        "en": "{file}: {rows} rows read and validated",
+    },
+    "log_failure_not_recorded": {
+        "fr": "l'échec de l'import {import_id} n'a pas pu être enregistré",
+        "en": "could not record the failure of import {import_id}",
+    },
+    "log_staging_not_dropped": {
+        "fr": "les tables de préparation de l'import {import_id} n'ont pas pu être supprimées",
+        "en": "could not drop the staging tables of import {import_id}",
+    },
+    "log_file_not_moved": {
+        "fr": "import {import_id} : {file} n'a pas pu être sorti du dossier de dépôt : {reason}",
+        "en": "import {import_id}: {file} could not be moved out of the upload folder: {reason}",
+    },
+    # Intake of uploads (intake)
+    "duplicate_of": {
+        "fr": "même contenu que l'import {import_id} ({file}, {status})",
+        "en": "same content as import {import_id} ({file}, {status})",
+    },
+    "duplicate_of_bad_input": {
+        "fr": "même contenu que l'import {import_id} ({file}, {status}) : les mêmes octets échoueraient de la même "
+              "façon ; déposez un fichier corrigé, ou ré-exécutez la partition « {partition} » une fois la cause "
+              "corrigée",
+        "en": "same content as import {import_id} ({file}, {status}): the same bytes would fail the same way; upload "
+              "a corrected file, or re-execute partition '{partition}' once the cause is fixed",
+    },
+    "duplicate_of_failed": {
+        "fr": "même contenu que l'import {import_id} ({file}, {status}) : ré-exécutez la partition « {partition} » "
+              "pour le réessayer",
+        "en": "same content as import {import_id} ({file}, {status}): re-execute partition '{partition}' to retry it",
+    },
+    "unknown_account_folder": {
+        "fr": "dossier de compte inconnu « {folder} » : créez le compte ou déplacez le fichier dans "
+              "uploads/<profil>/",
+        "en": "unknown account folder '{folder}': create the account or move the file to uploads/<profile>/",
+    },
 }
+
+
+class _LanguageFormatter(string.Formatter):
+    def __init__(self, thousands: str) -> None:
+        self.thousands = thousands
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        text = super().format_field(value, format_spec)
+        return text.replace(",", self.thousands) if "," in format_spec else text
+
+
+# French groups thousands with a narrow no-break space; a comma is its decimal mark.
+_FORMATTERS = {"fr": _LanguageFormatter("\u202f")}
 
 
 def message(code: str, lang: str = "fr", **params: object) -> str:
     templates = MESSAGES[code]
-    return templates.get(lang, templates["fr"]).format(**params)
+    template = templates.get(lang, templates["fr"])
+    formatter = _FORMATTERS.get(lang)
+    if formatter is not None and ":," in template:
+        return formatter.format(template, **params)
+    return template.format(**params)
+
+
+def template_params(template: str) -> set[str]:
+    """The parameters a template uses."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+class Rejection(Exception):
+    """Bad input stated in the run's language: `code` (an entry of MESSAGES) and `params` say what is
+    wrong, `message` (also str()) is the text a person reads."""
+
+    def __init__(self, code: str, lang: str, **params: object) -> None:
+        self.code, self.lang, self.params = code, lang, params
+        self.message = message(code, lang, **params)
+        super().__init__(self.message)
+
+    def __reduce__(self) -> tuple:  # raised in a worker process, it travels back pickled
+        return _rejection, (type(self), self.code, self.lang, self.params)
+
+
+def _rejection(kind: type[Rejection], code: str, lang: str, params: dict[str, object]) -> Rejection:
+    return kind(code, lang, **params)

@@ -40,8 +40,14 @@ class Field:
             raise ValueError(f"field {self.name}: unknown kind {self.kind!r}")
 
     @property
+    def spellings(self) -> tuple[str, ...]:
+        """The headers a file may give the column: its name first (the reference export writes it so),
+        then its aliases."""
+        return (self.name, *self.aliases)
+
+    @property
     def header_keys(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(normalize_header(h) for h in (self.name, *self.aliases)))
+        return tuple(dict.fromkeys(normalize_header(h) for h in self.spellings))
 
 
 @dataclass(frozen=True)
@@ -79,10 +85,12 @@ class Profile:
         bonus = sum(1 for g in groups if g & matched) + len(required & matched)
         return len(matched) + 2 * bonus
 
-    def missing_required(self, columns: Iterable[str]) -> list[str]:
+    def missing_required(self, columns: Iterable[str]) -> list[tuple[Field, ...]]:
+        """The required fields the columns lack: each a group of which the file needs one field (a
+        required field alone, or a required_any group)."""
         present = {self.canonical(c) for c in columns}
-        missing = [f.name for f in self.fields if f.required and f.name not in present]
-        missing += [" | ".join(g) for g in self.required_any if not set(g) & present]
+        missing = [(f,) for f in self.fields if f.required and f.name not in present]
+        missing += [tuple(self.get(name) for name in g) for g in self.required_any if not set(g) & present]
         return missing
 
 
@@ -196,7 +204,7 @@ def _recognised(profile: Profile, header: list[str]) -> int:
     return len({profile.canonical(str(cell)) for cell in header} - {None})
 
 
-def closest_profile(header: list[str]) -> tuple[Profile, list[str]] | None:
+def closest_profile(header: list[str]) -> tuple[Profile, list[tuple[Field, ...]]] | None:
     """The profile missing required columns that recognises most columns of the header, and what it
     misses: what the file most likely is when no profile is detected."""
     incomplete = [p for p in PROFILES.values() if p.missing_required(header) and _recognised(p, header)]

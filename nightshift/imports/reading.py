@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from nightshift.imports.messages import Rejection, message
+
 HEADER_SEARCH_ROWS = 30
 SAMPLE_RECORDS = 50
 SAMPLE_BYTES = 256 * 1024
@@ -47,16 +49,8 @@ logger = logging.getLogger("nightshift.imports")
 ScoreHeader = Callable[[list[str]], float]
 
 
-class FileRejected(Exception):
+class FileRejected(Rejection):
     """The whole file cannot be read. `code` is stable; the message says what to do."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __reduce__(self) -> tuple:  # raised in a worker process, it travels back pickled
-        return FileRejected, (self.code, self.message)
 
 
 class TableChunk:
@@ -111,7 +105,7 @@ def _unique_header(cells: Iterable[object]) -> list[str]:
     return header
 
 
-def _detect_format(path: Path, head: bytes) -> str:
+def _detect_format(path: Path, head: bytes, lang: str) -> str:
     """By content, not by name: an .xlsx saved as .xls (or a spreadsheet named .csv) is read as what it is."""
     if head.startswith(ZIP_MAGIC):
         # An OpenDocument archive starts with its stored, uncompressed `mimetype` entry.
@@ -120,27 +114,26 @@ def _detect_format(path: Path, head: bytes) -> str:
     if head.startswith(OLE_MAGIC):
         return "xls"
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls", ".ods"):
-        raise FileRejected("truncated_xlsx" if path.suffix.lower() != ".xls" else "unreadable",
-                           f"{path.name}: not a readable spreadsheet (damaged or not really "
-                           f"{path.suffix.lower()}): export it again from the spreadsheet program")
+        raise FileRejected("not_a_spreadsheet", lang, file=path.name, suffix=path.suffix.lower())
     return "csv"
 
 
-def open_table(path: Path, *, score_header: ScoreHeader, max_bytes: int, max_rows: int,
+def open_table(path: Path, *, score_header: ScoreHeader, max_bytes: int, max_rows: int, lang: str,
                max_cells: int = 30_000_000, chunk_rows: int = 25_000) -> tuple[TableInfo, Iterator[TableChunk]]:
+    """The table's description and its rows in chunks; a file that cannot be read raises FileRejected,
+    in `lang`, when it is opened or as its chunks are read."""
     path = Path(path)
     size = path.stat().st_size
     if size > max_bytes:
-        raise FileRejected("too_large", f"{path.name}: {size:,} bytes is over the limit of {max_bytes:,} bytes "
-                                        "(setting imports.max_bytes); split the file or raise the limit")
+        raise FileRejected("file_too_large", lang, file=path.name, size=size, limit=max_bytes)
     if size == 0:
-        raise FileRejected("empty_file", f"{path.name}: the file is empty")
+        raise FileRejected("empty_file", lang, file=path.name)
     with path.open("rb") as handle:
         head = handle.read(SAMPLE_BYTES)
-    file_format = _detect_format(path, head)
+    file_format = _detect_format(path, head, lang)
     if file_format == "csv":
-        return _open_csv(path, head, score_header, max_rows, chunk_rows)
-    return _open_spreadsheet(path, file_format, score_header, max_rows, max_cells, chunk_rows)
+        return _open_csv(path, head, score_header, max_rows, chunk_rows, lang)
+    return _open_spreadsheet(path, file_format, score_header, max_rows, max_cells, chunk_rows, lang)
 
 
 # ---------------------------------------------------------------- CSV
@@ -221,33 +214,29 @@ def _mostly_utf8(path: Path) -> bool:
             tail = scanned[-2:]
 
 
-def _detect_encoding(path: Path, head: bytes) -> str:
+def _detect_encoding(path: Path, head: bytes, lang: str) -> str:
     """BOM → strict UTF-8 → UTF-8 mixed with Windows-1252 → Windows-1252; anything else is refused."""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         bad = _first_undecodable(path, "utf-16")
         if bad:
-            raise FileRejected("unreadable", f"{path.name}: the UTF-16 text is damaged or truncated (byte "
-                                             f"{bad[1]:,}); save the file again as CSV UTF-8")
+            raise FileRejected("utf16_damaged", lang, file=path.name, offset=bad[1])
         return "utf-16"
     sample = head.replace(b"\x00", b"")
     controls = sum(1 for b in sample[:65536] if b < 32 and b not in (9, 10, 13))
     nuls = head[:65536].count(b"\x00")
     if nuls > max(16, len(head[:65536]) * 0.01) or controls > max(16, len(sample[:65536]) * 0.05):
-        raise FileRejected("not_tabular", f"{path.name}: this is not a text table (binary content); "
-                                          "upload a CSV or an Excel file")
+        raise FileRejected("not_tabular", lang, file=path.name)
     bom = head.startswith(codecs.BOM_UTF8)
     utf8 = "utf-8-sig" if bom else "utf-8"
     not_utf8 = _first_undecodable(path, "utf-8", skip=len(codecs.BOM_UTF8) if bom else 0)
     if not_utf8 is None:
         return utf8
     if bom or _mostly_utf8(path):
-        logger.warning("%s: UTF-8 text with bytes that are not UTF-8 (first on line %d): those are read as "
-                       "Windows-1252", path.name, not_utf8[0])
+        logger.warning(message("log_mixed_encoding", lang, file=path.name, line=not_utf8[0]))
         return utf8 + MIXED_SUFFIX
     if not _holds_any(path, CP1252_UNDEFINED):
         return "cp1252"
-    raise FileRejected("unreadable", f"{path.name}: line {not_utf8[0]}: the text encoding is neither UTF-8 nor "
-                                     "Windows-1252; save the file as CSV UTF-8")
+    raise FileRejected("unknown_encoding", lang, file=path.name, line=not_utf8[0])
 
 
 # Fed to the csv reader after the last line. NUL never reaches the reader otherwise (_NulStripper removes
@@ -281,14 +270,12 @@ class _NulStripper:
         return line
 
 
-def _is_end(record: list[str], name: str, start: int) -> bool:
+def _is_end(record: list[str], name: str, start: int, lang: str) -> bool:
     """True for the end-of-file record; a quoted field left open until the end of the file is refused."""
     if not record or not record[-1].endswith(_END_OF_FILE):
         return False
     if record != [_END_OF_FILE]:
-        raise FileRejected("unclosed_quote", f"{name}: line {start}: a quoted field (\") opens in the record "
-                                             "starting here and never closes, so the rest of the file would be "
-                                             "one cell; close the quote or remove it, then upload the file again")
+        raise FileRejected("unclosed_quote", lang, file=name, line=start)
     return True
 
 
@@ -304,7 +291,7 @@ def _sample_records(text: str, delimiter: str) -> list[list[str]]:
     return [r for r in records[:SAMPLE_RECORDS] if any(cell.strip() for cell in r)]
 
 
-def _choose_delimiter(text: str, score_header: ScoreHeader) -> tuple[str, int]:
+def _choose_delimiter(text: str, score_header: ScoreHeader, name: str, lang: str) -> tuple[str, int]:
     """Best delimiter and the index (among non-blank sample records) of the header record."""
     best: tuple[tuple, str, int] | None = None
     for preference, delimiter in enumerate(DELIMITERS):
@@ -324,20 +311,20 @@ def _choose_delimiter(text: str, score_header: ScoreHeader) -> tuple[str, int]:
         if best is None or rank > best[0]:
             best = (rank, delimiter, header_index)
     if best is None:
-        raise FileRejected("no_header", "no header line found")
+        raise FileRejected("no_header", lang, file=name)
     return best[1], best[2]
 
 
-def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int,
-              chunk_rows: int) -> tuple[TableInfo, Iterator[TableChunk]]:
-    encoding = _detect_encoding(path, head)
+def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int, chunk_rows: int,
+              lang: str) -> tuple[TableInfo, Iterator[TableChunk]]:
+    encoding = _detect_encoding(path, head, lang)
     codec, errors = text_codec(encoding)
     sample_text = head.decode(codec, errors="replace" if errors == "strict" else errors).replace("\x00", "")
     if not sample_text.strip():
-        raise FileRejected("empty_file", f"{path.name}: the file holds no text")
-    delimiter, header_index = _choose_delimiter(sample_text, score_header)
+        raise FileRejected("no_text", lang, file=path.name)
+    delimiter, header_index = _choose_delimiter(sample_text, score_header, path.name, lang)
 
-    records = _CsvRecords.of_file(path, encoding, delimiter)
+    records = _CsvRecords.of_file(path, encoding, delimiter, lang)
     header_record, header_line, non_blank = None, 0, -1
     for start, record in records:
         if any(cell.strip() for cell in record):
@@ -347,21 +334,21 @@ def _open_csv(path: Path, head: bytes, score_header: ScoreHeader, max_rows: int,
                 break
     if header_record is None:
         records.close()
-        raise FileRejected("no_header", f"{path.name}: no header line found")
+        raise FileRejected("no_header", lang, file=path.name)
     info = TableInfo(path, "csv", encoding, delimiter, None, _unique_header(header_record), header_line)
     line_count = _single_line_records(path, delimiter) if encoding != "utf-16" else None
     if line_count is not None:
         records.close()
-        return info, _c_parser_chunks(info, max_rows, chunk_rows, line_count)
-    return info, _record_chunks(info, records, max_rows, chunk_rows)
+        return info, _c_parser_chunks(info, max_rows, chunk_rows, line_count, lang)
+    return info, _record_chunks(info, records, max_rows, chunk_rows, lang)
 
 
 class _CsvRecords:
     """The records of a text file (or of lines of it) read by the csv module, each with the physical
     line it starts on."""
 
-    def __init__(self, handle: io.TextIOBase, name: str, delimiter: str, skip_lines: int = 0) -> None:
-        self.name = name
+    def __init__(self, handle: io.TextIOBase, name: str, delimiter: str, lang: str, skip_lines: int = 0) -> None:
+        self.name, self.lang = name, lang
         self.handle = handle
         self.lines = _NulStripper(self.handle)
         self.reader = csv.reader(self.lines, delimiter=delimiter)
@@ -369,12 +356,12 @@ class _CsvRecords:
         self.records = self._records()
 
     @classmethod
-    def of_file(cls, path: Path, encoding: str, delimiter: str, skip_lines: int = 0) -> _CsvRecords:
+    def of_file(cls, path: Path, encoding: str, delimiter: str, lang: str, skip_lines: int = 0) -> _CsvRecords:
         codec, errors = text_codec(encoding)
         handle = path.open("r", encoding=codec, errors=errors, newline="")
         for _ in range(skip_lines):
             handle.readline()
-        return cls(handle, path.name, delimiter, skip_lines)
+        return cls(handle, path.name, delimiter, lang, skip_lines)
 
     def _records(self) -> Iterator[tuple[int, list[str]]]:
         previous_end = self.skipped
@@ -386,10 +373,10 @@ class _CsvRecords:
                     return
                 except csv.Error as exc:
                     near = self.skipped + self.reader.line_num
-                    raise FileRejected("unreadable", f"{self.name}: CSV structure error near line {near}: "
-                                                     f"{exc}") from None
+                    logger.info("%s: line %d: %s", self.name, near, exc)  # the csv module's own words
+                    raise FileRejected("csv_structure", self.lang, file=self.name, line=near) from None
                 start, previous_end = previous_end + 1, self.skipped + self.reader.line_num
-                if _is_end(record, self.name, start):
+                if _is_end(record, self.name, start, self.lang):
                     return
                 yield start, record
         finally:
@@ -407,9 +394,8 @@ class _CsvRecords:
         self.handle.close()
 
 
-def _too_many_rows(path: Path, max_rows: int) -> FileRejected:
-    return FileRejected("too_many_rows", f"{path.name}: more than {max_rows:,} data rows "
-                                         "(setting imports.max_rows); split the file")
+def _too_many_rows(path: Path, max_rows: int, lang: str) -> FileRejected:
+    return FileRejected("too_many_rows", lang, file=path.name, limit=max_rows)
 
 
 def _table_row(record: list[str], width: int) -> list[str] | None:
@@ -419,18 +405,19 @@ def _table_row(record: list[str], width: int) -> list[str] | None:
     return record if len(record) == width else (record + [""] * width)[:width]
 
 
-def _record_chunks(info: TableInfo, records: _CsvRecords, max_rows: int, chunk_rows: int) -> Iterator[TableChunk]:
+def _record_chunks(info: TableInfo, records: _CsvRecords, max_rows: int, chunk_rows: int,
+                   lang: str) -> Iterator[TableChunk]:
     width = len(info.header)
     try:
         rows = ((start, _table_row(record, width)) for start, record in records)
-        yield from _row_chunks(rows, info.path, info.header, max_rows, chunk_rows)
+        yield from _row_chunks(rows, info.path, info.header, max_rows, chunk_rows, lang)
         info.nul_bytes_removed = records.nul_bytes_removed
     finally:
         records.close()
 
 
 def _row_chunks(rows: Iterable[tuple[int, list[object] | None]], path: Path, header: list[str], max_rows: int,
-                chunk_rows: int) -> Iterator[TableChunk]:
+                chunk_rows: int, lang: str) -> Iterator[TableChunk]:
     """Chunks of `chunk_rows` rows with their lines, from (line, row) pairs where a blank row is None (not
     a row); the file is refused as soon as a row beyond max_rows is read."""
     kept: list[list[object]] = []
@@ -441,7 +428,7 @@ def _row_chunks(rows: Iterable[tuple[int, list[object] | None]], path: Path, hea
             continue
         data_rows += 1
         if data_rows > max_rows:
-            raise _too_many_rows(path, max_rows)
+            raise _too_many_rows(path, max_rows, lang)
         kept.append(row)
         line_numbers.append(line)
         if len(kept) >= chunk_rows:
@@ -515,6 +502,7 @@ class CsvLines:
     header: list[str]
     delimiter: str
     encoding: str
+    lang: str
 
     def parse(self) -> tuple[pd.DataFrame, np.ndarray]:
         """The non-blank rows and their line numbers. A shape pandas' C parser refuses (a header wider
@@ -543,7 +531,7 @@ class CsvLines:
     def _parse_with_csv_module(self, codec: str, errors: str) -> tuple[pd.DataFrame, np.ndarray]:
         text = io.StringIO(self.data.decode(codec, errors=errors), newline="")
         rows, line_numbers = [], []
-        for start, record in _CsvRecords(text, self.name, self.delimiter, skip_lines=self.first_line - 1):
+        for start, record in _CsvRecords(text, self.name, self.delimiter, self.lang, skip_lines=self.first_line - 1):
             row = _table_row(record, len(self.header))
             if row is not None:
                 rows.append(row)
@@ -563,18 +551,19 @@ def _line_blocks(path: Path, skip_lines: int, lines_per_block: int) -> Iterator[
             line += lines_per_block
 
 
-def _c_parser_chunks(info: TableInfo, max_rows: int, chunk_rows: int, line_count: int) -> Iterator[TableChunk]:
+def _c_parser_chunks(info: TableInfo, max_rows: int, chunk_rows: int, line_count: int,
+                     lang: str) -> Iterator[TableChunk]:
     """Chunks of raw lines, parsed where they are used. Only a file with more lines after its header
     than max_rows has its chunks parsed here, to count its rows (blank lines are not rows)."""
     count_rows = line_count - info.header_line > max_rows
     data_rows = 0
     for first_line, data in _line_blocks(info.path, info.header_line, chunk_rows):
         chunk = TableChunk(raw=CsvLines(data, first_line, info.path.name, info.header, info.delimiter,
-                                        info.encoding))
+                                        info.encoding, lang))
         if count_rows:
             data_rows += len(chunk.frame)
             if data_rows > max_rows:
-                raise _too_many_rows(info.path, max_rows)
+                raise _too_many_rows(info.path, max_rows, lang)
         yield chunk
 
 
@@ -624,19 +613,18 @@ class _Sheet:
         self.name, self.rows, self.merged = name, rows, merged
 
 
-def _guard_xlsx_cells(path: Path, max_cells: int) -> None:
+def _guard_xlsx_cells(path: Path, max_cells: int, lang: str) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             xml_bytes = sum(i.file_size for i in archive.infolist() if i.filename.startswith("xl/worksheets/"))
     except zipfile.BadZipFile:
-        raise FileRejected("truncated_xlsx", f"{path.name}: the spreadsheet is damaged or truncated; "
-                                             "export it again") from None
+        raise FileRejected("spreadsheet_damaged", lang, file=path.name) from None
     if xml_bytes / XML_BYTES_PER_CELL > max_cells:
-        raise FileRejected("too_large", f"{path.name}: about {xml_bytes // XML_BYTES_PER_CELL:,} cells, over the "
-                                        f"limit of {max_cells:,} (setting imports.max_cells); save it as CSV")
+        raise FileRejected("too_many_cells", lang, file=path.name, cells=xml_bytes // XML_BYTES_PER_CELL,
+                           limit=max_cells)
 
 
-def _read_calamine(path: Path, max_cells: int) -> list[_Sheet]:
+def _read_calamine(path: Path, max_cells: int, lang: str) -> list[_Sheet]:
     from python_calamine import CalamineWorkbook
 
     # From a file object, calamine chooses its reader by content (from a path, by the extension).
@@ -646,8 +634,8 @@ def _read_calamine(path: Path, max_cells: int) -> list[_Sheet]:
     for name in workbook.sheet_names:
         sheet = workbook.get_sheet_by_name(name)
         if sheet.height * sheet.width > max_cells:
-            raise FileRejected("too_large", f"{path.name}: sheet {name!r} has {sheet.height * sheet.width:,} "
-                                            f"cells, over the limit of {max_cells:,} (setting imports.max_cells)")
+            raise FileRejected("sheet_too_many_cells", lang, file=path.name, sheet=name,
+                               cells=sheet.height * sheet.width, limit=max_cells)
         merged = list(getattr(sheet, "merged_cell_ranges", None) or [])
         sheets.append(_Sheet(name, sheet.to_python(skip_empty_area=False), merged))
     return sheets
@@ -693,32 +681,31 @@ def _fill_merged_header(sheet: _Sheet, index: int, cells: list[str]) -> list[str
 
 
 def _open_spreadsheet(path: Path, file_format: str, score_header: ScoreHeader, max_rows: int, max_cells: int,
-                      chunk_rows: int) -> tuple[TableInfo, Iterator[TableChunk]]:
+                      chunk_rows: int, lang: str) -> tuple[TableInfo, Iterator[TableChunk]]:
     if file_format == "xlsx":
-        _guard_xlsx_cells(path, max_cells)
+        _guard_xlsx_cells(path, max_cells, lang)
     try:
-        sheets = _read_calamine(path, max_cells)
+        sheets = _read_calamine(path, max_cells, lang)
     except FileRejected:
         raise
     except Exception as calamine_error:  # noqa: BLE001 - any reader failure: try the fallback, then reject
+        # The reader's own words, for whoever looks into the file; the person gets what to do.
+        logger.info("%s: %s", path.name, calamine_error)
         if file_format != "xlsx":
-            raise FileRejected("unreadable", f"{path.name}: the spreadsheet cannot be read ({calamine_error}); "
-                                             "export it again or save it as CSV") from None
+            raise FileRejected("spreadsheet_unreadable", lang, file=path.name) from None
         try:
             sheets = _read_openpyxl(path)
         except Exception:  # noqa: BLE001
-            raise FileRejected("truncated_xlsx", f"{path.name}: the spreadsheet is damaged or truncated "
-                                                 f"({calamine_error}); export it again") from None
+            raise FileRejected("spreadsheet_damaged", lang, file=path.name) from None
     candidates = [(_header_row(sheet, score_header), sheet) for sheet in sheets if sheet.rows]
     candidates = [c for c in candidates if c[0][1] >= 0]
     if not candidates:
-        names = ", ".join(s.name for s in sheets) or "none"
-        raise FileRejected("no_header", f"{path.name}: no sheet has a recognised header row in its first "
-                                        f"{HEADER_SEARCH_ROWS} rows (sheets: {names})")
+        raise FileRejected("no_sheet_header", lang, file=path.name, rows=HEADER_SEARCH_ROWS,
+                           sheets=", ".join(s.name for s in sheets) or "—")
     (_, header_index, header_cells), sheet = max(candidates, key=lambda c: c[0][0])
     header = _unique_header(header_cells)
     info = TableInfo(path, file_format, None, None, sheet.name, header, header_index + 1)
 
     width = len(header)
     rows = ((index + 1, _sheet_row(sheet.rows[index], width)) for index in range(header_index + 1, len(sheet.rows)))
-    return info, _row_chunks(rows, path, header, max_rows, chunk_rows)
+    return info, _row_chunks(rows, path, header, max_rows, chunk_rows, lang)

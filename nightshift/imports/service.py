@@ -30,11 +30,11 @@ from nightshift.db.engine import (
     sqlite_file,
 )
 from nightshift.db.schema import accounts, clients
-from nightshift.imports import hooks
+from nightshift.imports import hooks, values
 from nightshift.imports import log as import_log
 from nightshift.imports.files import move_without_overwrite
 from nightshift.imports.merge import StagingTable
-from nightshift.imports.messages import message
+from nightshift.imports.messages import Rejection, message
 from nightshift.imports.prepare import (
     PARENT_TARGETS,
     ChunkJob,
@@ -50,6 +50,7 @@ from nightshift.imports.reading import MIXED_SUFFIX, FileRejected, ScoreHeader, 
 from nightshift.imports.report import REPORT_COLUMNS, ErrorReport
 from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, target
 from nightshift.imports.validate import ColumnMapping
+from nightshift.phones import refusal_reason
 
 logger = logging.getLogger("nightshift.imports")
 # One record every PROGRESS_EVERY_ROWS rows and at the end (`nightshift_rows`): the CLI's terminal progress line.
@@ -62,12 +63,8 @@ CHUNK_ROWS = 12_000
 PROGRESS_EVERY_ROWS = 5 * CHUNK_ROWS  # reported as chunks are staged: a whole number of them
 
 
-class ImportRejected(Exception):
+class ImportRejected(Rejection):
     """The file as a whole cannot be imported (bad input: the user must fix the file)."""
-
-    def __init__(self, code: str, text: str) -> None:
-        super().__init__(text)
-        self.code = code
 
 
 @dataclass
@@ -160,15 +157,29 @@ class _MergeResult:
     categories_created: int = 0
 
 
-def _profile_for(options: ImportOptions) -> Profile | None:
+def _profile_for(options: ImportOptions, lang: str) -> Profile | None:
     if options.profile is None:
         return None
     try:
         return PROFILES[options.profile]
     except KeyError:
-        raise ImportRejected(
-            "unknown_profile", f"unknown profile {options.profile!r} (known: {', '.join(PROFILES)})"
-        ) from None
+        raise ImportRejected("no_such_profile", lang, profile=options.profile, known=", ".join(PROFILES)) from None
+
+
+def missing_columns_text(missing: list[tuple[Field, ...]], lang: str) -> str:
+    """The missing required columns with the headers a file may give each (a group: one of its fields)."""
+    def spelled(field: Field) -> str:
+        if not field.aliases:
+            return field.name
+        return message("column_spellings", lang, column=field.name, spellings=", ".join(field.spellings))
+
+    def group(fields: tuple[Field, ...]) -> str:
+        text = spelled(fields[0])
+        for alternative in fields[1:]:
+            text = message("either_column", lang, first=text, second=spelled(alternative))
+        return text
+
+    return ", ".join(group(fields) for fields in missing)
 
 
 def _timed(items: Iterator[Any], timings: dict[str, float], key: str) -> Iterator[Any]:
@@ -220,13 +231,14 @@ class _Run:
                                   else options.create_categories)
         self.phone_region = (options.phone_region or _account_phone_region(engine, options.account_id)
                              or settings.imports.default_phone_region)
+        self.lang = settings.lang
         self.started = time.perf_counter()
 
     def open_table(self, score_header: ScoreHeader, **chunking: int) -> tuple[TableInfo, Iterator[TableChunk]]:
         """The file, read within the size, row and cell limits of the settings."""
         limits = self.settings.imports
         return open_table(self.path, score_header=score_header, max_bytes=limits.max_bytes,
-                          max_rows=limits.max_rows, max_cells=limits.max_cells, **chunking)
+                          max_rows=limits.max_rows, max_cells=limits.max_cells, lang=self.lang, **chunking)
 
     def open(self, profile: Profile | None) -> _OpenedFile:
         """The file with its profile: the one given, else the one its header matches."""
@@ -239,14 +251,12 @@ class _Run:
             profile = detect_profile(info.header)
             if profile is None:
                 closest = closest_profile(info.header)
-                looks_like = (f"; it looks like a {closest[0].name} file without its required column(s) "
-                              f"{', '.join(closest[1])}" if closest and closest[1] else "")
-                raise ImportRejected(
-                    "unknown_profile",
-                    f"{self.path.name}: no import profile matches the header {info.header[:12]} "
-                    f"(line {info.header_line}){looks_like}; choose one with --profile or the upload sub-folder "
-                    f"({', '.join(PROFILES)})",
-                )
+                looks_like = (message("looks_like_profile", self.lang, profile=closest[0].name,
+                                      missing=missing_columns_text(closest[1], self.lang))
+                              if closest and closest[1] else "")
+                raise ImportRejected("unknown_profile", self.lang, file=self.path.name,
+                                     header=", ".join(info.header[:12]), line=info.header_line,
+                                     looks_like=looks_like, profiles=", ".join(PROFILES))
         mapping = ColumnMapping.from_header(profile, [c for c in info.header if c not in REPORT_COLUMNS])
         return _OpenedFile(profile, info, mapping, chunks, workers)
 
@@ -261,7 +271,7 @@ class _Run:
     def stage_chunks(self, conn: Connection, opened: _OpenedFile) -> None:
         suffix = f"{self.import_id or 'dry'}_{int(time.time() * 1000) % 100000}"
         if opened.workers:
-            logger.info("%s: validating in this process and %d worker processes", self.path.name, opened.workers)
+            logger.info(message("log_workers", self.lang, file=self.path.name, workers=opened.workers))
         scratch_folder = (tempfile.TemporaryDirectory(prefix="nightshift-import-", ignore_cleanup_errors=True)
                           if conn.dialect.name == "sqlite" and opened.workers else nullcontext())
         # Closed in this order: the workers are done before their scratch folder goes.
@@ -290,7 +300,7 @@ class _Run:
 
     def report_progress(self) -> None:
         self.reported_rows = self.rows_total
-        progress_logger.info("%s: %d rows read and validated", self.path.name, self.rows_total,
+        progress_logger.info(message("log_progress", self.lang, file=self.path.name, rows=self.rows_total),
                              extra={"nightshift_rows": self.rows_total})
         if self.progress:
             self.progress(self.rows_total)
@@ -362,7 +372,7 @@ class _Run:
         if "winner" not in errors.columns:
             errors["winner"] = None
         fields = {column: profile.get(name) for name, column in mapping.by_field.items()}
-        errors["message"] = _messages(errors, self.settings.lang, self.phone_region, fields)
+        errors["message"] = _messages(errors, self.lang, self.phone_region, fields)
         return errors.sort_values(["line", "code"], kind="stable").reset_index(drop=True)
 
     def merge(self, conn: Connection, fields: set[str]) -> _MergeResult:
@@ -386,14 +396,25 @@ class _Run:
         return _MergeResult(inserted, updated, unchanged, categories_created)
 
 
+# The advice for a phone number to_e164 refused, by why it did (phones.refusal_reason).
+_PHONE_MESSAGES = {"not_a_number": "not_a_phone", "international": "invalid_international_phone",
+                   "national": "invalid_phone"}
+
+
 def _messages(errors: pd.DataFrame, lang: str, region: str, fields: dict[str, Field]) -> pd.Series:
-    """One message per error, formatted once per (code, column) group, per row only for duplicates."""
+    """One message per error, formatted once per (code, column) group, per distinct value for phones,
+    per row for duplicates."""
     result = pd.Series(index=errors.index, dtype=object)
     for (code, column), group in errors.groupby(["code", "column"], dropna=False, sort=False):
         column = None if pd.isna(column) else column
         if code == "duplicate_key":
             result[group.index] = [message(code, lang, winner=int(w), key=k)
                                    for w, k in zip(group["winner"], group["value"], strict=True)]
+        elif code == "invalid_phone":
+            distinct = group["value"].drop_duplicates()
+            advice = {raw: message(_PHONE_MESSAGES[refusal_reason(text)], lang, column=column, region=region)
+                      for raw, text in zip(distinct, values.clean_text(distinct), strict=True)}
+            result[group.index] = group["value"].map(advice).to_numpy()
         elif code == "unknown_category":
             result[group.index] = [message(code, lang, value=v or "") for v in group["value"]]
         elif code == "too_long":
@@ -427,7 +448,7 @@ def run_import(
     opened: _OpenedFile | None = None
     validated: _ValidatedFile | None = None
     try:
-        opened = run.open(_profile_for(options))
+        opened = run.open(_profile_for(options, run.lang))
         with engine.connect() as conn:
             try:
                 validated = _execute(run, conn, opened)
@@ -436,7 +457,7 @@ def run_import(
                 _drop_staging(run, conn)
     except (FileRejected, ImportRejected) as exc:
         outcome = _outcome(run, opened, validated, status="failed", failure_kind="bad_input",
-                           message=str(getattr(exc, "message", None) or exc), unreadable=isinstance(exc, FileRejected))
+                           message=exc.message, unreadable=isinstance(exc, FileRejected))
         run.log(**_log_values(outcome))  # the stage stays the one the import reached
         committed = False
     except Exception as exc:
@@ -445,7 +466,7 @@ def run_import(
         try:
             run.log(**_log_values(outcome))
         except Exception:  # the database itself may be what failed; the original error matters more
-            logger.exception("could not record the failure of import %s", import_id)
+            logger.exception(message("log_failure_not_recorded", run.lang, import_id=import_id))
         raise
     else:
         committed = True  # the merge transaction, with the log's final state
@@ -467,13 +488,11 @@ def _execute(run: _Run, conn: Connection, opened: _OpenedFile) -> _ValidatedFile
             delimiter=info.delimiter, sheet=info.sheet, header_line=info.header_line)
     missing = profile.missing_required(info.header)
     if missing:
-        raise ImportRejected(
-            "missing_columns",
-            f"{run.path.name}: required column(s) missing: {', '.join(missing)}; headers found on line "
-            f"{info.header_line}: {', '.join(info.header)}",
-        )
+        raise ImportRejected("missing_columns", run.lang, file=run.path.name,
+                             missing=missing_columns_text(missing, run.lang), line=info.header_line,
+                             headers=", ".join(info.header))
     if mapping.unknown:
-        logger.info("%s: unknown columns ignored: %s", run.path.name, ", ".join(mapping.unknown))
+        logger.info(message("log_unknown_columns", run.lang, file=run.path.name, columns=", ".join(mapping.unknown)))
     run.stage_chunks(conn, opened)
     run.log_stage("parsed")
     with conn.begin():
@@ -499,7 +518,7 @@ def _drop_staging(run: _Run, conn: Connection) -> None:
                 staging.drop()
     except sa.exc.DBAPIError:
         # A dead connection takes its TEMP tables with it; the import's own error is what matters.
-        logger.warning("could not drop the staging tables of import %s", run.import_id)
+        logger.warning(message("log_staging_not_dropped", run.lang, import_id=run.import_id))
 
 
 class _DryRun(Exception):
@@ -512,16 +531,15 @@ def _merge_or_abort(run: _Run, conn: Connection, opened: _OpenedFile, validated:
     state and the detailed errors commit in that one transaction (a dry run rolls it back); the error
     report is written before it, so that the final state records its path."""
     if validated.rows_total == 0:
-        raise ImportRejected("no_rows",
-                             f"{run.path.name}: the header (line {opened.info.header_line}) has no data rows")
+        raise ImportRejected("no_rows", run.lang, file=run.path.name, line=opened.info.header_line)
     invalid, limit = validated.invalid, run.settings.imports.abort_invalid_ratio
     ratio = invalid / validated.rows_total
     abort_reason = None
     if run.options.strict and invalid:
-        abort_reason = f"--strict: {invalid} invalid row(s), nothing written"
+        abort_reason = message("strict_abort", run.lang, invalid=invalid)
     elif ratio > limit:
-        abort_reason = (f"{invalid} of {validated.rows_total} rows invalid ({ratio:.0%}, more than {limit:.0%}: "
-                        "imports.abort_invalid_ratio): nothing written")
+        abort_reason = message("too_many_invalid", run.lang, invalid=invalid, rows=validated.rows_total, ratio=ratio,
+                               limit=limit)
     if not run.options.dry_run:
         run.report = _write_report(run, opened, validated.errors)
 
@@ -530,7 +548,8 @@ def _merge_or_abort(run: _Run, conn: Connection, opened: _OpenedFile, validated:
         with checkpoint_after_commit(conn), begin_write(conn) as transaction:
             if abort_reason is None:
                 merged = run.merge(transaction, set(opened.mapping.by_field))
-                status, failure, text = "partial" if invalid else "succeeded", None, _summary(opened, validated, merged)
+                status, failure, text = ("partial" if invalid else "succeeded", None,
+                                         _summary(opened, validated, merged, run.lang))
             else:
                 merged, status, failure, text = _MergeResult(), "failed", "bad_input", abort_reason
             run.timings["merge_s"] = time.perf_counter() - merge_started
@@ -554,18 +573,18 @@ def _announce_new_clients(conn: Connection, phones: list[str], import_id: int | 
         hook(conn, ids, import_id)
 
 
-def _summary(opened: _OpenedFile, validated: _ValidatedFile, merged: _MergeResult) -> str:
-    summary = (f"{validated.rows_total} rows: {merged.inserted} inserted, {merged.updated} updated, "
-               f"{merged.unchanged} unchanged, {validated.invalid} invalid")
+def _summary(opened: _OpenedFile, validated: _ValidatedFile, merged: _MergeResult, lang: str) -> str:
+    parts = [message("summary", lang, rows=validated.rows_total, inserted=merged.inserted, updated=merged.updated,
+                     unchanged=merged.unchanged, invalid=validated.invalid)]
     if opened.mapping.unknown:
-        summary += f"; unknown columns ignored: {', '.join(opened.mapping.unknown)}"
+        parts.append(message("unknown_columns_ignored", lang, columns=", ".join(opened.mapping.unknown)))
     if validated.nul_bytes_removed:
-        summary += f"; {validated.nul_bytes_removed} NUL byte(s) removed from the text"
+        parts.append(message("nul_bytes_removed", lang, count=validated.nul_bytes_removed))
     if opened.info.encoding and opened.info.encoding.endswith(MIXED_SUFFIX):
-        summary += "; bytes that are not UTF-8 were read as Windows-1252: check the accents"
+        parts.append(message("read_as_cp1252", lang))
     if validated.workers:
-        summary += f"; validated by {validated.workers + 1} processes"
-    return summary
+        parts.append(message("validated_by_processes", lang, processes=validated.workers + 1))
+    return message("summary_separator", lang).join(parts)
 
 
 def _first_errors(errors: pd.DataFrame) -> list[dict[str, Any]]:
@@ -600,7 +619,8 @@ def _write_report(run: _Run, opened: _OpenedFile, errors: pd.DataFrame) -> Path 
             selected = np.isin(chunk.lines, to_fix)
             if not selected.any():
                 continue
-            rows = chunk.frame.loc[selected].copy()
+            # A report uploaded again brings its own report columns: this report's replace them.
+            rows = chunk.frame.loc[selected].drop(columns=list(REPORT_COLUMNS), errors="ignore")
             rows["_ligne"] = chunk.lines[selected]
             rows = rows.join(per_line, on="_ligne")
             rows["_ligne"] = rows["_ligne"].astype(str)
@@ -652,9 +672,8 @@ def _move(run: _Run, outcome: ImportOutcome, committed: bool) -> ImportOutcome:
     except OSError as exc:
         # The rows are committed: redoing the import would only lose its counts. The log stays at
         # `merged` (the upload sensor leaves such a file alone) and says where the file is.
-        logger.error("import %s: %s could not be moved out of the upload folder: %s", run.import_id,
-                     run.path.name, exc)
-        text = f"{outcome.message} (the file could not be moved: {exc}; it is still at {run.path})"
+        logger.error(message("log_file_not_moved", run.lang, import_id=run.import_id, file=run.path.name, reason=exc))
+        text = message("file_not_moved", run.lang, message=outcome.message, reason=exc, path=run.path)
         run.log(message=text)
         return replace(outcome, message=text)
     # Bad input found before the merge keeps the stage it reached; a merged import is now done.

@@ -237,13 +237,14 @@ def _column_key(name: str) -> str:
     return "_".join(plain.replace("-", " ").split())
 
 
-def _recipients_from_file(path: Path, max_bytes: int, max_rows: int) -> tuple[str, Iterator[tuple[int, dict]]]:
+def _recipients_from_file(path: Path, max_bytes: int, max_rows: int,
+                          lang: str) -> tuple[str, Iterator[tuple[int, dict]]]:
     """(the phone column as written, (line, {column key: cell}) of each row), read by the importer's reader."""
     def score(header: list[str]) -> float:
         keys = {_column_key(name) for name in header}
         return 2.0 * bool(keys & set(PHONE_COLUMNS)) + bool(keys & set(MESSAGE_COLUMNS))
 
-    info, chunks = open_table(path, score_header=score, max_bytes=max_bytes, max_rows=max_rows)
+    info, chunks = open_table(path, score_header=score, max_bytes=max_bytes, max_rows=max_rows, lang=lang)
     phone = next((name for name in info.header if _column_key(name) in PHONE_COLUMNS), None)
     if phone is None:
         raise UsageError(f"{path.name}: no phone column (name one of: {', '.join(PHONE_COLUMNS)})")
@@ -300,7 +301,7 @@ def notify_bulk(path: Path | None, campaign: str, from_clients: bool, city: str 
         if path is not None:
             try:
                 phone_column, recipients = _recipients_from_file(path, settings.imports.max_bytes,
-                                                                 settings.imports.max_rows)
+                                                                 settings.imports.max_rows, settings.lang)
             except FileRejected as exc:
                 raise UsageError(exc.message) from None
         else:

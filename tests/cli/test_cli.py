@@ -154,7 +154,7 @@ def test_import_exit_codes(cli_env, db_url, tmp_path):
 
     garbage = tmp_path / "garbage.csv"
     garbage.write_bytes(bytes(range(256)) * 50)
-    unreadable = nightshift("import", str(garbage), "--json", env=cli_env, cwd=tmp_path)
+    unreadable = nightshift("import", str(garbage), "--json", env={**cli_env, "NIGHTSHIFT_LANG": "en"}, cwd=tmp_path)
     assert unreadable.returncode == 2 and "Traceback" not in unreadable.stderr
     assert "Stack Trace" not in unreadable.stderr
     assert json.loads(unreadable.stdout)["status"] == "failed"
@@ -248,7 +248,7 @@ def test_import_of_a_bad_file_prints_a_clear_message_and_no_stack_trace(cli_env,
     garbage = tmp_path / "garbage.csv"
     garbage.write_bytes(bytes(range(256)) * 50)
     for dry_run in ([], ["--dry-run"]):
-        result = nightshift("import", str(garbage), *dry_run, env=cli_env, cwd=tmp_path)
+        result = nightshift("import", str(garbage), *dry_run, env={**cli_env, "NIGHTSHIFT_LANG": "en"}, cwd=tmp_path)
         assert result.returncode == 2
         assert "Stack Trace" not in result.stderr and "Traceback" not in result.stderr
         assert "garbage.csv: this is not a text table (binary content)" in result.stdout

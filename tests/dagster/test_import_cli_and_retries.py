@@ -104,7 +104,8 @@ def test_the_cli_shows_the_stack_trace_of_an_internal_error(cli_home, tmp_path, 
     assert "ZeroDivisionError" in result.stderr
 
 
-def test_the_cli_states_a_bad_file_in_one_line_without_stack_trace(cli_home, tmp_path):
+def test_the_cli_states_a_bad_file_in_one_line_without_stack_trace(cli_home, tmp_path, monkeypatch):
+    monkeypatch.setenv("NIGHTSHIFT_LANG", "en")  # the texts asserted are the English ones
     path = tmp_path / "clients.csv"
     path.write_text("prenom;nom\nAwa;Traore\n", encoding="utf-8")
     result = CliRunner().invoke(cli.main, ["import", str(path), "--profile", "clients"])

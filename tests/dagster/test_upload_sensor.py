@@ -60,7 +60,7 @@ def test_reupload_after_an_unknown_account_folder_is_imported(env, suggestion):
         assert rejected.run_requests == []
         [first] = all_imports(env["engine"])
         assert (first.status, first.dagster_run_id) == ("failed", None)
-        assert "unknown account folder 'acme'" in first.message
+        assert "dossier de compte inconnu « acme »" in first.message  # NIGHTSHIFT_LANG: fr by default
 
         if suggestion == "create the account":
             with env["engine"].begin() as conn:
@@ -95,8 +95,8 @@ def test_reupload_after_a_failed_run_is_a_duplicate_that_says_how_to_retry(env):
     failed, duplicate = all_imports(env["engine"])
     assert (failed.status, failed.failure_kind) == ("failed", "bad_input")
     assert (duplicate.status, duplicate.duplicate_of_id) == ("duplicate", failed.id)
-    assert f"same content as import {failed.id} (garbage.csv, failed)" in duplicate.message
-    assert request.partition_key in duplicate.message and "re-execute" in duplicate.message
+    assert f"même contenu que l'import {failed.id} (garbage.csv, failed)" in duplicate.message
+    assert request.partition_key in duplicate.message and "ré-exécutez" in duplicate.message
     assert duplicate.partition_key is None, "a duplicate has no partition of its own"
 
 

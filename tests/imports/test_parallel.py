@@ -118,7 +118,7 @@ def test_keys_are_compared_by_hash_then_confirmed_by_their_text(db, settings, tm
 
     assert (outcome.status, outcome.rows_total, outcome.inserted, outcome.invalid) == ("partial", 4, 3, 1)
     assert [(e["line"], e["code"]) for e in outcome.errors] == [(2, "duplicate_key")]
-    assert "la ligne 4 " in outcome.errors[0]["message"]  # the later line won
+    assert "line 4 of the file" in outcome.errors[0]["message"]  # the later line won
 
 
 def test_a_bad_file_found_out_while_workers_run_fails_cleanly(db, settings, tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ from nightshift.imports.reading import (
     open_table,
 )
 
-LIMITS = {"max_bytes": 200 * 1024 * 1024, "max_rows": 1_000_000}
+LIMITS = {"max_bytes": 200 * 1024 * 1024, "max_rows": 1_000_000, "lang": "en"}
 
 
 def rows_of(path, score):
@@ -114,7 +114,7 @@ def test_bytes_neither_utf8_nor_windows_1252_are_refused_with_their_line(tmp_pat
     path.write_bytes(b"nom;code_postal\nLyon;69001\nB\x81ziers;34500\n")
     with pytest.raises(FileRejected) as raised:
         open_table(path, score_header=PROFILES["cities"].score_header, **LIMITS)
-    assert raised.value.code == "unreadable" and "line 3" in raised.value.message
+    assert raised.value.code == "unknown_encoding" and "line 3" in raised.value.message
 
 
 def test_a_quote_opening_on_a_line_with_an_even_number_of_quotes_is_a_clean_refusal(tmp_path):
@@ -139,15 +139,17 @@ def test_a_quoted_field_spanning_lines_with_even_quote_counts_is_one_record_what
     path.write_text('nom;code_postal;ville\nBron;69500;Bron\nGar"age;"69\n001";Lyon\nVaulx;69120;Vaulx\n',
                     encoding="utf-8")
     assert _single_line_records(path, ";") is None
-    _, chunks = open_table(path, score_header=PROFILES["cities"].score_header, max_bytes=10**6,
+    _, chunks = open_table(path, score_header=PROFILES["cities"].score_header, max_bytes=10**6, lang="en",
                            max_rows=10, chunk_rows=chunk_rows)
     assert numbered(list(chunks)) == [(2, "Bron", "69500", "Bron"), (3, 'Gar"age', "69\n001", "Lyon"),
                                       (5, "Vaulx", "69120", "Vaulx")]
 
 
 def test_a_file_refusal_travels_back_from_a_worker_process_intact():
-    rejected = pickle.loads(pickle.dumps(FileRejected("unclosed_quote", "villes.csv: line 3: …")))
-    assert (rejected.code, rejected.message) == ("unclosed_quote", "villes.csv: line 3: …")
+    rejected = pickle.loads(pickle.dumps(FileRejected("unclosed_quote", "fr", file="villes.csv", line=3)))
+    assert (type(rejected), rejected.code, rejected.params) == (FileRejected, "unclosed_quote",
+                                                                 {"file": "villes.csv", "line": 3})
+    assert str(rejected) == rejected.message and rejected.message.startswith("villes.csv : ligne 3 : un champ")
 
 
 def test_a_windows_1252_file_with_a_utf8_looking_pair_stays_windows_1252(tmp_path):
@@ -180,9 +182,9 @@ def test_chunks_of_raw_lines_skip_blank_lines_and_the_row_limit_counts_rows_not_
     path.write_text("nom;code_postal\r\nLyon;69001\r\n" + "\r\n" * 5 + ";;\r\nBron;69500", encoding="utf-8")
     score = PROFILES["cities"].score_header
     assert _single_line_records(path, ";") == 9
-    _, chunks = open_table(path, score_header=score, max_bytes=10**6, max_rows=2, chunk_rows=3)
+    _, chunks = open_table(path, score_header=score, max_bytes=10**6, lang="en", max_rows=2, chunk_rows=3)
     assert numbered(list(chunks)) == [(2, "Lyon", "69001"), (9, "Bron", "69500")]
-    _, chunks = open_table(path, score_header=score, max_bytes=10**6, max_rows=1, chunk_rows=3)
+    _, chunks = open_table(path, score_header=score, max_bytes=10**6, lang="en", max_rows=1, chunk_rows=3)
     with pytest.raises(FileRejected) as raised:
         [chunk.frame for chunk in chunks]
     assert raised.value.code == "too_many_rows" and "imports.max_rows" in raised.value.message
@@ -203,10 +205,10 @@ def test_sheets_and_csv_module_records_are_chunked_with_their_lines_and_the_row_
     score = PROFILES["cities"].score_header
     for path, rows in ((sheet, [(2, "Lyon", "69001"), (4, "Bron", "69500"), (5, "Vaulx", "69120")]),
                        (spanning, [(2, "Lyon", "69001"), (4, "Br\non", "69500"), (6, "Vaulx", "69120")])):
-        _, chunks = open_table(path, score_header=score, max_bytes=10**6, max_rows=3, chunk_rows=2)
+        _, chunks = open_table(path, score_header=score, max_bytes=10**6, lang="en", max_rows=3, chunk_rows=2)
         chunks = list(chunks)
         assert [len(chunk.frame) for chunk in chunks] == [2, 1] and numbered(chunks) == rows
-        _, chunks = open_table(path, score_header=score, max_bytes=10**6, max_rows=2, chunk_rows=2)
+        _, chunks = open_table(path, score_header=score, max_bytes=10**6, lang="en", max_rows=2, chunk_rows=2)
         with pytest.raises(FileRejected) as raised:
             list(chunks)
         assert raised.value.code == "too_many_rows"
@@ -349,7 +351,7 @@ def test_a_chunk_of_raw_lines_reads_its_accents_whichever_parser_takes_it(encodi
     if encoding == "utf-8+cp1252":  # UTF-8 with one Windows-1252 byte: read as that character
         data = data.replace("Sète".encode(), "Sète".encode("cp1252"))
     header = ["nom", "ville", "prix"]
-    frame, lines = CsvLines(data, 2, "prix.csv", header, ";", encoding).parse()
+    frame, lines = CsvLines(data, 2, "prix.csv", header, ";", encoding, "en").parse()
     assert frame.values.tolist() == [row.split(";") for row in rows] and list(lines) == [2, 3]
-    narrow, lines = CsvLines(data, 2, "prix.csv", [*header, "note"], ";", encoding).parse()
+    narrow, lines = CsvLines(data, 2, "prix.csv", [*header, "note"], ";", encoding, "en").parse()
     assert narrow.values.tolist() == [[*row.split(";"), ""] for row in rows] and list(lines) == [2, 3]
