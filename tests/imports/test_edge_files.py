@@ -2,13 +2,12 @@
 
 import csv
 from dataclasses import replace
-from io import BytesIO
 
 import sqlalchemy as sa
-from openpyxl import Workbook
 
 from nightshift.db.schema import cities
 from nightshift.imports.service import ImportOptions, run_import
+from tests.imports.bad_files import truncated_xlsx
 
 
 def city_count(engine) -> int:
@@ -34,14 +33,8 @@ def test_quoted_newlines_keep_physical_line_numbers(db, settings, tmp_path):
 
 
 def test_truncated_xlsx_fails_cleanly(db, settings, tmp_path):
-    workbook = Workbook()
-    workbook.active.append(["nom", "code_postal"])
-    for i in range(2000):
-        workbook.active.append([f"Ville {i}", f"{10000 + i}"])
-    buffer = BytesIO()
-    workbook.save(buffer)
     path = tmp_path / "villes.xlsx"
-    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    path.write_bytes(truncated_xlsx())
     outcome = run_import(db, path, settings, ImportOptions(profile="cities"))
     assert (outcome.status, outcome.failure_kind, outcome.unreadable) == ("failed", "bad_input", True)
     assert "villes.xlsx" in outcome.message and "again" in outcome.message

@@ -4,31 +4,20 @@ columns as the file or the profile writes them."""
 
 import csv
 from dataclasses import replace
-from io import BytesIO
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from openpyxl import Workbook
 
 from nightshift.db.schema import imports
 from nightshift.imports import intake
 from nightshift.imports.files import sha256_of
 from nightshift.imports.service import ImportOptions, run_import
+from tests.imports.bad_files import truncated_xlsx
 from tests.imports.languages import foreign_words
 
 CLIENT_PHONE = {"fr": "telephone (orthographes acceptées : telephone, phone, tel, numero, whatsapp)",
                 "en": "telephone (accepted spellings: telephone, phone, tel, numero, whatsapp)"}
-
-
-def _truncated_xlsx() -> bytes:
-    workbook = Workbook()
-    workbook.active.append(["nom", "code_postal"])
-    for i in range(2000):
-        workbook.active.append([f"Ville {i}", f"{10000 + i}"])
-    buffer = BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()[: len(buffer.getvalue()) // 2]
 
 
 # name, content, options, settings.imports changes, {lang: what the message says}
@@ -54,7 +43,7 @@ BAD_FILES = [
         "en": "garbage.csv: this is not a text table (binary content); upload a CSV or an Excel file"}),
     ("vide.csv", b"", {"profile": "cities"}, {}, {
         "fr": "vide.csv : le fichier est vide", "en": "vide.csv: the file is empty"}),
-    ("villes.xlsx", _truncated_xlsx(), {"profile": "cities"}, {}, {
+    ("villes.xlsx", truncated_xlsx(), {"profile": "cities"}, {}, {
         "fr": "villes.xlsx : le classeur est endommagé ou tronqué : exportez-le de nouveau.",
         "en": "villes.xlsx: the spreadsheet is damaged or truncated; export it again"}),
     ("gros.csv", "nom;code_postal\n" + "Bourg;01000\n" * 2000, {"profile": "cities"}, {"max_bytes": 1000}, {
