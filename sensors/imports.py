@@ -2,11 +2,11 @@
 
 upload_sensor: files dropped in data/uploads/ become import_batch partitions and runs.
 import_failure_sensor: an import that failed for a transient reason, or that stalled, is re-requested
-once. Transient: the database was unavailable, or the run died (interrupted, crashed) while the import
-was running. Stalled: registered by the upload sensor (`received`) longer than
-imports.stalled_after_seconds ago with no queued or running run for its partition (the run was never
-launched, or ended before the import began). Bad files are never re-requested: they wait for a fixed
-upload or a manual re-execution.
+once. Transient: the database was unavailable, or the run died while the import was in progress
+(`interrupted`: its run failed or was canceled, or its process no longer holds the import's lease).
+Stalled: registered by the upload sensor (`received`) longer than imports.stalled_after_seconds ago with
+no queued or running run for its partition (the run was never launched, or ended before the import began).
+Bad files are never re-requested: they wait for a fixed upload or a manual re-execution.
 """
 
 import json
@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from assets.imports import import_files, import_job
+from assets.imports import STATUS_TAG, import_files, import_job
 from nightshift.config import Settings
 from nightshift.imports import intake, recovery
 from resources.database import Database
@@ -77,11 +77,7 @@ def _has_run_in_flight(instance: dg.DagsterInstance, partition_key: str) -> bool
 )
 def import_failure_sensor(context: dg.SensorEvaluationContext, database: Database,
                           settings: dg.ResourceParam[Settings]) -> dg.SensorResult:
-    for running in recovery.running_imports(database.engine):
-        run = context.instance.get_run_by_id(running["dagster_run_id"]) if running["dagster_run_id"] else None
-        if run is not None and run.status in FINISHED_BADLY:
-            recovery.mark_interrupted(database.engine, running["id"], run.run_id)
-            context.log.info(f"import {running['id']}: its run {run.run_id} ended {run.status.value}")
+    _interrupt_dead_imports(context, database, settings)
     requests = []
     for failed in recovery.claim_transient_failures(database.engine):
         requests.append(_retry(failed, "import-retry", "failed for a transient reason"))
@@ -102,6 +98,27 @@ def import_failure_sensor(context: dg.SensorEvaluationContext, database: Databas
         run_requests=requests,
         dynamic_partitions_requests=[import_files.build_add_request(sorted(set(stalled_keys)))] if stalled_keys else [],
     )
+
+
+def _interrupt_dead_imports(context: dg.SensorEvaluationContext, database: Database, settings: Settings) -> None:
+    """Imports in progress whose run ended badly, or whose process no longer holds their lease, turned
+    `interrupted` (then claimed below like a transient failure). A CLI run (in its own process, which
+    nothing watches) whose process died stays STARTED for Dagster: once its import is `interrupted`, it is
+    reported failed."""
+    engine, instance = database.engine, context.instance
+    for row in recovery.in_progress_imports(engine):
+        run = instance.get_run_by_id(row["dagster_run_id"])
+        if run is not None and run.status in FINISHED_BADLY:
+            if recovery.mark_interrupted(engine, row["id"], run.run_id, settings.lang):
+                instance.add_run_tags(run.run_id, {STATUS_TAG: "interrupted"})
+                context.log.info(f"import {row['id']}: its run {run.run_id} ended {run.status.value}")
+    for row in recovery.interrupt_abandoned(engine, settings.lang):
+        context.log.info(f"import {row['id']}: the process of its run {row['dagster_run_id']} died")
+    started = {run.run_id: run for run in instance.get_runs(
+        filters=dg.RunsFilter(job_name=import_job.name, statuses=[dg.DagsterRunStatus.STARTED]))}
+    for run_id, import_id in recovery.interrupted_in(engine, sorted(started)).items():
+        instance.report_run_failed(started[run_id], f"the process of the run died while import {import_id} ran")
+        instance.add_run_tags(run_id, {STATUS_TAG: "interrupted"})
 
 
 def _retry(row: dict, kind: str, reason: str) -> dg.RunRequest:

@@ -81,12 +81,13 @@ def run_key(sha256: str, profile: Profile | None, import_id: int | None = None) 
 
 def _in_flight_paths(engine: Engine, uploads_dir: Path) -> set[str]:
     """Files already registered and still in the upload folder (handled files are moved out; a file
-    whose import failed for a transient reason stays for its automatic retry; one merged but not moved,
-    the folder it should go to being unusable, stays too). Only paths under the upload folder are
-    loaded: the failed imports of the past live in failed/."""
+    whose import failed for a transient reason or was interrupted stays for its automatic retry; one merged
+    but not moved, the folder it should go to being unusable, stays too). Only paths under the upload
+    folder are loaded: the failed imports of the past live in failed/."""
     prefix = str(uploads_dir).rstrip(os.sep) + os.sep
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    registered = sa.or_(imports.c.status.in_(("received", "running", "failed")), imports.c.stage == "merged")
+    registered = sa.or_(imports.c.status.in_(("received", "running", "failed", "interrupted")),
+                        imports.c.stage == "merged")
     query = sa.select(imports.c.file_path).where(registered, imports.c.file_path.like(escaped + "%", escape="\\"))
     with read_transaction(engine) as conn:
         return {row[0] for row in conn.execute(query)}
@@ -102,7 +103,7 @@ def _counts_as_first(row: dict) -> bool:
     register_many's docstring)."""
     if _rejected_at_intake(row):
         return False
-    if row["status"] in ("received", "failed"):
+    if row["status"] in ("received", "failed", "interrupted"):
         kept = row["file_path"]
         return bool(kept) and Path(kept).exists()  # else nothing is left to run or re-execute
     return True

@@ -366,6 +366,47 @@ MESSAGES: dict[str, dict[str, str]] = {
               "uploads/<profil>/",
         "en": "unknown account folder '{folder}': create the account or move the file to uploads/<profile>/",
     },
+    # UI
+    # (the Dagster UI: run failures of import_batch and the import log's `interrupted`; actions named as the UI
+    # and the upload folder offer them, never the CLI's options)
+    "ui_import_failed": {
+        "fr": "l'import {import_id} de « {file} » a échoué : {reason}",
+        "en": "import {import_id} of '{file}' failed: {reason}",
+    },
+    "ui_no_profile_matches": {
+        "fr": "{file} : aucun profil d'import ne correspond à son en-tête ; déposez le fichier dans le sous-dossier "
+              "de son profil, {uploads}/<profil>/ ou {uploads}/<compte>/<profil>/, ou renommez ses colonnes comme "
+              "le profil les attend.",
+        "en": "{file}: no import profile matches its header; drop the file in the sub-folder of its profile, "
+              "{uploads}/<profile>/ or {uploads}/<account>/<profile>/, or name its columns as the profile expects.",
+    },
+    "ui_strict_abort": {
+        "fr": "strict: true dans la configuration du run : {invalid} ligne(s) invalide(s), rien n'a été écrit ; "
+              "corrigez le rapport d'erreurs et déposez-le de nouveau, ou relancez sans strict.",
+        "en": "strict: true in the run's config: {invalid} invalid row(s), nothing written; fix the error report "
+              "and drop it again, or launch the run again without strict.",
+    },
+    "ui_no_import_registered": {
+        "fr": "aucun import n'est enregistré pour la partition « {partition} » : déposez le fichier dans le dossier "
+              "de dépôt.",
+        "en": "no import is registered for partition '{partition}': drop the file in the upload folder.",
+    },
+    "ui_file_gone": {
+        "fr": "import {import_id} : le fichier n'est plus à {path} (déplacé ou supprimé) ; déposez-le de nouveau "
+              "dans {uploads}.",
+        "en": "import {import_id}: the file is no longer at {path} (moved or deleted); drop it again in {uploads}.",
+    },
+    "ui_internal_error": {
+        "fr": "l'import {import_id} a échoué sur une erreur interne : {error}",
+        "en": "import {import_id} failed on an internal error: {error}",
+    },
+    "ui_interrupted": {
+        "fr": "interrompu : le run {run_id} s'est arrêté avant la fin de l'import ; rien n'a été écrit et le fichier "
+              "est resté où il était : l'import est relancé une fois automatiquement, sinon ré-exécutez sa "
+              "partition.",
+        "en": "interrupted: the run {run_id} stopped before the import finished; nothing was written and the file "
+              "stayed where it was: the import is run again once automatically, else re-execute its partition.",
+    },
 }
 
 

@@ -1,37 +1,168 @@
 """Imports that need an automatic second chance, each claimed once (auto_retries + 1):
-- failed for a transient reason (database unavailable, run interrupted);
+- failed for a transient reason (database unavailable), or interrupted (its run or its process died);
 - stalled: registered by the upload sensor but never started (its run was never launched, or ended
   before the import began).
+
+The lease of an import: a lock its process holds from the moment its run starts it until its outcome is
+committed, which the operating system or the database server lets go when the process dies, however it
+dies (SIGKILL, out of memory, a lost machine). On PostgreSQL it is a session advisory lock on a connection
+of its own; on SQLite (one machine) an flock on a file beside the database. An import `received` or
+`running` in a run whose lease nobody holds is dead: `interrupted`, its file left where it was for the
+re-run.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
-from nightshift.db.engine import read_transaction, write_transaction
+from nightshift.db.engine import advisory_lock_key, read_transaction, sqlite_file, write_transaction
 from nightshift.db.schema import imports
+from nightshift.imports.messages import message
 
 MAX_AUTO_RETRIES = 1
 STALLED_PER_TICK = 100
+# What a run is doing with the import (the import log's statuses): a dead process leaves them so.
+IN_PROGRESS = ("received", "running")
+# Ended without its rows: what a retry or a backfill runs again.
+RE_RUN = ("failed", "interrupted")
 
 
-def running_imports(engine: Engine) -> list[dict]:
-    query = sa.select(imports.c.id, imports.c.dagster_run_id).where(imports.c.status == "running")
+def _lock_key(import_id: int) -> int:
+    return advisory_lock_key(f"nightshift.import:{import_id}")
+
+
+def _lease_file(engine: Engine, import_id: int) -> Path | None:
+    """The lock file of an import on a SQLite database kept on disk (None: an in-memory one, which no
+    other process sees)."""
+    database = sqlite_file(engine.url)
+    return None if database is None else Path(f"{database}-import-leases") / str(import_id)
+
+
+def _flock(path: Path, *, wait: bool) -> int | None:
+    """A descriptor holding the exclusive flock of `path` (created if missing), or None when another open
+    file holds it and `wait` is false. A file unlinked by its releaser while this waited is not the one
+    at `path` any more: then the lock is taken again on the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(descriptor)
+            return None
+        try:
+            if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                return descriptor
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)
+
+
+def _release_file(path: Path, descriptor: int) -> None:
+    with suppress(FileNotFoundError):
+        path.unlink()
+    os.close(descriptor)  # after the unlink: a waiter then sees its file is gone and takes the new one
+
+
+@contextmanager
+def lease(engine: Engine, import_id: int) -> Iterator[None]:
+    """Hold the lease of an import for the block: the run that imports it holds it until the outcome is
+    committed. Waits while another process holds it (a re-execution started before the first run ended)."""
+    path = _lease_file(engine, import_id)
+    if path is not None:
+        descriptor = _flock(path, wait=True)
+        try:
+            yield
+        finally:
+            _release_file(path, descriptor)
+        return
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.select(sa.func.pg_advisory_lock(_lock_key(import_id))))
+        conn.commit()
+        try:
+            yield
+        finally:
+            _unlock(conn, import_id)
+
+
+def _unlock(conn: Connection, import_id: int) -> None:
+    """Let go of a session advisory lock; a connection that cannot is discarded (closing it lets go)."""
+    try:
+        conn.execute(sa.select(sa.func.pg_advisory_unlock(_lock_key(import_id))))
+        conn.commit()
+    except sa.exc.DBAPIError:
+        conn.invalidate()
+
+
+def lease_is_held(engine: Engine, import_id: int) -> bool:
+    """Whether a process holds the lease of the import now (taking it without waiting, and letting go)."""
+    path = _lease_file(engine, import_id)
+    if path is not None:
+        descriptor = _flock(path, wait=False)
+        if descriptor is None:
+            return True
+        _release_file(path, descriptor)
+        return False
+    if engine.dialect.name != "postgresql":
+        return True  # an in-memory database: only this process sees it
+    with engine.connect() as conn:
+        taken = conn.execute(sa.select(sa.func.pg_try_advisory_lock(_lock_key(import_id)))).scalar_one()
+        conn.commit()
+        if taken:
+            _unlock(conn, import_id)
+    return not taken
+
+
+def in_progress_imports(engine: Engine) -> list[dict]:
+    """Imports a run has started (it recorded its run id) and not finished: alive or dead."""
+    query = (sa.select(imports.c.id, imports.c.dagster_run_id)
+             .where(imports.c.status.in_(IN_PROGRESS), imports.c.dagster_run_id.is_not(None))
+             .order_by(imports.c.id))
     with read_transaction(engine) as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def mark_interrupted(engine: Engine, import_id: int, run_id: str) -> None:
+def mark_interrupted(engine: Engine, import_id: int, run_id: str, lang: str) -> bool:
+    """`interrupted` (a transient failure: retried once automatically, re-run by a backfill), if it is still
+    in progress in that run; the file stays where it is. Whether it was."""
     with write_transaction(engine) as conn:
-        conn.execute(
+        changed = conn.execute(
             imports.update()
-            .where(imports.c.id == import_id, imports.c.status == "running")
-            .values(status="failed", failure_kind="transient",
-                    message=f"the run {run_id} ended before the import finished (interrupted)")
-        )
+            .where(imports.c.id == import_id, imports.c.status.in_(IN_PROGRESS),
+                   imports.c.dagster_run_id == run_id)
+            .values(status="interrupted", failure_kind="transient", finished_at=datetime.now(UTC),
+                    message=message("ui_interrupted", lang, run_id=run_id))
+        ).rowcount
+    return bool(changed)
+
+
+def interrupt_abandoned(engine: Engine, lang: str) -> list[dict]:
+    """Every import in progress whose lease nobody holds (its process died) turned `interrupted`; those
+    turned (id, dagster_run_id)."""
+    return [row for row in in_progress_imports(engine)
+            if not lease_is_held(engine, row["id"])
+            and mark_interrupted(engine, row["id"], row["dagster_run_id"], lang)]
+
+
+def interrupted_in(engine: Engine, run_ids: list[str]) -> dict[str, int]:
+    """Among the given runs, those whose import was interrupted in them: run id -> import id."""
+    if not run_ids:
+        return {}
+    query = sa.select(imports.c.dagster_run_id, imports.c.id).where(
+        imports.c.dagster_run_id.in_(run_ids), imports.c.status == "interrupted")
+    with read_transaction(engine) as conn:
+        return dict(conn.execute(query).all())
 
 
 _RETRYABLE = sa.and_(imports.c.auto_retries < MAX_AUTO_RETRIES, imports.c.partition_key.is_not(None))
@@ -51,8 +182,8 @@ def _claim(engine: Engine, condition: sa.ColumnElement[bool]) -> list[dict]:
 
 
 def claim_transient_failures(engine: Engine) -> list[dict]:
-    """Transient failures not yet retried automatically."""
-    return _claim(engine, sa.and_(imports.c.status == "failed", imports.c.failure_kind == "transient"))
+    """Transient failures and interrupted imports not yet retried automatically."""
+    return _claim(engine, sa.and_(imports.c.status.in_(RE_RUN), imports.c.failure_kind == "transient"))
 
 
 def stalled_candidates(engine: Engine, registered_before: datetime) -> list[dict]:
@@ -73,17 +204,17 @@ def claim_stalled(engine: Engine, import_ids: list[int]) -> list[dict]:
 
 
 def failed_partition_keys(engine: Engine) -> list[str]:
-    """Every `import_batch` partition whose latest import failed in a run: what a backfill of the failed
-    partitions re-runs (each file is re-imported from where it was kept). Files rejected before any run
-    (unknown account folder) have no Dagster partition and are left out; so are partitions re-imported
-    since (their latest import is not `failed`)."""
+    """Every `import_batch` partition whose latest import failed or was interrupted in a run: what a
+    backfill of the failed partitions re-runs (each file is re-imported from where it was kept). Files
+    rejected before any run (unknown account folder) have no Dagster partition and are left out; so are
+    partitions re-imported since (their latest import is neither)."""
     later = imports.alias("later")
     newer_import = (sa.select(later.c.id)
                     .where(later.c.partition_key == imports.c.partition_key, later.c.id > imports.c.id,
                            later.c.status != "duplicate")
                     .exists())
     query = (sa.select(imports.c.partition_key).distinct()
-             .where(imports.c.status == "failed", imports.c.dagster_run_id.is_not(None),
+             .where(imports.c.status.in_(RE_RUN), imports.c.dagster_run_id.is_not(None),
                     imports.c.partition_key.is_not(None), ~newer_import)
              .order_by(imports.c.partition_key))
     with read_transaction(engine) as conn:

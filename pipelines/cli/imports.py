@@ -28,7 +28,7 @@ from pipelines.cli.runner import (
     run_job,
 )
 
-IMPORT_STATUSES = ["received", "running", "succeeded", "partial", "failed", "duplicate"]
+IMPORT_STATUSES = ["received", "running", "succeeded", "partial", "failed", "interrupted", "duplicate"]
 
 
 @dataclass(frozen=True)
@@ -209,8 +209,10 @@ def imports_failed_partitions(as_json: bool) -> None:
 def imports_list(status: str | None, limit: int, as_json: bool) -> None:
     """Recent imports, newest first."""
     from nightshift.imports import log as import_log
+    from nightshift.imports import recovery
 
     with app_engine() as engine:
+        recovery.interrupt_abandoned(engine, current_settings().lang)  # a dead import is never shown running
         rows = import_log.list_imports(engine, status=status, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False, default=str))

@@ -6,7 +6,7 @@ import dagster as dg
 
 from assets.imports import import_batch, import_job
 from nightshift.config import Settings
-from pipelines.jobs.imports import import_dry_run
+from pipelines.jobs.imports import OUTCOME_IO_MANAGER, import_dry_run
 from sensors.imports import import_failure_sensor, upload_sensor
 
 
@@ -15,5 +15,5 @@ def definitions(settings: Settings, resources: dict[str, Any]) -> dg.Definitions
         assets=[import_batch],
         jobs=[import_job, import_dry_run],
         sensors=[upload_sensor(settings), import_failure_sensor],
-        resources={key: resources[key] for key in ("database", "settings")},
+        resources={**{key: resources[key] for key in ("database", "settings")}, OUTCOME_IO_MANAGER: dg.mem_io_manager},
     )

@@ -1,4 +1,9 @@
-"""import_dry_run: parse, validate and count against the database without writing anything."""
+"""import_dry_run: parse, validate and count against the database without writing anything.
+
+Its outcome holds the raw values of rejected cells (personal data): it stays in the run's memory
+(OUTCOME_IO_MANAGER, Dagster's mem_io_manager: every step runs in the run's process), never in Dagster's
+storage; the UI gets the masked metadata.
+"""
 
 from pathlib import Path
 
@@ -19,7 +24,10 @@ class DryRunConfig(dg.Config):
     create_categories: bool | None = None
 
 
-@dg.op(out=dg.Out(ImportOutcome))
+OUTCOME_IO_MANAGER = "import_outcome_in_memory"
+
+
+@dg.op(out=dg.Out(ImportOutcome, io_manager_key=OUTCOME_IO_MANAGER))
 def dry_run_import(context: dg.OpExecutionContext, config: DryRunConfig, database: Database,
                    settings: dg.ResourceParam[Settings]) -> dg.Output:
     outcome = run_import(

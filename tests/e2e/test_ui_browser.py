@@ -37,6 +37,7 @@ SAMPLES = sorted(path for path in (PROJECT_ROOT / "samples").iterdir() if path.i
 PARTIAL_SAMPLE = PROJECT_ROOT / "samples" / "clients.csv"
 IMPORTS_TIMEOUT_S = 240
 COMMUNITY_DIALOG_WAIT_MS = 15_000
+RUNS_LIST_WAIT_MS = 30_000
 RUNS_IN_FLIGHT = {"QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING"}
 # What the UI shows when a query, a page or a code location fails.
 ERROR_TEXTS = ("PythonError", "Error loading", "Something went wrong", "failed to load", "Unexpected GraphQL error",
@@ -276,3 +277,18 @@ def test_automation_page_lists_the_sensors_and_the_schedule(browsing: Browsing, 
         for sensor in ("upload_sensor", "import_failure_sensor", "run_failure_alerts"):
             expect(page.get_by_text(sensor, exact=True)).to_be_visible()
         expect(page.get_by_text("database_health_hourly", exact=True)).to_be_visible()
+
+
+def test_runs_list_tags_a_partial_import_partial(browsing: Browsing, expect, imported: ImportedSamples) -> None:
+    """A partial import is a successful run like a clean one: its tag says it was partial (user tags are
+    shown in the runs list; Dagster's own are behind "View all tags")."""
+    page = browsing.page
+    page.goto("/runs?q%5B0%5D=job%3Aimport_job")
+    with browsing.visiting("09-runs-list-import_job"):
+        for sample, status in ((PARTIAL_SAMPLE.name, "partial"), ("villes.csv", "succeeded")):
+            run_link = page.get_by_role("link").filter(has=page.get_by_text(imported.run_ids[sample][:8], exact=True))
+            expect(run_link, f"the run of {sample} is not listed").to_be_visible(timeout=RUNS_LIST_WAIT_MS)
+            # The run's cell: the nearest container of its link that also holds a status tag.
+            cell = run_link.locator("xpath=ancestor::*[.//*[starts-with(normalize-space(.), "
+                                    "'nightshift/import_status:')]][1]")
+            expect(cell.get_by_text(f"nightshift/import_status: {status}", exact=True)).to_be_visible()
