@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -10,9 +12,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from nightshift.db.engine import read_transaction, write_transaction
 from nightshift.db.schema import import_errors, imports
+from nightshift.imports import recovery
+from nightshift.imports.files import sha256_of
 
 STAGES = ("received", "parsed", "validated", "merged", "done")
 MAX_DETAILED_ERRORS = 10_000
+# Statuses of an import that ended without its rows (`interrupted`: its run or process died).
+ENDED_WITHOUT_ROWS = ("failed", "interrupted")
+SHOWN_ERRORS = 100  # detailed errors in a summary (the report has them all)
 
 
 def get(engine: Engine, import_id: int) -> dict | None:
@@ -77,16 +84,62 @@ def errors_of(engine: Engine, import_id: int, limit: int | None = None) -> list[
         return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def summary(engine: Engine, row: dict) -> dict[str, Any]:
-    """The CLI/JSON view of an import: counts, first errors, report path."""
-    return {
-        "import_id": row["id"], "status": row["status"], "profile": row["profile"],
-        "partition_key": row["partition_key"],
+def rows_per_second(rows: int, seconds: float) -> float | None:
+    """The import rate: rows since the import started over the seconds since (one figure for the progress
+    line, the log, the JSON and the run's metadata)."""
+    return round(rows / seconds, 1) if seconds > 0 else None
+
+
+def failure_class(row: Mapping[str, Any]) -> str | None:
+    """What a failed import needs, from its failure_kind: `data` (bad_input: no profile matched, missing
+    columns, too many invalid rows, unreadable file: a fixed file) or `transient` (interrupted, database
+    unreachable, crashed run, internal error: the file is not at fault, running it again can succeed).
+    None for an import that did not fail."""
+    if row["status"] not in ENDED_WITHOUT_ROWS:
+        return None
+    return "data" if row.get("failure_kind") == "bad_input" else "transient"
+
+
+def summary(row: Mapping[str, Any], errors: list[dict] | None = None) -> dict[str, Any]:
+    """The one view of an import that `nightshift import`, `imports list` and `imports show` print, in JSON
+    and as text. `row` holds the columns of the imports table (a dry run's outcome, never logged, gives those
+    it has); `errors` the first detailed errors (lists leave them out)."""
+    view = {
+        "import_id": row.get("id"), "file": row.get("file_path"), "status": row["status"],
+        "dry_run": bool(row.get("dry_run")), "kind": failure_class(row), "message": row.get("message"),
+        "profile": row.get("profile"), "sheet": row.get("sheet"), "encoding": row.get("encoding"),
+        "delimiter": row.get("delimiter"),
         "rows_total": row["rows_total"], "inserted": row["inserted"], "updated": row["updated"],
-        "unchanged": row["unchanged"], "invalid": row["invalid"], "encoding": row["encoding"],
-        "delimiter": row["delimiter"], "error_report": row["error_report_path"],
-        "errors": errors_of(engine, row["id"], limit=100),
-        "sheet": row["sheet"], "stage": row["stage"], "message": row["message"], "file": row["file_path"],
-        "error_counts": row["error_counts"] or {}, "duplicate_of": row["duplicate_of_id"],
-        "timings": row["timings"] or {}, "rows_per_second": row["rows_per_second"], "dry_run": False,
+        "unchanged": row["unchanged"], "invalid": row["invalid"], "rows_per_second": row.get("rows_per_second"),
+        "error_report": row.get("error_report_path"), "error_counts": row.get("error_counts") or {},
+        "duplicate_of": row.get("duplicate_of_id"), "stage": row.get("stage"),
+        "partition_key": row.get("partition_key"), "run_id": row.get("dagster_run_id"),
+        "timings": row.get("timings") or {},
+        "created_at": row.get("created_at"), "finished_at": row.get("finished_at"),
     }
+    if errors is not None:
+        view["errors"] = errors
+    return view
+
+
+def shown(engine: Engine, row: Mapping[str, Any]) -> dict[str, Any]:
+    """The summary of one logged import with its first SHOWN_ERRORS detailed errors."""
+    return summary(row, errors_of(engine, row["id"], limit=SHOWN_ERRORS))
+
+
+def failed_partitions(engine: Engine) -> list[dict[str, Any]]:
+    """The summary of the latest import of each failed partition (recovery.failed_partition_keys), with
+    `backfill`: whether a backfill of it can succeed. A transient failure can; a data failure only once its
+    file was fixed where it was kept (its content differs from the one that failed)."""
+    failed = []
+    for key in recovery.failed_partition_keys(engine):
+        row = by_partition(engine, key)
+        view = summary(row)
+        view["backfill"] = view["kind"] == "transient" or _changed_since(row)
+        failed.append(view)
+    return failed
+
+
+def _changed_since(row: Mapping[str, Any]) -> bool:
+    path = Path(row["file_path"]) if row["file_path"] else None
+    return path is not None and path.is_file() and sha256_of(path) != row["sha256"]

@@ -53,7 +53,8 @@ from nightshift.imports.validate import ColumnMapping
 from nightshift.phones import refusal_reason
 
 logger = logging.getLogger("nightshift.imports")
-# One record every PROGRESS_EVERY_ROWS rows and at the end (`nightshift_rows`): the CLI's terminal progress line.
+# One record every PROGRESS_EVERY_ROWS rows and at the end (`nightshift_rows`, `nightshift_rows_per_second`):
+# the CLI's terminal progress line.
 progress_logger = logging.getLogger("nightshift.imports.progress")
 
 ERRORS_IN_OUTCOME = 100
@@ -104,13 +105,6 @@ class ImportOutcome:
     file_path: str | None = None
     unreadable: bool = False
     workers: int = 0  # worker processes that validated the chunks (0: this process)
-
-    def as_json(self) -> dict[str, Any]:
-        keys = ("import_id", "status", "profile", "rows_total", "inserted", "updated", "unchanged", "invalid",
-                "encoding", "delimiter", "error_report", "errors")
-        extra = ("sheet", "error_counts", "message", "dry_run", "rows_per_second", "categories_created",
-                 "unknown_columns", "timings")
-        return {k: getattr(self, k) for k in keys + extra}
 
 
 Progress = Callable[[int], None]
@@ -300,8 +294,9 @@ class _Run:
 
     def report_progress(self) -> None:
         self.reported_rows = self.rows_total
+        rate = import_log.rows_per_second(self.rows_total, time.perf_counter() - self.started)
         progress_logger.info(message("log_progress", self.lang, file=self.path.name, rows=self.rows_total),
-                             extra={"nightshift_rows": self.rows_total})
+                             extra={"nightshift_rows": self.rows_total, "nightshift_rows_per_second": rate})
         if self.progress:
             self.progress(self.rows_total)
 
@@ -648,7 +643,7 @@ def _outcome(run: _Run, opened: _OpenedFile | None, validated: _ValidatedFile | 
         inserted=merged.inserted, updated=merged.updated, unchanged=merged.unchanged,
         categories_created=merged.categories_created, error_report=None if run.report is None else str(run.report),
         timings={k: round(v, 4) for k, v in {**run.timings, "total_s": total_s}.items()},
-        rows_per_second=round(rows_total / total_s, 1) if total_s > 0 else None,
+        rows_per_second=import_log.rows_per_second(rows_total, total_s),
         dry_run=run.options.dry_run, file_path=str(run.path), **known,
     )
 

@@ -1,9 +1,8 @@
 """`nightshift import FILE` and `nightshift imports …` (the import log)."""
 
-import json
+import dataclasses
 import logging
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from nightshift.imports.messages import message
 from nightshift.imports.profiles import PROFILES
 from pipelines.cli.runner import (
     EXIT_FAILED,
@@ -22,13 +22,16 @@ from pipelines.cli.runner import (
     UsageError,
     app_engine,
     current_settings,
+    echo_json,
     json_option,
     report,
     require_migrated,
     run_job,
+    verbose_option,
 )
 
 IMPORT_STATUSES = ["received", "running", "succeeded", "partial", "failed", "interrupted", "duplicate"]
+PRINTED_ERRORS = 10  # of the summary's first errors, in the text output
 
 
 @dataclass(frozen=True)
@@ -52,56 +55,109 @@ def _account_id(engine: Engine, slug: str | None) -> int | None:
     return found
 
 
+def _text(code: str, **params: object) -> str:
+    return message(code, current_settings().lang, **params)
+
+
+def _counted(code: str, count: int) -> str:
+    """`code`'s singular or plural message: French counts 0 and 1 in the singular, English only 1."""
+    lang = current_settings().lang
+    singular = count <= 1 if lang == "fr" else count == 1
+    return message(f"{code}_{'one' if singular else 'other'}", lang, count=count)
+
+
+def _rate(rows_per_second: float) -> str:
+    return _text("cli_rate", rate=rows_per_second)  # as the JSON gives it
+
+
+def _file_name(summary: dict[str, Any]) -> str:
+    return Path(summary["file"]).name if summary["file"] else "-"
+
+
+def _describe(summary: dict[str, Any]) -> list[str]:
+    """The summary as text lines: what applies to this import only (no sheet for a CSV, no encoding for Excel)."""
+    label = _text("cli_dry_run") if summary["dry_run"] else _text("cli_import", import_id=summary["import_id"])
+    details = [_text("cli_profile", profile=summary["profile"])] if summary["profile"] else []
+    if summary["sheet"]:
+        details.append(_text("cli_sheet", sheet=summary["sheet"]))
+    if summary["encoding"]:
+        details.append(_text("cli_encoding", encoding=summary["encoding"]))
+    if summary["delimiter"]:
+        details.append(_text("cli_delimiter", delimiter=summary["delimiter"]))
+    if summary["duplicate_of"]:
+        details.append(_text("cli_duplicate_of", import_id=summary["duplicate_of"]))
+    heading = _text("cli_heading", label=label, file=_file_name(summary),
+                    status=_text(f"cli_status_{summary['status']}"))
+    lines = [" — ".join([heading, ", ".join(details)]) if details else heading]
+    status, text = summary["status"], summary["message"] or ""
+    failed = summary["kind"] is not None
+    if failed and text:
+        lines.insert(0, text)  # why it failed, first and once
+    if summary["rows_total"] or status in ("succeeded", "partial"):
+        counts = _text("cli_counts", rows=_counted("cli_rows", summary["rows_total"]),
+                       **{key: _counted(f"cli_{key}", summary[key])
+                          for key in ("inserted", "updated", "unchanged", "invalid")})
+        if summary["rows_per_second"]:
+            counts += f" ({_rate(summary['rows_per_second'])})"
+        lines.append(f"  {counts}")
+    if status in ("succeeded", "partial"):
+        # The message of a merged import repeats the counts first; what follows them is news.
+        text = text.partition("; ")[2]
+    if text and not failed:
+        lines.append(f"  {text}")
+    errors = summary.get("errors") or []
+    for error in errors[:PRINTED_ERRORS]:
+        lines.append("  " + _text("cli_error_line", line=error["line"], column=error["column"] or "-",
+                                  error_code=error["code"], message=error["message"]))
+    total = sum(summary["error_counts"].values()) or len(errors)
+    if total > PRINTED_ERRORS:
+        lines.append("  " + _text("cli_more_errors", shown=PRINTED_ERRORS, total=total))
+    if summary["error_report"]:
+        lines.append("  " + _text("cli_error_report", path=summary["error_report"]))
+    return lines
+
+
 def _print_import(summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(summary, ensure_ascii=False, default=str))
-        return
-    label = "DRY RUN — nothing written. " if summary.get("dry_run") else ""
-    click.echo(f"{label}import {summary['import_id'] or '-'}: {summary['status']} "
-               f"(profile {summary['profile']}, encoding {summary['encoding']}, delimiter {summary['delimiter']!r})")
-    click.echo(f"  rows {summary['rows_total']}: inserted {summary['inserted']}, updated {summary['updated']}, "
-               f"unchanged {summary['unchanged']}, invalid {summary['invalid']}")
-    if summary.get("message"):
-        click.echo(f"  {summary['message']}")
-    for error in summary["errors"][:10]:
-        click.echo(f"  line {error['line']} [{error['column'] or '-'}] {error['code']}: {error['message']}")
-    if len(summary["errors"]) > 10 or summary["invalid"] > 10:
-        click.echo("  …")
-    if summary.get("error_report"):
-        click.echo(f"  error report: {summary['error_report']}")
+        echo_json(summary)
+    else:
+        click.echo("\n".join(_describe(summary)))
 
 
 class ProgressLine(logging.Handler):
-    """Rows imported so far, redrawn in place on a terminal (records of nightshift.imports.progress)."""
+    """Rows imported so far and the import's rate, redrawn in place on a terminal (records of
+    nightshift.imports.progress); cleared at the end, where the summary gives the final figures."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, file_name: str) -> None:
         super().__init__(logging.INFO)
-        self.stream, self.started, self.drawn = stream, time.perf_counter(), False
+        self.stream, self.file_name, self.drawn = stream, file_name, False
 
     def emit(self, record: logging.LogRecord) -> None:
         rows = getattr(record, "nightshift_rows", None)
         if rows is None:
             return
-        rate = rows / max(time.perf_counter() - self.started, 1e-6)
-        self.stream.write(f"\r\x1b[K{record.getMessage()} ({rate:,.0f} rows/s)")
+        rate = getattr(record, "nightshift_rows_per_second", None)
+        text = _text("cli_progress", file=self.file_name, rows=_counted("cli_rows", rows),
+                     rate=_rate(rate) if rate else "…")
+        self.stream.write(f"\r\x1b[K{text}")
         self.stream.flush()
         self.drawn = True
 
     def close(self) -> None:
         if self.drawn:
-            self.stream.write("\n")
+            self.stream.write("\r\x1b[K")
             self.stream.flush()
         super().close()
 
 
 @contextmanager
-def progress_line(enabled: bool) -> Iterator[None]:
+def progress_line(enabled: bool, file_name: str) -> Iterator[None]:
     if not enabled:
         yield
         return
     from nightshift.imports.service import progress_logger
 
-    handler = ProgressLine(sys.stderr)
+    handler = ProgressLine(sys.stderr, file_name)
     progress_logger.addHandler(handler)
     progress_logger.setLevel(logging.INFO)
     try:
@@ -120,9 +176,10 @@ def progress_line(enabled: bool) -> Iterator[None]:
 @click.option("--create-categories/--no-create-categories", default=None,
               help="Unknown category/sub-category: create it, or reject the row (unknown_category). "
                    "Default: the setting imports.create_categories.")
+@verbose_option
 @json_option
 def import_command(path: Path, profile: str | None, account: str | None, dry_run: bool, strict: bool,
-                   create_categories: bool | None, as_json: bool) -> None:
+                   create_categories: bool | None, verbose: bool, as_json: bool) -> None:
     """Import a CSV/Excel file (the same job the upload sensor runs).
 
     Exit 0 when the import ran (even with invalid rows), 1 when it failed (missing columns, no profile
@@ -135,30 +192,38 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
     with app_engine() as engine:
         request = ImportRequest(path.resolve(), profile, account, _account_id(engine, account),
                                 {"strict": strict, "create_categories": create_categories})
-        # On a terminal a progress line replaces Dagster's per-chunk log lines.
-        show_progress = sys.stderr.isatty() and not as_json
-        quiet = as_json or show_progress
-        with progress_line(show_progress):
+        # On a terminal, unless --verbose shows the run's log, a progress line tells how far the import is.
+        with progress_line(sys.stderr.isatty() and not as_json and not verbose, path.name):
             if dry_run:
-                summary, exit_code = _dry_run(request, quiet=quiet, as_json=as_json)
+                summary, exit_code = _dry_run(request, verbose=verbose, as_json=as_json)
             else:
-                summary, exit_code = _import(engine, request, quiet=quiet, as_json=as_json)
+                summary, exit_code = _import(engine, request, verbose=verbose, as_json=as_json)
     _print_import(summary, as_json)
+    if as_json and summary["kind"] is not None:
+        click.echo(summary["message"], err=True)  # stdout is for the JSON; the reason is for whoever watches
+    elif summary["kind"] == "transient" and summary["run_id"] and not verbose:
+        click.echo("  " + _text("cli_verbose_hint", run_id=summary["run_id"]))
     sys.exit(exit_code)
 
 
-def _dry_run(request: ImportRequest, *, quiet: bool, as_json: bool) -> tuple[dict[str, Any], int]:
+def _dry_run(request: ImportRequest, *, verbose: bool, as_json: bool) -> tuple[dict[str, Any], int]:
+    from nightshift.imports import log as import_log
+
     config = {"path": str(request.path), "profile": request.profile, "account_id": request.account_id,
               **request.run_config}
-    outcome = run_job("import_dry_run", run_config={"ops": {"dry_run_import": {"config": config}}}, quiet=quiet)
+    outcome = run_job("import_dry_run", run_config={"ops": {"dry_run_import": {"config": config}}},
+                      verbose=verbose)
     if not outcome.success:
         report(outcome, as_json, "")
     result = outcome.result.output_for_node("dry_run_import")
     exit_code = EXIT_USAGE if result.unreadable else EXIT_FAILED if result.status == "failed" else EXIT_OK
-    return result.as_json(), exit_code
+    # The outcome under the import log's column names: a dry run is summarised like a logged import.
+    row = {**dataclasses.asdict(result), "id": None, "error_report_path": result.error_report}
+    return import_log.summary(row, result.errors), exit_code
 
 
-def _import(engine: Engine, request: ImportRequest, *, quiet: bool, as_json: bool) -> tuple[dict[str, Any], int]:
+def _import(engine: Engine, request: ImportRequest, *, verbose: bool,
+            as_json: bool) -> tuple[dict[str, Any], int]:
     """Register the file in the import log and run import_job on its partition. Exit code 2 only for an
     unreadable file, 1 for any other failure."""
     from nightshift.imports import intake
@@ -171,7 +236,7 @@ def _import(engine: Engine, request: ImportRequest, *, quiet: bool, as_json: boo
         "import_job", partition_key=registered.partition_key,
         dynamic_partition=("import_files", registered.partition_key),
         run_config={"ops": {"import_batch": {"config": request.run_config}}},
-        tags={"nightshift/import_id": str(registered.import_id)}, quiet=quiet,
+        tags={"nightshift/import_id": str(registered.import_id)}, verbose=verbose,
     )
     row = import_log.get(engine, registered.import_id)
     if row["status"] in ("received", "running"):
@@ -183,7 +248,7 @@ def _import(engine: Engine, request: ImportRequest, *, quiet: bool, as_json: boo
     exit_code = (EXIT_OK if row["status"] in ("succeeded", "partial")
                  else EXIT_USAGE if unreadable
                  else EXIT_FAILED)
-    return import_log.summary(engine, row), exit_code
+    return import_log.shown(engine, row), exit_code
 
 
 @click.group()
@@ -191,15 +256,54 @@ def imports() -> None:
     """The import log."""
 
 
-@imports.command("failed-partitions")
-@click.option("--json", "as_json", is_flag=True, help="A JSON list instead of one comma-separated line.")
-def imports_failed_partitions(as_json: bool) -> None:
-    """Partitions whose latest import failed in a run, for `dagster job backfill -j import_job --partitions`."""
-    from nightshift.imports import recovery
+def _columns(headings: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    """Lines of a table under its headings, each column as wide as its widest cell (`right`: numbers)."""
+    widths = [max(len(cell) for cell in column) for column in zip(headings, *rows, strict=True)]
+    return ["  ".join(cell.rjust(width) if index in right else cell.ljust(width)
+                      for index, (cell, width) in enumerate(zip(line, widths, strict=True))).rstrip()
+            for line in [headings, *rows]]
 
+
+@imports.command("failed-partitions")
+@click.option("--kind", type=click.Choice(["transient", "data"]),
+              help="Only the failures of this kind, one line each with the reason.")
+@click.option("--all", "show_all", is_flag=True, help="Every failed partition, one line each with the reason.")
+@json_option
+def imports_failed_partitions(kind: str | None, show_all: bool, as_json: bool) -> None:
+    """Partitions whose latest import failed in a run. Without options: those a backfill can fix (transient
+    failures, and data failures whose file was fixed where it is kept), in one comma-separated line for
+    `dagster job backfill -j import_job --partitions`."""
+    from nightshift.imports import log as import_log
+
+    if kind and show_all:
+        raise UsageError("either --kind or --all")
     with app_engine() as engine:
-        keys = recovery.failed_partition_keys(engine)
-    click.echo(json.dumps(keys) if as_json else ",".join(keys))
+        failed = import_log.failed_partitions(engine)
+    if kind:
+        selected = [f for f in failed if f["kind"] == kind]
+    elif show_all:
+        selected = failed
+    else:
+        selected = [f for f in failed if f["backfill"]]
+    if as_json:
+        echo_json(selected)
+    elif kind or show_all:
+        _print_failed_partitions(selected)
+    else:
+        click.echo(",".join(f["partition_key"] for f in selected))
+        left = sum(1 for f in failed if not f["backfill"])
+        if left:
+            click.echo(_counted("cli_data_failures_left", left), err=True)
+
+
+def _print_failed_partitions(failed: list[dict[str, Any]]) -> None:
+    if not failed:
+        click.echo(_text("cli_no_failed_partitions"))
+        return
+    headings = [_text(f"cli_column_{c}") for c in ("partition", "id", "kind", "backfill", "file", "reason")]
+    rows = [[f["partition_key"], str(f["import_id"]), _text(f"cli_kind_{f['kind']}"),
+             _text("cli_yes" if f["backfill"] else "cli_no"), _file_name(f), f["message"] or ""] for f in failed]
+    click.echo("\n".join(_columns(headings, rows, right={1})))
 
 
 @imports.command("list")
@@ -213,15 +317,18 @@ def imports_list(status: str | None, limit: int, as_json: bool) -> None:
 
     with app_engine() as engine:
         recovery.interrupt_abandoned(engine, current_settings().lang)  # a dead import is never shown running
-        rows = import_log.list_imports(engine, status=status, limit=limit)
+        listed = [import_log.summary(row) for row in import_log.list_imports(engine, status=status, limit=limit)]
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, default=str))
+        echo_json(listed)
         return
-    if not rows:
-        click.echo("no imports")
-    for row in rows:
-        click.echo(f"{row['id']:>6}  {row['status']:<10} {row['profile'] or '-':<14} {row['rows_total']:>8} rows  "
-                   f"+{row['inserted']} ~{row['updated']} ={row['unchanged']} !{row['invalid']}  {row['file_name']}")
+    if not listed:
+        click.echo(_text("cli_no_imports"))
+        return
+    counts = ("rows_total", "inserted", "updated", "unchanged", "invalid")
+    headings = [_text(f"cli_column_{c}") for c in ("id", "status", "profile", "rows", *counts[1:], "file")]
+    rows = [[str(s["import_id"]), _text(f"cli_status_{s['status']}"), s["profile"] or "-",
+             *(str(s[key]) for key in counts), _file_name(s)] for s in listed]
+    click.echo("\n".join(_columns(headings, rows, right={0, 3, 4, 5, 6, 7})))
 
 
 @imports.command("show")
@@ -235,5 +342,5 @@ def imports_show(import_id: int, as_json: bool) -> None:
         row = import_log.get(engine, import_id)
         if row is None:
             raise UsageError(f"no import with id {import_id}")
-        summary = import_log.summary(engine, row)
+        summary = import_log.shown(engine, row)
     _print_import(summary, as_json)

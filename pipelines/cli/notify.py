@@ -28,6 +28,7 @@ from pipelines.cli.runner import (
     report,
     require_migrated,
     run_job,
+    verbose_option,
 )
 
 EXPORT_COLUMNS = ("id", "source_app", "to", "type", "priority", "status", "attempts", "max_attempts",
@@ -81,7 +82,7 @@ def notify_send(source_app: str, to: str, body: str, message_type: str, priority
 @click.option("--dry-run", is_flag=True, help="Show what would be claimed; no HTTP call, nothing changed.")
 @click.option("--limit", type=click.IntRange(min=1), help="Claim at most N notifications.")
 @click.option("--app", "source_app", help="Only this app's notifications.")
-@click.option("--verbose", is_flag=True, help="Show the run's log.")
+@verbose_option
 @json_option
 def notify_sweep(dry_run: bool, limit: int | None, source_app: str | None, verbose: bool, as_json: bool) -> None:
     """Send the due notifications now (the job the outbox sensor and schedule run)."""
@@ -100,7 +101,7 @@ def notify_sweep(dry_run: bool, limit: int | None, source_app: str | None, verbo
         return
     config = {"limit": limit, "source_app": source_app}
     outcome = run_job("notification_sweep", run_config={"ops": {"send_due_notifications": {"config": config}}},
-                      quiet=as_json or not verbose)
+                      verbose=verbose)
     if not outcome.success:
         report(outcome, as_json, "")
     summary = outcome.result.output_for_node("sweep_summary")

@@ -134,13 +134,22 @@ class ExplainedFailures(logging.Filter):
         return True
 
 
+class WithoutEvents(logging.Filter):
+    """Console records of CLI runs without --verbose: the job's own log lines, none of Dagster's events (a
+    step or run failure and its stack trace), since the command prints the failure itself, once."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (getattr(record, "dagster_meta", None) or {}).get("dagster_event") is None
+
+
 def explained_failure(error: Any) -> bool:
     """A SerializableErrorInfo of a dg.Failure raised on purpose, not from (or while handling) an exception."""
     return error.cls_name == "Failure" and error.cause is None and error.context is None
 
 
-def cli_console_logger():
-    """Dagster's colored console logger with the ExplainedFailures filter: the console logger of CLI runs."""
+def cli_console_logger(events: bool):
+    """Dagster's colored console logger with the ExplainedFailures filter, and without Dagster's events
+    unless `events`: the console logger of CLI runs."""
     import dagster as dg
 
     @dg.logger(dg.colored_console_logger.config_schema,
@@ -148,23 +157,37 @@ def cli_console_logger():
     def cli_console(init_context: dg.InitLoggerContext) -> logging.Logger:
         console = dg.colored_console_logger.logger_fn(init_context)
         console.addFilter(ExplainedFailures())
+        if not events:
+            console.addFilter(WithoutEvents())
         return console
 
     return cli_console
 
 
+def verbose_option(function):
+    return click.option("--verbose", is_flag=True,
+                        help="Show the run's log: its progress, Dagster's events, stack traces.")(function)
+
+
 def run_job(job_name: str, *, run_config: dict | None = None, tags: dict[str, str] | None = None,
             partition_key: str | None = None, dynamic_partition: tuple[str, str] | None = None,
-            quiet: bool = False) -> JobOutcome:
-    """Run a job of the code location in this process, recorded on the DAGSTER_HOME instance."""
+            quiet: bool = False, verbose: bool | None = None) -> JobOutcome:
+    """Run a job of the code location in this process, recorded on the DAGSTER_HOME instance.
+
+    The console shows the run's log. A command with --verbose (verbose_option) passes its value: with it, the
+    whole log (INFO and Dagster's events); without it, only the warnings of the job's own code, the command
+    printing the outcome itself. A command without it (None) shows INFO, or warnings with `quiet`, and the
+    events."""
     dagster_home()
     import dagster as dg  # deferred: `nightshift db ...` must not pay for loading Dagster
 
     from pipelines.definitions import build_definitions
 
     job = build_definitions(current_settings()).resolve_job_def(job_name)
-    job = job.with_logger_defs({**job.loggers, "console": cli_console_logger()})
+    job = job.with_logger_defs({**job.loggers, "console": cli_console_logger(events=verbose is not False)})
     run_config = dict(run_config or {})
+    if verbose is not None:
+        quiet = not verbose
     # Dagster's console log is the progress display; --json keeps the terminal to warnings.
     run_config["loggers"] = {"console": {"config": {"log_level": "WARNING" if quiet else "INFO"}}}
     started = time.perf_counter()

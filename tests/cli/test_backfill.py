@@ -1,7 +1,8 @@
 """A backfill of all failed import partitions, the way an operator runs it: the failed partition keys
 from `nightshift imports failed-partitions`, then `dagster job backfill` of `import_job`, whose
 runs the instance launches in their own processes. Each failed file is re-imported from where it was
-kept, idempotently; `dagster asset materialize --partition` re-runs one partition the same way."""
+kept, idempotently; `dagster asset materialize --partition` re-runs one partition the same way. A file
+that failed on its data and was not fixed is left out: a backfill would only fail on it again."""
 
 import json
 import os
@@ -40,7 +41,8 @@ def test_backfill_of_all_failed_partitions_reimports_them(tmp_path, db_url):
     uploads.mkdir(parents=True)
     files = {"bon.csv": "nom;code_postal\nBourg;01000\nLyon;69001\n",
              "panne.csv": "nom;code_postal\nNantes;44000\n",
-             "mauvais.csv": "nom;code_postal\nAgen;XYZ\nPau;12\n"}
+             "mauvais.csv": "nom;code_postal\nAgen;XYZ\nPau;12\n",
+             "entete.csv": "nom;population\nTarbes;40000\n"}  # no code_postal column, and left so
     for name, content in files.items():
         (uploads / name).write_text(content, encoding="utf-8")
         run("nightshift", "import", str(uploads / name), "--json", env=env)
@@ -57,10 +59,16 @@ def test_backfill_of_all_failed_partitions_reimports_them(tmp_path, db_url):
     kept.write_text("nom;code_postal\nAgen;47000\nPau;64000\n", encoding="utf-8")
 
     failed = json.loads(run("nightshift", "imports", "list", "--status", "failed", "--json", env=env).stdout)
-    keys = sorted(row["partition_key"] for row in failed)
-    assert len(keys) == 2
-    listed = run("nightshift", "imports", "failed-partitions", env=env).stdout.strip()
-    assert listed == ",".join(keys)
+    assert {row["file"].rsplit("/", 1)[1]: row["kind"] for row in failed} == {
+        "panne.csv": "transient", "mauvais.csv": "data", "entete.csv": "data"}
+    keys = sorted(row["partition_key"] for row in failed if row["file"].rsplit("/", 1)[1] != "entete.csv")
+    listed = run("nightshift", "imports", "failed-partitions", env=env)
+    assert listed.stdout.strip() == ",".join(keys)
+    assert "1 partition" in listed.stderr and "--kind data" in listed.stderr
+    data = json.loads(run("nightshift", "imports", "failed-partitions", "--kind", "data", "--json", env=env).stdout)
+    assert {Path(f["file"]).name: f["backfill"] for f in data} == {"mauvais.csv": True, "entete.csv": False}
+    assert all(f["message"] for f in data)
+    listed = listed.stdout.strip()
     submitted = run("dagster", "job", "backfill", "-w", "workspace.yaml", "-j", "import_job",
                     "--partitions", listed, "--noprompt", env=env)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
@@ -87,11 +95,12 @@ def test_backfill_of_all_failed_partitions_reimports_them(tmp_path, db_url):
         log = {r.file_name: r for r in conn.execute(sa.select(imports))}
         names = set(conn.execute(sa.select(cities.c.name)).scalars())
     assert {name: row.status for name, row in log.items()} == {
-        "bon.csv": "succeeded", "panne.csv": "succeeded", "mauvais.csv": "succeeded"}
+        "bon.csv": "succeeded", "panne.csv": "succeeded", "mauvais.csv": "succeeded", "entete.csv": "failed"}
     assert (log["panne.csv"].inserted, log["panne.csv"].unchanged) == (0, 1), "idempotent"
     assert (log["mauvais.csv"].inserted, log["mauvais.csv"].invalid) == (2, 0)
     assert "/processed/" in log["mauvais.csv"].file_path and not kept.exists()
     assert names == {"Bourg", "Lyon", "Nantes", "Agen", "Pau"}
+    assert run("nightshift", "imports", "failed-partitions", env=env).stdout.strip() == ""
 
     # One partition once more from the command line: the same file again, nothing changes.
     again = run("dagster", "asset", "materialize", "-m", "pipelines.definitions", "--select", "import_batch",

@@ -129,10 +129,16 @@ def test_import_json_then_list_and_show(cli_env, db_url, tmp_path):
     assert Path(summary["error_report"]).exists()
     assert path.exists(), "a file imported from outside the data folder stays where it is"
 
-    listed = json.loads(nightshift("imports", "list", "--json", env=cli_env, cwd=tmp_path).stdout)
-    assert [row["id"] for row in listed] == [summary["import_id"]]
-    shown = nightshift("imports", "show", str(summary["import_id"]), env=cli_env, cwd=tmp_path)
-    assert shown.returncode == 0 and "inserted 2" in shown.stdout
+    # One vocabulary: the import's summary, as `imports show` gives it, and as `imports list` without the errors.
+    [listed] = json.loads(nightshift("imports", "list", "--json", env=cli_env, cwd=tmp_path).stdout)
+    shown = json.loads(nightshift("imports", "show", str(summary["import_id"]), "--json", env=cli_env,
+                                  cwd=tmp_path).stdout)
+    assert shown == summary
+    assert listed == {key: value for key, value in summary.items() if key != "errors"}
+    assert (summary["file"], summary["kind"], summary["dry_run"]) == (str(path), None, False)
+    text = nightshift("imports", "show", str(summary["import_id"]), env={**cli_env, "NIGHTSHIFT_LANG": "en"},
+                      cwd=tmp_path)
+    assert text.returncode == 0 and "3 rows: 2 inserted, 0 updated, 0 unchanged, 1 invalid" in text.stdout
 
 
 def test_import_dry_run_writes_nothing(cli_env, db_url, tmp_path):
@@ -143,7 +149,11 @@ def test_import_dry_run_writes_nothing(cli_env, db_url, tmp_path):
     summary = json.loads(result.stdout)
     assert (summary["status"], summary["profile"], summary["inserted"], summary["dry_run"]) == (
         "succeeded", "cities", 2, True)
+    assert (summary["import_id"], summary["file"]) == (None, str(path))
     assert json.loads(nightshift("imports", "list", "--json", env=cli_env, cwd=tmp_path).stdout) == []
+    text = nightshift("import", str(path), "--dry-run", env={**cli_env, "NIGHTSHIFT_LANG": "en"}, cwd=tmp_path)
+    assert text.stdout.startswith("Dry run, nothing written — villes.csv: succeeded — profile cities")
+    assert "None" not in text.stdout and "import -" not in text.stdout
 
 
 def test_import_exit_codes(cli_env, db_url, tmp_path):
@@ -182,7 +192,8 @@ def test_import_on_a_terminal_shows_a_progress_line(cli_env, db_url, tmp_path):
     path = write_cities(tmp_path / "villes.csv", [f"Ville {n};{10000 + n % 80000:05d}" for n in range(rows)])
     controller, terminal = pty.openpty()
     try:
-        result = subprocess.run([NIGHTSHIFT, "import", str(path), "--profile", "cities"], env=cli_env, cwd=tmp_path,
+        result = subprocess.run([NIGHTSHIFT, "import", str(path), "--profile", "cities"],
+                                env={**cli_env, "NIGHTSHIFT_LANG": "en"}, cwd=tmp_path,
                                 stdout=subprocess.PIPE, stderr=terminal, text=True, timeout=180)
         os.close(terminal)
         shown = b""
@@ -197,9 +208,14 @@ def test_import_on_a_terminal_shows_a_progress_line(cli_env, db_url, tmp_path):
     finally:
         os.close(controller)
     assert result.returncode == 0, shown.decode(errors="replace")
-    updates = [u for u in shown.decode().split("\r") if "rows read" in u]
+    updates = [u for u in shown.decode().split("\r") if "read and validated" in u]
     assert [u.split(":")[1].strip().split(" rows")[0] for u in updates] == [str(PROGRESS_EVERY_ROWS), str(rows)]
-    assert all(u.rstrip().endswith("rows/s)") for u in updates) and f"inserted {rows}" in result.stdout
+    assert all(u.rstrip().endswith("rows/s)") for u in updates) and f"{rows} inserted" in result.stdout
+    assert shown.decode().endswith("\r\x1b[K"), "the progress line gives way to the summary"
+    # One rate: the summary's is the one the import log (and its JSON) records.
+    [import_id] = [line.split()[1] for line in result.stdout.splitlines() if line.startswith("Import ")]
+    recorded = json.loads(nightshift("imports", "show", import_id, "--json", env=cli_env, cwd=tmp_path).stdout)
+    assert f"({recorded['rows_per_second']} rows/s)" in result.stdout
 
 
 def test_import_with_worker_processes_from_the_console_script(cli_env, db_url, tmp_path):
@@ -209,10 +225,10 @@ def test_import_with_worker_processes_from_the_console_script(cli_env, db_url, t
     config = tmp_path / "nightshift.yaml"
     config.write_text("imports:\n  workers: 2\n  parallel_min_bytes: 0\n", encoding="utf-8")
     path = write_cities(tmp_path / "villes.csv", [f"Ville {n};{10000 + n:05d}" for n in range(2_000)] + ["X;ABCDE"])
-    result = nightshift("import", str(path), "--profile", "cities", env={**cli_env, "NIGHTSHIFT_CONFIG": str(config)},
-                        cwd=tmp_path)
+    result = nightshift("import", str(path), "--profile", "cities",
+                        env={**cli_env, "NIGHTSHIFT_CONFIG": str(config), "NIGHTSHIFT_LANG": "en"}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "inserted 2000" in result.stdout and "invalid 1" in result.stdout
+    assert "2000 inserted" in result.stdout and "1 invalid" in result.stdout
     assert "validated by 2 processes" in result.stdout
 
 
@@ -251,9 +267,12 @@ def test_import_of_a_bad_file_prints_a_clear_message_and_no_stack_trace(cli_env,
         result = nightshift("import", str(garbage), *dry_run, env={**cli_env, "NIGHTSHIFT_LANG": "en"}, cwd=tmp_path)
         assert result.returncode == 2
         assert "Stack Trace" not in result.stderr and "Traceback" not in result.stderr
-        assert "garbage.csv: this is not a text table (binary content)" in result.stdout
-        # Dagster's own lines are there, each step failure stated in one line (about 59 lines before).
-        assert len(result.stderr.splitlines()) <= 6, result.stderr
+        # The reason once, first, then the summary; Dagster's event lines only with --verbose.
+        assert result.stdout.startswith("garbage.csv: this is not a text table (binary content)")
+        assert (result.stdout + result.stderr).count("this is not a text table") == 1
+        assert "STEP_FAILURE" not in result.stderr and "dagster - " not in result.stderr, result.stderr
+    verbose = nightshift("import", str(garbage), "--verbose", env=cli_env, cwd=tmp_path)
+    assert verbose.returncode == 2 and "dagster - ERROR" in verbose.stderr and "RUN_FAILURE" in verbose.stderr
 
 
 def write_businesses(path: Path) -> Path:

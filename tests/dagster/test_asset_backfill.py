@@ -1,16 +1,17 @@
 """A backfill of all failed `import_batch` partitions, launched as the UI launches it and run by Dagster's
 own daemon code.
 
-Why this machinery: an asset backfill is a `PartitionBackfill` stored on the instance; the backfill
-daemon turns it into runs, the run queue daemon launches them. The test goes through the same steps in
-process: the failed partitions are read from the asset's partition status (the GraphQL query behind the
-UI's "failed" filter) and compared with `recovery.failed_partition_keys` (the import log's view, for the
-CLI); the backfill is submitted with the UI's GraphQL mutation `launchPartitionBackfill` (which calls
-`instance.add_backfill`); then one iteration at a time of the backfill daemon (`execute_backfill_iteration`)
-and of the queued-run daemon (the project's dagster.yaml: QueuedRunCoordinator with the tag limits)
-until the backfill is complete. Only the run launcher is swapped for Dagster's synchronous test launcher,
-so each run executes in this process instead of a new process per run. `dagster job backfill` from the
-command line is tested in tests/cli/test_backfill.py.
+Why this machinery: an asset backfill is a `PartitionBackfill` stored on the instance; the backfill daemon
+turns it into runs, the run queue daemon launches them. The test goes through the same steps in process:
+the failed partitions are read from the asset's partition status (the GraphQL query behind the UI's
+"failed" filter) and compared with `recovery.failed_partition_keys` (the import log's view); the backfill
+is of those a backfill can fix (`log.failed_partitions`, what `nightshift imports failed-partitions`
+lists: not a file that failed on its data and was not fixed), submitted with the UI's GraphQL mutation
+`launchPartitionBackfill` (which calls `instance.add_backfill`); then one iteration at a time of the
+backfill daemon (`execute_backfill_iteration`) and of the queued-run daemon (the project's dagster.yaml:
+QueuedRunCoordinator with the tag limits) until the backfill is complete. Only the run launcher is swapped
+for Dagster's synchronous test launcher, so each run executes in this process instead of a new process per
+run. `dagster job backfill` from the command line is tested in tests/cli/test_backfill.py.
 """
 
 import hashlib
@@ -37,6 +38,7 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 
 from nightshift.config import load_settings
 from nightshift.db.schema import cities, imports
+from nightshift.imports import log as import_log
 from nightshift.imports import recovery
 from resources.families import initialize_pools
 from sensors.imports import upload_sensor
@@ -112,13 +114,14 @@ def test_backfill_of_all_failed_partitions_reimports_each_file_once(env):
     (folder / "bon.csv").write_text("nom;code_postal\nBourg;01000\nLyon;69001\n")
     (folder / "colonnes.csv").write_text("nom;population\nAgen;33000\nLyon;520000\n")  # no code_postal column
     (folder / "codes.csv").write_text("nom;code_postal\nPau;XYZ\nTarbes;6\n")  # every row invalid: nothing written
+    (folder / "entete.csv").write_text("commune;population\nDax;20000\n")  # no postal code: left unfixed
     instance_config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
     with dg.instance_for_test(overrides=instance_config, synchronous_run_launcher=True) as instance:
         with dg.build_sensor_context(instance=instance, resources=app_resources(env["url"])) as ctx:
             sensor = upload_sensor(load_settings())
             ctx.update_cursor(sensor(ctx).cursor)
             registered = sensor(ctx)
-        assert len(registered.run_requests) == 3
+        assert len(registered.run_requests) == 4
         instance.add_dynamic_partitions("import_files", [r.partition_key for r in registered.run_requests])
         job = definitions().resolve_job_def("import_job")
         for request in registered.run_requests:
@@ -128,7 +131,7 @@ def test_backfill_of_all_failed_partitions_reimports_each_file_once(env):
             first = {r.file_name: r for r in conn.execute(sa.select(imports)).all()}
             assert conn.execute(sa.select(sa.func.count()).select_from(cities)).scalar_one() == 2
         assert {name: r.status for name, r in first.items()} == {
-            "bon.csv": "succeeded", "colonnes.csv": "failed", "codes.csv": "failed"}
+            "bon.csv": "succeeded", "colonnes.csv": "failed", "codes.csv": "failed", "entete.csv": "failed"}
         # The operator fixes both rejected files where they were kept (failed/<date>/).
         for name, fixed in {"colonnes.csv": "nom;code_postal\nAgen;47000\nLyon;69001\n",
                             "codes.csv": "nom;code_postal\nPau;64000\nTarbes;65000\n"}.items():
@@ -136,32 +139,38 @@ def test_backfill_of_all_failed_partitions_reimports_each_file_once(env):
             assert kept.parent.parent == env["data"] / "failed"
             kept.write_text(fixed)
 
+        unfixed = first["entete.csv"].partition_key
         failed = recovery.failed_partition_keys(env["engine"])
-        assert failed == sorted([first["colonnes.csv"].partition_key, first["codes.csv"].partition_key])
+        assert failed == sorted(first[name].partition_key for name in ("colonnes.csv", "codes.csv", "entete.csv"))
+        fixable = [f["partition_key"] for f in import_log.failed_partitions(env["engine"]) if f["backfill"]]
+        assert fixable == sorted([first["colonnes.csv"].partition_key, first["codes.csv"].partition_key])
         with nightshift_workspace(instance) as workspace:
             assert failed_in_dagster(workspace) == failed
-            backfill_id = launch_backfill(workspace, failed)
+            backfill_id = launch_backfill(workspace, fixable)
             assert run_daemons_until_done(workspace, backfill_id) == BulkActionStatus.COMPLETED_SUCCESS
             runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-            assert sorted(r.tags["dagster/partition"] for r in runs) == failed, "one run per failed partition"
+            assert sorted(r.tags["dagster/partition"] for r in runs) == fixable, "one run per fixable partition"
             assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
-            assert failed_in_dagster(workspace) == []
+            assert failed_in_dagster(workspace) == [unfixed]
 
-    assert recovery.failed_partition_keys(env["engine"]) == []
+    assert recovery.failed_partition_keys(env["engine"]) == [unfixed]
+    [left] = import_log.failed_partitions(env["engine"])
+    assert (left["partition_key"], left["kind"], left["backfill"]) == (unfixed, "data", False)
     with env["engine"].connect() as conn:
         after = {r.file_name: r for r in conn.execute(sa.select(imports)).all()}
         names = sorted(conn.execute(sa.select(cities.c.name)).scalars())
     # The same import rows were re-run (no new registration), each file now in processed/.
     assert {name: r.id for name, r in after.items()} == {name: r.id for name, r in first.items()}
-    assert {name: r.status for name, r in after.items()} == dict.fromkeys(first, "succeeded")
+    assert {name: r.status for name, r in after.items()} == {**dict.fromkeys(first, "succeeded"),
+                                                             "entete.csv": "failed"}
     for name in ("colonnes.csv", "codes.csv"):  # the log describes the file as fixed, not as first uploaded
         fixed = Path(after[name].file_path).read_bytes()
         assert (after[name].sha256, after[name].size_bytes) == (hashlib.sha256(fixed).hexdigest(), len(fixed))
         assert after[name].sha256 != first[name].sha256
-    for row in after.values():
+    for name, row in after.items():
         path = Path(row.file_path)
-        assert path.parent.parent == env["data"] / "processed" and path.exists(), row.file_path
-    assert list((env["data"] / "failed").rglob("*.csv")) == []
+        folder = "failed" if name == "entete.csv" else "processed"
+        assert path.parent.parent == env["data"] / folder and path.exists(), row.file_path
     # Idempotent: Lyon, already imported by bon.csv, is left unchanged rather than duplicated.
     assert (after["colonnes.csv"].inserted, after["colonnes.csv"].unchanged) == (1, 1)
     assert (after["codes.csv"].inserted, after["codes.csv"].invalid) == (2, 0)
