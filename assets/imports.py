@@ -14,7 +14,7 @@ from nightshift.imports import recovery
 from nightshift.imports.files import sha256_of
 from nightshift.imports.messages import message
 from nightshift.imports.service import ImportOptions, ImportOutcome, failure_kind, run_import
-from nightshift.masking import mask_text
+from nightshift.masking import mask_value
 from resources.database import Database
 from resources.families import IMPORTS_POOL, family_tags
 
@@ -57,11 +57,29 @@ def outcome_metadata(outcome: ImportOutcome) -> dict[str, Any]:
     if outcome.errors:
         lines = ["| line | column | code | value | message |", "|---|---|---|---|---|"]
         for error in outcome.errors[:PREVIEW_ERRORS]:
-            value = mask_text(str(error["value"] or ""))[:60].replace("|", "\\|")
+            value = mask_value(error["value"]).replace("|", "\\|")
             lines.append(f"| {error['line']} | {error['column'] or ''} | {error['code']} | {value} | "
                          f"{error['message'].replace('|', '/')} |")
         metadata["errors_preview"] = dg.MetadataValue.md("\n".join(lines))
+    if outcome.preview:
+        metadata["changes_preview"] = dg.MetadataValue.md(_changes_table(outcome.preview))
     return metadata
+
+
+def _changes_table(preview: list[dict[str, Any]]) -> str:
+    """What the import did (or would do) to its first rows: the columns that change, their values masked
+    (personal data stays out of Dagster's storage; `nightshift import --dry-run --diff` shows them)."""
+    def shown(value: Any) -> str:
+        return mask_value(value).replace("|", "\\|")
+
+    lines = ["| line | status | changes |", "|---|---|---|"]
+    for entry in preview:
+        if entry["status"] == "invalid":
+            detail = ", ".join(f"{e['column'] or ''}: {e['code']}" for e in entry["errors"])
+        else:
+            detail = ", ".join(f"{c['column']}: {shown(c['old'])} → {shown(c['new'])}" for c in entry["changes"])
+        lines.append(f"| {entry['line']} | {entry['status']} | {detail} |")
+    return "\n".join(lines)
 
 
 def _account_slug(engine: Engine, account_id: int | None) -> str:

@@ -18,3 +18,14 @@ def mask_phone(phone: str) -> str:
 
 def mask_text(text: str) -> str:
     return _PHONE_LIKE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+def mask_value(value: object) -> str:
+    """A stored value shown in UI metadata: that it is there and what it starts with, not what it is (a
+    name, an e-mail); anything written like a phone number as mask_phone shows it. None: ∅."""
+    if value is None:
+        return "∅"
+    text = str(value)
+    if _PHONE_LIKE.fullmatch(text):
+        return mask_phone(text)
+    return text[:1] + "•••" if len(text) > 1 else "•"

@@ -43,6 +43,15 @@ def sort_memory_mb(staged_bytes: int) -> int:
     return min(max(int(staged_bytes * 1.25) >> 20, SORT_MEMORY_MB[0]), SORT_MEMORY_MB[1])
 
 
+@dataclass(frozen=True)
+class RowChange:
+    """What the merge would do to one staged row: new, changed (column, old, new) or unchanged."""
+
+    line: int
+    status: str
+    changes: tuple[tuple[str, object, object], ...] = ()
+
+
 @dataclass
 class MergeCounts:
     inserted: int = 0
@@ -240,10 +249,11 @@ class StagingTable:
     def drop(self) -> None:
         self.conn.execute(sa.text(f'DROP TABLE IF EXISTS "{self.table.name}"'))
 
-    def _resolved_select(self, import_id: int | None, *, ordered: bool = False) -> sa.Select:
-        """The staged rows with their references resolved to ids, as the target table's columns."""
+    def _resolved_select(self, import_id: int | None, *, ordered: bool = False, lines: bool = False) -> sa.Select:
+        """The staged rows with their references resolved to ids, as the target table's columns (and their
+        file line, with `lines`)."""
         staged = self.table.alias("s")
-        select_columns = [staged.c[c] for c in self.data_columns]
+        select_columns = [staged.c[c] for c in self.data_columns] + ([staged.c._line] if lines else [])
         source: sa.FromClause = staged
         resolved: dict[str, sa.ColumnElement] = {}
         for reference in self.target.references:
@@ -285,6 +295,28 @@ class StagingTable:
         query = sa.select(self.table.c[column]).where(
             ~sa.exists().where(table.c[column] == self.table.c[column]))
         return [row[0] for row in self.conn.execute(query)]
+
+    def changes(self, fields: set[str], limit: int) -> list[RowChange]:
+        """The first `limit` staged rows in file order, each with what the merge would do to it: the same
+        comparison as the upsert's (the columns the file states), read before it runs."""
+        resolved = self._resolved_select(None, lines=True).subquery("r")
+        table = self.target.table
+        data = [c.name for c in resolved.c if c.name != "_line" and c.name not in self.target.conflict
+                and c.name not in (*_WRITTEN_ALONG, *_WRITE_TIMES, _CREATED_BY)]
+        stated = self.target.stated_columns(data, fields)
+        existing = sa.and_(*(table.c[c] == resolved.c[c] for c in self.target.conflict))
+        query = (sa.select(resolved.c._line, table.c.id, *(resolved.c[c] for c in stated),
+                           *(table.c[c].label(f"old_{c}") for c in stated))
+                 .select_from(resolved.outerjoin(table, existing)).order_by(resolved.c._line).limit(limit))
+        result = []
+        for row in self.conn.execute(query):
+            line, stored, new, old = row[0], row[1], row[2:2 + len(stated)], row[2 + len(stated):]
+            if stored is None:
+                result.append(RowChange(int(line), "new"))
+                continue
+            changed = tuple((c, o, n) for c, o, n in zip(stated, old, new, strict=True) if o != n)
+            result.append(RowChange(int(line), "changed" if changed else "unchanged", changed))
+        return result
 
     def merge(self, import_id: int | None, fields: set[str], *, insert_only: bool = False) -> MergeCounts:
         """Upsert the staged rows into the target; exact counts computed in the same transaction. An

@@ -33,7 +33,7 @@ from nightshift.db.schema import accounts, clients
 from nightshift.imports import hooks, values
 from nightshift.imports import log as import_log
 from nightshift.imports.files import move_without_overwrite
-from nightshift.imports.merge import StagingTable
+from nightshift.imports.merge import RowChange, StagingTable
 from nightshift.imports.messages import Rejection, message
 from nightshift.imports.prepare import (
     PARENT_TARGETS,
@@ -48,7 +48,7 @@ from nightshift.imports.prepare import (
 from nightshift.imports.profiles import PROFILES, Field, Profile, closest_profile, detect_profile
 from nightshift.imports.reading import MIXED_SUFFIX, FileRejected, ScoreHeader, TableChunk, TableInfo, open_table
 from nightshift.imports.report import REPORT_COLUMNS, ErrorReport
-from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, target
+from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, Target, target
 from nightshift.imports.validate import ColumnMapping
 from nightshift.phones import refusal_reason
 
@@ -76,6 +76,7 @@ class ImportOptions:
     dry_run: bool = False
     create_categories: bool | None = None  # None: the setting imports.create_categories
     phone_region: str | None = None
+    preview_rows: int = 0  # list what the merge does to the file's first N rows (0: no list)
 
 
 @dataclass
@@ -105,6 +106,9 @@ class ImportOutcome:
     file_path: str | None = None
     unreadable: bool = False
     workers: int = 0  # worker processes that validated the chunks (0: this process)
+    # The first preview_rows rows by line: new / changed (column as the file names it: old → new) /
+    # unchanged / invalid (its errors).
+    preview: list[dict[str, Any]] = field(default_factory=list)
 
 
 Progress = Callable[[int], None]
@@ -216,6 +220,7 @@ class _Run:
         self.errors: list[pd.DataFrame] = []
         self.keys: dict[str, list[KeyHashes]] = {}
         self.staging: dict[str, StagingTable] = {}
+        self.changes: list[tuple[RowChange, Target]] = []
         self.parent_keys: dict[str, set[str]] = {name: set() for name in PARENT_TARGETS}
         self.category_names: dict[str, str] = {}  # slug -> name, when categories are not created
         self.rows_total = 0
@@ -380,6 +385,9 @@ class _Run:
                 continue
             announce = name == "clients" and bool(hooks.NEW_CLIENT_HOOKS)
             new_keys = staging.absent_keys() if announce else []
+            if self.options.preview_rows and name not in PARENT_TARGETS:
+                self.changes.extend((change, staging.target)
+                                    for change in staging.changes(fields, self.options.preview_rows))
             counts = staging.merge(self.import_id, fields, insert_only=name in PARENT_TARGETS)
             if announce and new_keys and not self.options.dry_run:
                 _announce_new_clients(conn, new_keys, self.import_id)
@@ -550,6 +558,8 @@ def _merge_or_abort(run: _Run, conn: Connection, opened: _OpenedFile, validated:
             run.timings["merge_s"] = time.perf_counter() - merge_started
             outcome = _outcome(run, opened, validated, status=status, failure_kind=failure, message=text,
                                merged=merged)
+            if run.options.preview_rows:
+                outcome.preview = _preview(run, opened.mapping, validated.errors)
             if run.options.dry_run:
                 raise _DryRun
             if run.import_id is not None:
@@ -580,6 +590,32 @@ def _summary(opened: _OpenedFile, validated: _ValidatedFile, merged: _MergeResul
     if validated.workers:
         parts.append(message("validated_by_processes", lang, processes=validated.workers + 1))
     return message("summary_separator", lang).join(parts)
+
+
+def _preview(run: _Run, mapping: ColumnMapping, errors: pd.DataFrame) -> list[dict[str, Any]]:
+    """The first preview_rows rows of the file: what the merge did (or, in a dry run, would do) to each
+    and the invalid ones with their errors; columns named as the file's header."""
+    limit = run.options.preview_rows
+    entries: dict[int, dict[str, Any]] = {}
+    for change, staged_into in run.changes:
+        sources = staged_into.sources
+        entries[change.line] = {"line": change.line, "status": change.status, "changes": [
+            {"column": _header(sources.get(column, ()), mapping, column), "old": _shown(old), "new": _shown(new)}
+            for column, old, new in change.changes]}
+    first_invalid = errors[errors["line"].isin(sorted(set(errors["line"]))[:limit])]
+    for line, group in first_invalid.groupby("line", sort=True):
+        entries[int(line)] = {"line": int(line), "status": "invalid", "errors": [
+            {"column": r.column, "code": r.code, "message": r.message} for r in group.itertuples(index=False)]}
+    return [entries[line] for line in sorted(entries)[:limit]]
+
+
+def _header(fields: tuple[str, ...], mapping: ColumnMapping, column: str) -> str:
+    """The file's header for a stored column: that of the first of its fields the file has."""
+    return next((mapping.by_field[f] for f in fields if f in mapping.by_field), column)
+
+
+def _shown(value: Any) -> Any:
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
 def _first_errors(errors: pd.DataFrame) -> list[dict[str, Any]]:

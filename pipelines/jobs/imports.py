@@ -22,6 +22,7 @@ class DryRunConfig(dg.Config):
     account_id: int | None = None
     strict: bool = False
     create_categories: bool | None = None
+    preview_rows: int = 0  # list what the import would do to the first N rows (metadata `changes_preview`)
 
 
 OUTCOME_IO_MANAGER = "import_outcome_in_memory"
@@ -33,7 +34,8 @@ def dry_run_import(context: dg.OpExecutionContext, config: DryRunConfig, databas
     outcome = run_import(
         database.engine, Path(config.path), settings,
         ImportOptions(profile=config.profile, account_id=config.account_id, strict=config.strict,
-                      create_categories=config.create_categories, dry_run=True),
+                      create_categories=config.create_categories, dry_run=True,
+                      preview_rows=config.preview_rows),
     )
     context.log.info(f"dry run of {Path(config.path).name}: {outcome.status}: {outcome.message}")
     return dg.Output(outcome, metadata=outcome_metadata(outcome))
