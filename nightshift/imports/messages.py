@@ -476,6 +476,38 @@ MESSAGES: dict[str, dict[str, str]] = {
               "(`nightshift imports failed-partitions --kind data` says why).",
     },
     "cli_no_failed_partitions": {"fr": "aucune partition en échec", "en": "no failed partitions"},
+    # Preview of changes (`nightshift import FILE --dry-run --diff`)
+    "cli_diff_needs_dry_run": {"fr": "--diff montre ce qu'un import changerait : ajoutez --dry-run",
+                               "en": "--diff shows what an import would change: add --dry-run"},
+    "cli_preview_heading": {"fr": "les {count} premières lignes :", "en": "the first {count} rows:"},
+    "cli_preview_new": {"fr": "ligne {line} : nouvelle", "en": "line {line}: new"},
+    "cli_preview_unchanged": {"fr": "ligne {line} : inchangée", "en": "line {line}: unchanged"},
+    "cli_preview_changed": {"fr": "ligne {line} : modifiée — {changes}", "en": "line {line}: changed — {changes}"},
+    "cli_preview_invalid": {"fr": "ligne {line} : invalide — {errors}", "en": "line {line}: invalid — {errors}"},
+    "cli_preview_change": {"fr": "{column} : {old} → {new}", "en": "{column}: {old} → {new}"},
+    "cli_preview_empty": {"fr": "(vide)", "en": "(empty)"},
+    # Undo (`nightshift imports undo ID`)
+    "undo_unknown_import": {"fr": "aucun import n° {import_id}", "en": "no import with id {import_id}"},
+    "undo_already_undone": {"fr": "l'import {import_id} est déjà annulé", "en": "import {import_id} is already undone"},
+    "undo_nothing_written": {
+        "fr": "l'import {import_id} n'a rien écrit (statut {status}) : rien à annuler",
+        "en": "import {import_id} wrote nothing (status {status}): nothing to undo",
+    },
+    "undo_done": {"fr": "Import {import_id} annulé : {deleted}", "en": "Import {import_id} undone: {deleted}"},
+    "undo_dry_run": {"fr": "Annulation de l'import {import_id} (simulation, rien n'est supprimé) : {deleted}",
+                     "en": "Undo of import {import_id} (dry run, nothing deleted): {deleted}"},
+    "undo_deleted_one": {"fr": "{count} ligne supprimée", "en": "{count} row deleted"},
+    "undo_deleted_other": {"fr": "{count} lignes supprimées", "en": "{count} rows deleted"},
+    "undo_kept_changed_later": {"fr": "{table} : {count} gardée(s), modifiée(s) depuis par un autre import : {keys}",
+                                "en": "{table}: {count} kept, changed since by another import: {keys}"},
+    "undo_kept_referenced": {"fr": "{table} : {count} gardée(s), d'autres lignes y renvoient : {keys}",
+                             "en": "{table}: {count} kept, other rows point to them: {keys}"},
+    "undo_kept_updated_only": {
+        "fr": "{table} : {count} gardée(s) avec les valeurs de l'import, qui les a seulement mises à jour (les "
+              "anciennes valeurs ne sont pas conservées) : {keys}",
+        "en": "{table}: {count} kept with the import's values, which only updated them (earlier values are not "
+              "kept): {keys}",
+    },
 }
 
 

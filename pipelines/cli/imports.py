@@ -32,6 +32,7 @@ from pipelines.cli.runner import (
 
 IMPORT_STATUSES = ["received", "running", "succeeded", "partial", "failed", "interrupted", "duplicate"]
 PRINTED_ERRORS = 10  # of the summary's first errors, in the text output
+DIFF_ROWS = 20  # rows --diff lists by default
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,24 @@ def _describe(summary: dict[str, Any]) -> list[str]:
         lines.append("  " + _text("cli_more_errors", shown=PRINTED_ERRORS, total=total))
     if summary["error_report"]:
         lines.append("  " + _text("cli_error_report", path=summary["error_report"]))
+    if summary.get("preview"):
+        lines.append("  " + _text("cli_preview_heading", count=len(summary["preview"])))
+        lines.extend("    " + _preview_line(entry) for entry in summary["preview"])
     return lines
+
+
+def _preview_line(entry: dict[str, Any]) -> str:
+    line, status = entry["line"], entry["status"]
+    if status == "changed":
+        empty = _text("cli_preview_empty")
+        changes = "; ".join(_text("cli_preview_change", column=c["column"],
+                                  old=empty if c["old"] is None else c["old"],
+                                  new=empty if c["new"] is None else c["new"]) for c in entry["changes"])
+        return _text("cli_preview_changed", line=line, changes=changes)
+    if status == "invalid":
+        errors = "; ".join(f"[{e['column'] or '-'}] {e['message']}" for e in entry["errors"])
+        return _text("cli_preview_invalid", line=line, errors=errors)
+    return _text(f"cli_preview_{status}", line=line)
 
 
 def _print_import(summary: dict[str, Any], as_json: bool) -> None:
@@ -172,14 +190,18 @@ def progress_line(enabled: bool, file_name: str) -> Iterator[None]:
 @click.option("--profile", type=click.Choice(sorted(PROFILES)), help="Default: sub-folder or headers.")
 @click.option("--account", help="Slug of the owning account.")
 @click.option("--dry-run", is_flag=True, help="Parse, validate and count; write nothing.")
+@click.option("--diff", is_flag=True, help="With --dry-run: what the import would do to each of the first rows "
+                                           "(new, changed: column old → new, unchanged, invalid).")
+@click.option("--diff-rows", default=DIFF_ROWS, show_default=True, type=click.IntRange(min=1),
+              help="How many rows --diff lists.")
 @click.option("--strict", is_flag=True, help="All or nothing: any invalid row and nothing is written.")
 @click.option("--create-categories/--no-create-categories", default=None,
               help="Unknown category/sub-category: create it, or reject the row (unknown_category). "
                    "Default: the setting imports.create_categories.")
 @verbose_option
 @json_option
-def import_command(path: Path, profile: str | None, account: str | None, dry_run: bool, strict: bool,
-                   create_categories: bool | None, verbose: bool, as_json: bool) -> None:
+def import_command(path: Path, profile: str | None, account: str | None, dry_run: bool, diff: bool, diff_rows: int,
+                   strict: bool, create_categories: bool | None, verbose: bool, as_json: bool) -> None:
     """Import a CSV/Excel file (the same job the upload sensor runs).
 
     Exit 0 when the import ran (even with invalid rows), 1 when it failed (missing columns, no profile
@@ -188,6 +210,8 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
     current_settings()  # a configuration error is reported before anything about the file
     if not path.is_file():
         raise UsageError(f"{path}: no such file")
+    if diff and not dry_run:
+        raise UsageError(_text("cli_diff_needs_dry_run"))
     require_migrated()
     with app_engine() as engine:
         request = ImportRequest(path.resolve(), profile, account, _account_id(engine, account),
@@ -195,7 +219,7 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
         # On a terminal, unless --verbose shows the run's log, a progress line tells how far the import is.
         with progress_line(sys.stderr.isatty() and not as_json and not verbose, path.name):
             if dry_run:
-                summary, exit_code = _dry_run(request, verbose=verbose, as_json=as_json)
+                summary, exit_code = _dry_run(request, diff_rows if diff else 0, verbose=verbose, as_json=as_json)
             else:
                 summary, exit_code = _import(engine, request, verbose=verbose, as_json=as_json)
     _print_import(summary, as_json)
@@ -206,11 +230,12 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
     sys.exit(exit_code)
 
 
-def _dry_run(request: ImportRequest, *, verbose: bool, as_json: bool) -> tuple[dict[str, Any], int]:
+def _dry_run(request: ImportRequest, preview_rows: int, *, verbose: bool,
+             as_json: bool) -> tuple[dict[str, Any], int]:
     from nightshift.imports import log as import_log
 
     config = {"path": str(request.path), "profile": request.profile, "account_id": request.account_id,
-              **request.run_config}
+              "preview_rows": preview_rows, **request.run_config}
     outcome = run_job("import_dry_run", run_config={"ops": {"dry_run_import": {"config": config}}},
                       verbose=verbose)
     if not outcome.success:
@@ -219,7 +244,10 @@ def _dry_run(request: ImportRequest, *, verbose: bool, as_json: bool) -> tuple[d
     exit_code = EXIT_USAGE if result.unreadable else EXIT_FAILED if result.status == "failed" else EXIT_OK
     # The outcome under the import log's column names: a dry run is summarised like a logged import.
     row = {**dataclasses.asdict(result), "id": None, "error_report_path": result.error_report}
-    return import_log.summary(row, result.errors), exit_code
+    summary = import_log.summary(row, result.errors)
+    if preview_rows:
+        summary["preview"] = result.preview
+    return summary, exit_code
 
 
 def _import(engine: Engine, request: ImportRequest, *, verbose: bool,
@@ -344,3 +372,31 @@ def imports_show(import_id: int, as_json: bool) -> None:
             raise UsageError(f"no import with id {import_id}")
         summary = import_log.shown(engine, row)
     _print_import(summary, as_json)
+
+
+@imports.command("undo")
+@click.argument("import_id", type=int)
+@click.option("--dry-run", is_flag=True, help="Say what would be deleted and kept; delete nothing.")
+@json_option
+def imports_undo(import_id: int, dry_run: bool, as_json: bool) -> None:
+    """Delete the rows an import created that no later import changed and no other row points to; say which
+    of its rows stay (changed since, pointed to, or only updated: earlier values are not kept)."""
+    from nightshift.imports.undo import UndoRefused, undo_import
+
+    require_migrated()
+    with app_engine() as engine:
+        try:
+            outcome = undo_import(engine, import_id, dry_run=dry_run)
+        except UndoRefused as refused:
+            raise UsageError(_text(refused.code, **refused.params)) from None
+    if as_json:
+        echo_json(outcome.as_dict())
+        return
+    deleted = _counted("undo_deleted", outcome.deleted_total)
+    if outcome.deleted:
+        deleted += " (" + ", ".join(f"{table} {count}" for table, count in outcome.deleted.items()) + ")"
+    lines = [_text("undo_dry_run" if dry_run else "undo_done", import_id=import_id, deleted=deleted)]
+    lines.extend("  " + _text(f"undo_kept_{kept.reason}", table=kept.table, count=kept.count,
+                              keys=", ".join(kept.keys) + (" …" if kept.count > len(kept.keys) else ""))
+                 for kept in outcome.kept)
+    click.echo("\n".join(lines))
