@@ -301,9 +301,8 @@ class StagingTable:
         comparison as the upsert's (the columns the file states), read before it runs."""
         resolved = self._resolved_select(None, lines=True).subquery("r")
         table = self.target.table
-        data = [c.name for c in resolved.c if c.name != "_line" and c.name not in self.target.conflict
-                and c.name not in (*_WRITTEN_ALONG, *_WRITE_TIMES, _CREATED_BY)]
-        stated = self.target.stated_columns(data, fields)
+        stated = self.target.stated_columns(self._compared([c.name for c in resolved.c if c.name != "_line"]),
+                                            fields)
         existing = sa.and_(*(table.c[c] == resolved.c[c] for c in self.target.conflict))
         query = (sa.select(resolved.c._line, table.c.id, *(resolved.c[c] for c in stated),
                            *(table.c[c].label(f"old_{c}") for c in stated))
@@ -365,13 +364,16 @@ class StagingTable:
         ).one()
         return MergeCounts(int(inserted), int(updated), self._resolved_count(import_id) - int(inserted) - int(updated))
 
+    def _compared(self, columns: list[str]) -> list[str]:
+        """Of the columns written, those an update compares (not the key, the provenance or the write times)."""
+        return [c for c in columns
+                if c not in self.target.conflict and c not in (*_WRITTEN_ALONG, *_WRITE_TIMES, _CREATED_BY)]
+
     def _upsert(self, source: sa.Select, insert_only: bool, fields: set[str]) -> sa.Insert:
         columns = [c.name for c in source.selected_columns]
         # `WHERE true`: SQLite needs it to parse INSERT … SELECT … ON CONFLICT unambiguously.
         statement = dialect_insert(self.conn, self.target.table).from_select(columns, source.where(sa.true()))
-        data = [c for c in columns
-                if c not in self.target.conflict and c not in (*_WRITTEN_ALONG, *_WRITE_TIMES, _CREATED_BY)]
-        stated = self.target.stated_columns(data, fields)
+        stated = self.target.stated_columns(self._compared(columns), fields)
         if insert_only or not stated:  # nothing the file says could change an existing row
             return statement.on_conflict_do_nothing(index_elements=list(self.target.conflict))
         excluded = statement.excluded

@@ -602,7 +602,7 @@ def _preview(run: _Run, mapping: ColumnMapping, errors: pd.DataFrame) -> list[di
         entries[change.line] = {"line": change.line, "status": change.status, "changes": [
             {"column": _header(sources.get(column, ()), mapping, column), "old": _shown(old), "new": _shown(new)}
             for column, old, new in change.changes]}
-    first_invalid = errors[errors["line"].isin(sorted(set(errors["line"]))[:limit])]
+    first_invalid = errors[errors["line"].isin(errors["line"].drop_duplicates().sort_values().head(limit))]
     for line, group in first_invalid.groupby("line", sort=True):
         entries[int(line)] = {"line": int(line), "status": "invalid", "errors": [
             {"column": r.column, "code": r.code, "message": r.message} for r in group.itertuples(index=False)]}

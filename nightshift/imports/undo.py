@@ -105,7 +105,8 @@ def _key_column(table: sa.Table) -> sa.Column:
 
 def _undo_table(conn: Connection, table: sa.Table, import_id: int, outcome: UndoOutcome) -> None:
     created = table.c.created_by_import_id == import_id
-    referenced = sa.or_(*_references_to(table)) if _references_to(table) else sa.false()
+    references = _references_to(table)
+    referenced = sa.or_(*references) if references else sa.false()
     _keep(conn, table, outcome, "changed_later", created & (table.c.import_id.is_distinct_from(import_id)))
     _keep(conn, table, outcome, "referenced", created & (table.c.import_id == import_id) & referenced)
     _keep(conn, table, outcome, "updated_only",
