@@ -28,9 +28,10 @@ run: install
 	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(PORT)
 
 # The layer contracts (pyproject.toml, import-linter) first: a wrong import arrow fails the tests.
+# Three workers, each test file on one of them: most tests wait on processes, servers and databases.
 test: install
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest
+	$(BIN)/pytest -n 3 --dist loadfile
 
 bench: install
 	$(BIN)/python -m bench
