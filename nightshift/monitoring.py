@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from nightshift.alerts import raise_alert, resolve_alert
 from nightshift.db.engine import read_transaction
-from nightshift.db.schema import imports, provider_breaker_changes
+from nightshift.db.schema import IMPORT_ENDED_WITHOUT_ROWS, imports, provider_breaker_changes
 
 BATCH = 1000
 
@@ -61,7 +61,7 @@ def evaluate(engine: Engine, cursor: Cursor, *, cooldown: timedelta, now: dateti
                 engine, key, f"{change.provider} account {change.provider_account}: circuit breaker closed again",
                 now=now):
             recovered.append(key)
-    failed = [row for row in finished if row.status == "failed"]
+    failed = [row for row in finished if row.status in IMPORT_ENDED_WITHOUT_ROWS]
     if failed:
         names = ", ".join(f"#{row.id} {row.file_name}" for row in failed[:10])
         if raise_alert(engine, "import_failed", "warning", f"{len(failed)} import(s) failed: {names}",

@@ -79,6 +79,11 @@ token_periods = sa.Table(
     sa.UniqueConstraint("account_id", "period_start"),
 )
 
+# The import log's statuses that several places test: what a run is still doing with an import (a dead
+# process leaves them so), and how an import ended without its rows (what a retry or a backfill runs again).
+IMPORT_IN_PROGRESS = ("received", "running")
+IMPORT_ENDED_WITHOUT_ROWS = ("failed", "interrupted")
+
 imports = sa.Table(
     "imports",
     metadata,

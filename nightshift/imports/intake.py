@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from nightshift.config import Settings
 from nightshift.db.engine import read_transaction, write_transaction
-from nightshift.db.schema import accounts, imports
+from nightshift.db.schema import IMPORT_ENDED_WITHOUT_ROWS, IMPORT_IN_PROGRESS, accounts, imports
 from nightshift.imports.files import is_partial_name, move_without_overwrite, partition_key, sha256_of
 from nightshift.imports.messages import message
 from nightshift.imports.profiles import Profile, profile_for_folder
@@ -86,7 +86,7 @@ def _in_flight_paths(engine: Engine, uploads_dir: Path) -> set[str]:
     folder are loaded: the failed imports of the past live in failed/."""
     prefix = str(uploads_dir).rstrip(os.sep) + os.sep
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    registered = sa.or_(imports.c.status.in_(("received", "running", "failed", "interrupted")),
+    registered = sa.or_(imports.c.status.in_((*IMPORT_IN_PROGRESS, *IMPORT_ENDED_WITHOUT_ROWS)),
                         imports.c.stage == "merged")
     query = sa.select(imports.c.file_path).where(registered, imports.c.file_path.like(escaped + "%", escape="\\"))
     with read_transaction(engine) as conn:
@@ -103,7 +103,7 @@ def _counts_as_first(row: dict) -> bool:
     register_many's docstring)."""
     if _rejected_at_intake(row):
         return False
-    if row["status"] in ("received", "failed", "interrupted"):
+    if row["status"] in ("received", *IMPORT_ENDED_WITHOUT_ROWS):
         kept = row["file_path"]
         return bool(kept) and Path(kept).exists()  # else nothing is left to run or re-execute
     return True
@@ -131,7 +131,7 @@ def _first_imports(conn, shas: list[str]) -> tuple[dict[tuple[str, str | None, s
 
 def _duplicate_message(earlier: dict, lang: str) -> str:
     code = "duplicate_of"
-    if earlier["status"] == "failed" and earlier.get("partition_key"):
+    if earlier["status"] in IMPORT_ENDED_WITHOUT_ROWS and earlier.get("partition_key"):
         code = "duplicate_of_bad_input" if earlier.get("failure_kind") == "bad_input" else "duplicate_of_failed"
     return message(code, lang, import_id=earlier["id"], file=earlier["file_name"], status=earlier["status"],
                    partition=earlier.get("partition_key"))

@@ -11,14 +11,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from nightshift.db.engine import read_transaction, write_transaction
-from nightshift.db.schema import import_errors, imports
+from nightshift.db.schema import IMPORT_ENDED_WITHOUT_ROWS, import_errors, imports
 from nightshift.imports import recovery
 from nightshift.imports.files import sha256_of
 
 STAGES = ("received", "parsed", "validated", "merged", "done")
 MAX_DETAILED_ERRORS = 10_000
-# Statuses of an import that ended without its rows (`interrupted`: its run or process died).
-ENDED_WITHOUT_ROWS = ("failed", "interrupted")
 SHOWN_ERRORS = 100  # detailed errors in a summary (the report has them all)
 
 
@@ -95,7 +93,7 @@ def failure_class(row: Mapping[str, Any]) -> str | None:
     columns, too many invalid rows, unreadable file: a fixed file) or `transient` (interrupted, database
     unreachable, crashed run, internal error: the file is not at fault, running it again can succeed).
     None for an import that did not fail."""
-    if row["status"] not in ENDED_WITHOUT_ROWS:
+    if row["status"] not in IMPORT_ENDED_WITHOUT_ROWS:
         return None
     return "data" if row.get("failure_kind") == "bad_input" else "transient"
 

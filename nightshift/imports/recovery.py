@@ -24,15 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from nightshift.db.engine import advisory_lock_key, read_transaction, sqlite_file, write_transaction
-from nightshift.db.schema import imports
+from nightshift.db.schema import IMPORT_ENDED_WITHOUT_ROWS, IMPORT_IN_PROGRESS, imports
 from nightshift.imports.messages import message
 
 MAX_AUTO_RETRIES = 1
 STALLED_PER_TICK = 100
-# What a run is doing with the import (the import log's statuses): a dead process leaves them so.
-IN_PROGRESS = ("received", "running")
-# Ended without its rows: what a retry or a backfill runs again.
-RE_RUN = ("failed", "interrupted")
 
 
 def _lock_key(import_id: int) -> int:
@@ -127,7 +123,7 @@ def lease_is_held(engine: Engine, import_id: int) -> bool:
 def in_progress_imports(engine: Engine) -> list[dict]:
     """Imports a run has started (it recorded its run id) and not finished: alive or dead."""
     query = (sa.select(imports.c.id, imports.c.dagster_run_id)
-             .where(imports.c.status.in_(IN_PROGRESS), imports.c.dagster_run_id.is_not(None))
+             .where(imports.c.status.in_(IMPORT_IN_PROGRESS), imports.c.dagster_run_id.is_not(None))
              .order_by(imports.c.id))
     with read_transaction(engine) as conn:
         return [dict(r) for r in conn.execute(query).mappings()]
@@ -139,7 +135,7 @@ def mark_interrupted(engine: Engine, import_id: int, run_id: str, lang: str) -> 
     with write_transaction(engine) as conn:
         changed = conn.execute(
             imports.update()
-            .where(imports.c.id == import_id, imports.c.status.in_(IN_PROGRESS),
+            .where(imports.c.id == import_id, imports.c.status.in_(IMPORT_IN_PROGRESS),
                    imports.c.dagster_run_id == run_id)
             .values(status="interrupted", failure_kind="transient", finished_at=datetime.now(UTC),
                     message=message("ui_interrupted", lang, run_id=run_id))
@@ -183,7 +179,8 @@ def _claim(engine: Engine, condition: sa.ColumnElement[bool]) -> list[dict]:
 
 def claim_transient_failures(engine: Engine) -> list[dict]:
     """Transient failures and interrupted imports not yet retried automatically."""
-    return _claim(engine, sa.and_(imports.c.status.in_(RE_RUN), imports.c.failure_kind == "transient"))
+    return _claim(engine, sa.and_(imports.c.status.in_(IMPORT_ENDED_WITHOUT_ROWS),
+                                  imports.c.failure_kind == "transient"))
 
 
 def stalled_candidates(engine: Engine, registered_before: datetime) -> list[dict]:
@@ -214,7 +211,7 @@ def failed_partition_keys(engine: Engine) -> list[str]:
                            later.c.status != "duplicate")
                     .exists())
     query = (sa.select(imports.c.partition_key).distinct()
-             .where(imports.c.status.in_(RE_RUN), imports.c.dagster_run_id.is_not(None),
+             .where(imports.c.status.in_(IMPORT_ENDED_WITHOUT_ROWS), imports.c.dagster_run_id.is_not(None),
                     imports.c.partition_key.is_not(None), ~newer_import)
              .order_by(imports.c.partition_key))
     with read_transaction(engine) as conn:

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from nightshift.db.engine import read_transaction
-from nightshift.db.schema import imports
-from nightshift.retention.policies import FILE_FOLDERS, IMPORT_UNFINISHED, Policy
+from nightshift.db.schema import IMPORT_IN_PROGRESS, imports
+from nightshift.retention.policies import FILE_FOLDERS, Policy
 from nightshift.retention.run import PolicyReport, Run
 
 
@@ -57,7 +57,7 @@ def kept_in(data_dir: Path, paths: Iterable[str | None]) -> bool:
 
 
 def _pointed_to(engine: Engine, cutoff: datetime) -> set[Path]:
-    needed = sa.or_(imports.c.status.in_(IMPORT_UNFINISHED), imports.c.created_at >= cutoff,
+    needed = sa.or_(imports.c.status.in_(IMPORT_IN_PROGRESS), imports.c.created_at >= cutoff,
                     imports.c.finished_at >= cutoff)
     with read_transaction(engine) as conn:
         rows = conn.execute(sa.select(imports.c.file_path, imports.c.error_report_path).where(needed)).all()

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from nightshift.config import ConfigError, RetentionSettings
 from nightshift.db.schema import (
+    IMPORT_IN_PROGRESS,
     ai_requests,
     alerts,
     imports,
@@ -29,7 +30,6 @@ NEVER_DELETED = (token_ledger.name,)
 AI_TERMINAL = ("completed", "failed", "timeout")
 AI_OPEN = ("pending", "processing")
 NOTIFICATION_FINAL = ("sent", "delivered", "read", "failed_final", "expired", "cancelled")
-IMPORT_UNFINISHED = ("received", "running")
 # The data folders whose files the import_files policy ages out (sub-folders of settings.data_dir).
 FILE_FOLDERS = ("processed", "failed", "reports")
 
@@ -91,7 +91,7 @@ POLICIES: tuple[Policy, ...] = (
     Policy("import_files", IMPORT_FILES_AND_LOGS, None, "mtime", None,
            "regular files (never symlinks), unless an unfinished or younger import points to them",
            _days(30), "days", "files_days"),
-    Policy("imports", IMPORT_FILES_AND_LOGS, imports, "created_at", imports.c.status.not_in(IMPORT_UNFINISHED),
+    Policy("imports", IMPORT_FILES_AND_LOGS, imports, "created_at", imports.c.status.not_in(IMPORT_IN_PROGRESS),
            "finished imports and their import_errors, unless their file is still kept or a younger import is "
            "a duplicate of them", _days(90), "days", "imports_days"),
 )

@@ -13,6 +13,7 @@ import click
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from nightshift.db.schema import IMPORT_IN_PROGRESS
 from nightshift.imports.messages import message
 from nightshift.imports.profiles import PROFILES
 from pipelines.cli.runner import (
@@ -267,7 +268,7 @@ def _import(engine: Engine, request: ImportRequest, *, verbose: bool,
         tags={"nightshift/import_id": str(registered.import_id)}, verbose=verbose,
     )
     row = import_log.get(engine, registered.import_id)
-    if row["status"] in ("received", "running"):
+    if row["status"] in IMPORT_IN_PROGRESS:
         # The run died before the import recorded its outcome (infrastructure failure).
         report(outcome, as_json, "")
     # The import log does not record whether the file could be read (the service's FileRejected and

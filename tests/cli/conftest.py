@@ -4,6 +4,9 @@ import os
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from pipelines import cli
 
 
 @pytest.fixture
@@ -16,3 +19,22 @@ def cli_env(tmp_path: Path, db_url: str) -> dict[str, str]:
         DAGSTER_HOME=str(tmp_path / "dagster_home"),
     )
     return env
+
+
+@pytest.fixture
+def sealed_env(tmp_path: Path) -> dict[str, str]:
+    """NIGHTSHIFT_* for a command run in this process: private data folder and an empty settings file, so
+    neither the developer's environment nor a nightshift.yaml in the current folder leaks in."""
+    config = tmp_path / "nightshift.yaml"
+    config.write_text("{}\n")
+    return {"NIGHTSHIFT_DATA_DIR": str(tmp_path / "data"), "NIGHTSHIFT_CONFIG": str(config),
+            "NIGHTSHIFT_LANG": "en", "DAGSTER_HOME": str(tmp_path / "dagster_home")}
+
+
+@pytest.fixture
+def invoke_cli(sealed_env: dict[str, str]):
+    """`nightshift ARGS…` in this process (click's runner) with `sealed_env`; `lang`, `env` override it."""
+    def invoke(*args: str, lang: str = "en", env: dict[str, str] | None = None):
+        return CliRunner().invoke(cli.main, list(args), env={**sealed_env, "NIGHTSHIFT_LANG": lang, **(env or {})})
+
+    return invoke

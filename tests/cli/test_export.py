@@ -19,6 +19,9 @@ from nightshift.imports.service import ImportOptions, run_import
 from pipelines import cli
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+# Fields a profile reads that its export does not write: a category's parent (the export holds top-level
+# categories) and the combined `Nom (CP)` column of cities (written as nom and code_postal).
+NOT_EXPORTED = {"categories": {"parent"}, "cities": {"villes"}}
 # Each profile's sample, the table it fills, and a cell to edit: the column and its row's database key column.
 CASES = {
     "businesses": ("entreprises.csv", businesses, "nom_commercial", "trade_name"),
@@ -30,11 +33,9 @@ CASES = {
 
 
 @pytest.fixture
-def env(db, db_url, tmp_path) -> dict[str, str]:
+def env(db, db_url, sealed_env) -> dict[str, str]:
     """The command's environment and the imports' (an empty settings file: the defaults)."""
-    (tmp_path / "nightshift.yaml").write_text("{}\n")
-    return {"NIGHTSHIFT_DATABASE_URL": db_url, "NIGHTSHIFT_DATA_DIR": str(tmp_path / "data"), "NIGHTSHIFT_LANG": "en",
-            "NIGHTSHIFT_CONFIG": str(tmp_path / "nightshift.yaml")}
+    return {**sealed_env, "NIGHTSHIFT_DATABASE_URL": db_url}
 
 
 @pytest.fixture
@@ -82,7 +83,8 @@ def test_export_imports_back_unchanged_and_one_edited_cell_updates_that_row_only
         assert result.exit_code == 0, result.output
         assert result.output == f"{profile}: {stored} row(s) exported to {exported}\n"
         rows = read_table(exported)
-        assert rows[0] == [f.name for f in PROFILES[profile].fields if f.name in rows[0]], "the profile's names"
+        assert rows[0] == [f.name for f in PROFILES[profile].fields
+                           if f.name not in NOT_EXPORTED.get(profile, set())], "the profile's names"
         assert len(rows) - 1 == stored
 
         again = run_import(db, exported, settings, ImportOptions(profile=profile))

@@ -5,10 +5,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from nightshift.db.schema import imports
-from pipelines import cli
 
 
 def add(engine, name: str, status: str, **values) -> int:
@@ -26,11 +24,9 @@ def kept_file(folder: Path, name: str, content: str) -> dict:
 
 
 @pytest.fixture
-def invoke(db, db_url, tmp_path):
+def invoke(db, db_url, invoke_cli):
     def run(*args: str, lang: str = "en"):
-        env = {"NIGHTSHIFT_DATABASE_URL": db_url, "NIGHTSHIFT_DATA_DIR": str(tmp_path / "data"),
-               "NIGHTSHIFT_LANG": lang}
-        return CliRunner().invoke(cli.main, list(args), env=env)
+        return invoke_cli(*args, lang=lang, env={"NIGHTSHIFT_DATABASE_URL": db_url})
 
     return run
 

@@ -4,19 +4,18 @@ import json
 
 import openpyxl
 import pytest
-from click.testing import CliRunner
 
 from nightshift.config import load_settings
 from nightshift.imports.profiles import PROFILES
 from nightshift.imports.service import ImportOptions, run_import
-from pipelines import cli
 
 
-def invoke(*args: str, lang: str = "en", env: dict[str, str] | None = None):
-    return CliRunner().invoke(cli.main, list(args), env={"NIGHTSHIFT_LANG": lang, **(env or {})})
+@pytest.fixture
+def invoke(invoke_cli):
+    return invoke_cli
 
 
-def test_the_list_names_each_profile_with_its_columns_as_a_file_writes_them():
+def test_the_list_names_each_profile_with_its_columns_as_a_file_writes_them(invoke):
     result = invoke("profiles", "--json")
     assert result.exit_code == 0, result.output
     listing = json.loads(result.output)
@@ -35,7 +34,7 @@ def test_the_list_names_each_profile_with_its_columns_as_a_file_writes_them():
     assert "clients — obligatoires : telephone ; facultatives : prenom, nom, email, region, ville" in human.output
 
 
-def test_show_gives_spellings_kinds_and_rules_in_the_language_of_the_setting():
+def test_show_gives_spellings_kinds_and_rules_in_the_language_of_the_setting(invoke):
     result = invoke("profiles", "show", "cities", "--json")
     assert result.exit_code == 0, result.output
     shown = json.loads(result.output)
@@ -53,14 +52,14 @@ def test_show_gives_spellings_kinds_and_rules_in_the_language_of_the_setting():
     assert "latitude: nombre (12,5 ou 12.5), entre -90 et 90" in french
 
 
-def test_an_unknown_profile_is_bad_usage_naming_the_known_ones(tmp_path):
+def test_an_unknown_profile_is_bad_usage_naming_the_known_ones(invoke):
     for args in (["show", "companies"], ["template", "companies"]):
         result = invoke("profiles", *args, lang="fr")
         assert result.exit_code == 2
         assert "« companies »" in result.output and ", ".join(PROFILES) in result.output
 
 
-def test_a_template_goes_to_stdout_as_csv():
+def test_a_template_goes_to_stdout_as_csv(invoke):
     result = invoke("profiles", "template", "clients")
     assert result.exit_code == 0
     assert result.output.splitlines() == ["telephone;prenom;nom;email;region;ville",
@@ -68,10 +67,9 @@ def test_a_template_goes_to_stdout_as_csv():
 
 
 @pytest.mark.parametrize("file_format", ["csv", "xlsx"])
-def test_every_template_has_every_column_and_its_example_row_imports_cleanly(db, db_url, tmp_path, file_format):
-    (tmp_path / "nightshift.yaml").write_text("{}\n")
-    env = {"NIGHTSHIFT_DATABASE_URL": db_url, "NIGHTSHIFT_DATA_DIR": str(tmp_path / "data"),
-           "NIGHTSHIFT_CONFIG": str(tmp_path / "nightshift.yaml")}
+def test_every_template_has_every_column_and_its_example_row_imports_cleanly(db, db_url, tmp_path, file_format,
+                                                                           invoke, sealed_env):
+    env = {**sealed_env, "NIGHTSHIFT_DATABASE_URL": db_url}
     settings = load_settings({**env, "NIGHTSHIFT_LANG": "en"})
     settings.ensure_data_dirs()
     for name, profile in PROFILES.items():

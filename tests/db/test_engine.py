@@ -7,10 +7,8 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from nightshift.db import migrate
 from nightshift.db.engine import ThreadWriter, create_engine, normalize_url, write_transaction
 from nightshift.db.schema import accounts, import_errors, token_periods
-from tests.conftest import _reset_pg
 
 
 def test_postgres_urls_use_psycopg3():
@@ -182,11 +180,9 @@ def test_a_thread_writer_commits_each_statement_on_one_connection_per_thread(db)
     assert writer.opened == []
 
 
-def test_a_thread_writer_replaces_a_connection_the_server_cut(pg_session_url):
-    # A server that cuts a connection is PostgreSQL's case (SQLite has no server).
-    _reset_pg(pg_session_url)
-    migrate.upgrade(pg_session_url)
-    db = create_engine(pg_session_url)
+# A server that cuts a connection is PostgreSQL's case (SQLite has no server).
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_thread_writer_replaces_a_connection_the_server_cut(db):
     writer = ThreadWriter(db)
     [account_id] = _accounts(db, 1)
     insert = token_periods.insert().values(account_id=account_id, period_start=sa.bindparam("period"), quota=10)
@@ -204,7 +200,6 @@ def test_a_thread_writer_replaces_a_connection_the_server_cut(pg_session_url):
     writer.close()
     with db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(token_periods)).scalar() == 3
-    db.dispose()
 
 
 def _accounts(db, count: int) -> list[int]:

@@ -141,3 +141,13 @@ def test_alerts_sensor_alerts_failed_runs_and_sends(db, smtp):
         assert conn.execute(sa.select(alerts.c.alert_key)).scalars().all() == ["run_failure:broken_job"]
     [subject] = smtp.subjects  # three failures, one alert within the cooldown
     assert subject.startswith("[nightshift] WARNING: Run ") and subject.endswith("of broken_job failed")
+
+
+def test_an_interrupted_import_raises_the_import_alert_like_a_failed_one(db):
+    cursor = monitoring.latest(db)
+    with db.begin() as conn:
+        conn.execute(imports.insert().values(file_name="clients.csv", sha256="0" * 64, size_bytes=1,
+                                             status="interrupted", stage="received", failure_kind="transient",
+                                             finished_at=now_utc()))
+    _, changed = monitoring.evaluate(db, cursor, cooldown=timedelta(hours=1))
+    assert changed == {"raised": ["import_failed"], "recovered": []}

@@ -124,7 +124,8 @@ def test_the_asset_reports_stable_keys_a_table_per_app_and_its_checks(db, wachap
 
 def configured(db, tmp_path, yaml: str) -> dict:
     """The resources of a process whose NIGHTSHIFT_CONFIG file holds `yaml`, on the test's database."""
-    config = tmp_path / "nightshift.yaml"
+    # A file per call: one settings object may be read again after another call wrote its own.
+    config = tmp_path / f"nightshift-{len(list(tmp_path.glob('nightshift-*.yaml')))}.yaml"
     config.write_text(yaml, encoding="utf-8")
     settings = load_settings({"NIGHTSHIFT_DATABASE_URL": db.url.render_as_string(hide_password=False),
                               "NIGHTSHIFT_CONFIG": str(config), "NIGHTSHIFT_DATA_DIR": str(tmp_path / "data")})
