@@ -163,7 +163,10 @@ def _import(context: dg.AssetExecutionContext, config: ImportConfig, database: D
     rerun = {}
     if row["status"] != "received":  # a re-execution or backfill: the file may have been fixed in place
         rerun = {"sha256": sha256_of(path), "size_bytes": path.stat().st_size}
-    import_log.update_status(database.engine, row["id"], dagster_run_id=context.run.run_id, **rerun)
+    # `running` with the run's id in one write, under the lease: a row naming this run never looks like an
+    # earlier failure the sensors would interrupt or retry.
+    import_log.update_status(database.engine, row["id"], status="running", dagster_run_id=context.run.run_id,
+                             **rerun)
     context.log.info(f"import {row['id']}: {path.name} (profile {row['profile'] or 'detected from headers'})")
 
     def progress(rows: int) -> None:
