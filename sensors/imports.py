@@ -23,6 +23,8 @@ from sensors.in_flight import IN_FLIGHT
 # Sensor ticks time out at 60 s: leave room for Dagster's own work after the scan.
 TICK_BUDGET_S = 40.0
 FINISHED_BADLY = {dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
+# How far back an interrupted import's run is looked at to report it failed (the sensor ticks every few seconds).
+INTERRUPTED_LOOKBACK = timedelta(days=1)
 
 
 def scan_uploads(context: dg.SensorEvaluationContext, database: Database,
@@ -102,23 +104,35 @@ def import_failure_sensor(context: dg.SensorEvaluationContext, database: Databas
 
 def _interrupt_dead_imports(context: dg.SensorEvaluationContext, database: Database, settings: Settings) -> None:
     """Imports in progress whose run ended badly, or whose process no longer holds their lease, turned
-    `interrupted` (then claimed below like a transient failure). A CLI run (in its own process, which
-    nothing watches) whose process died stays STARTED for Dagster: once its import is `interrupted`, it is
-    reported failed."""
+    `interrupted` (then claimed below like a transient failure). A run whose process died stays STARTED for
+    Dagster when nothing watched that process (a CLI run): once its import is `interrupted`, it is reported
+    failed."""
     engine, instance = database.engine, context.instance
-    for row in recovery.in_progress_imports(engine):
-        run = instance.get_run_by_id(row["dagster_run_id"])
-        if run is not None and run.status in FINISHED_BADLY:
-            if recovery.mark_interrupted(engine, row["id"], run.run_id, settings.lang):
+    in_progress = recovery.in_progress_imports(engine)
+    runs = _runs(instance, [row["dagster_run_id"] for row in in_progress])
+    for row in in_progress:
+        run = runs.get(row["dagster_run_id"])
+        ended_badly = run is not None and run.status in FINISHED_BADLY
+        if not ended_badly and recovery.lease_is_held(engine, row["id"]):
+            continue
+        if recovery.mark_interrupted(engine, row["id"], row["dagster_run_id"], settings.lang):
+            reason = f"its run ended {run.status.value}" if ended_badly else "the process of its run died"
+            context.log.info(f"import {row['id']}: {reason} ({row['dagster_run_id']})")
+            if ended_badly:
                 instance.add_run_tags(run.run_id, {STATUS_TAG: "interrupted"})
-                context.log.info(f"import {row['id']}: its run {run.run_id} ended {run.status.value}")
-    for row in recovery.interrupt_abandoned(engine, settings.lang):
-        context.log.info(f"import {row['id']}: the process of its run {row['dagster_run_id']} died")
-    started = {run.run_id: run for run in instance.get_runs(
-        filters=dg.RunsFilter(job_name=import_job.name, statuses=[dg.DagsterRunStatus.STARTED]))}
-    for run_id, import_id in recovery.interrupted_in(engine, sorted(started)).items():
-        instance.report_run_failed(started[run_id], f"the process of the run died while import {import_id} ran")
-        instance.add_run_tags(run_id, {STATUS_TAG: "interrupted"})
+    interrupted = recovery.interrupted_runs(engine, datetime.now(UTC) - INTERRUPTED_LOOKBACK)
+    for run in _runs(instance, list(interrupted), statuses=[dg.DagsterRunStatus.STARTED]).values():
+        instance.report_run_failed(run, f"the process of the run died while import {interrupted[run.run_id]} ran")
+        instance.add_run_tags(run.run_id, {STATUS_TAG: "interrupted"})
+
+
+def _runs(instance: dg.DagsterInstance, run_ids: list[str],
+          statuses: list[dg.DagsterRunStatus] | None = None) -> dict[str, dg.DagsterRun]:
+    """The runs of these ids (of any job: an import_job run, or a UI materialization), in one query."""
+    if not run_ids:
+        return {}
+    return {run.run_id: run for run in instance.get_runs(filters=dg.RunsFilter(run_ids=run_ids,
+                                                                               statuses=statuses or []))}
 
 
 def _retry(row: dict, kind: str, reason: str) -> dg.RunRequest:

@@ -151,12 +151,10 @@ def interrupt_abandoned(engine: Engine, lang: str) -> list[dict]:
             and mark_interrupted(engine, row["id"], row["dagster_run_id"], lang)]
 
 
-def interrupted_in(engine: Engine, run_ids: list[str]) -> dict[str, int]:
-    """Among the given runs, those whose import was interrupted in them: run id -> import id."""
-    if not run_ids:
-        return {}
+def interrupted_runs(engine: Engine, since: datetime) -> dict[str, int]:
+    """The runs in which an import was interrupted since `since`: run id -> import id."""
     query = sa.select(imports.c.dagster_run_id, imports.c.id).where(
-        imports.c.dagster_run_id.in_(run_ids), imports.c.status == "interrupted")
+        imports.c.status == "interrupted", imports.c.dagster_run_id.is_not(None), imports.c.finished_at >= since)
     with read_transaction(engine) as conn:
         return dict(conn.execute(query).all())
 

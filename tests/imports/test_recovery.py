@@ -82,7 +82,9 @@ def test_imports_in_progress_without_a_holder_are_interrupted_once(db):
     assert {i: rows[i].status for i in (running, started, registered, alive, done)} == {
         running: "interrupted", started: "interrupted", registered: "received", alive: "running", done: "succeeded"}
     assert rows[running].failure_kind == "transient" and "run-dead" in rows[running].message
-    assert recovery.interrupted_in(db, ["run-dead", "run-alive", "run-other"]) == {"run-dead": running}
+    an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    assert recovery.interrupted_runs(db, an_hour_ago) == {"run-dead": running, "run-early": started}
+    assert recovery.interrupted_runs(db, datetime.now(UTC) + timedelta(seconds=1)) == {}
     assert [r["id"] for r in recovery.claim_transient_failures(db)] == [running, started], "retried once"
 
 
