@@ -130,8 +130,7 @@ def failed_partitions(engine: Engine) -> list[dict[str, Any]]:
     `backfill`: whether a backfill of it can succeed. A transient failure can; a data failure only once its
     file was fixed where it was kept (its content differs from the one that failed)."""
     failed = []
-    for key in recovery.failed_partition_keys(engine):
-        row = by_partition(engine, key)
+    for row in recovery.failed_partition_rows(engine):
         view = summary(row)
         view["backfill"] = view["kind"] == "transient" or _changed_since(row)
         failed.append(view)
@@ -139,5 +138,8 @@ def failed_partitions(engine: Engine) -> list[dict[str, Any]]:
 
 
 def _changed_since(row: Mapping[str, Any]) -> bool:
+    """Whether the kept file differs from the one that failed: its size first, its hash only if that agrees."""
     path = Path(row["file_path"]) if row["file_path"] else None
-    return path is not None and path.is_file() and sha256_of(path) != row["sha256"]
+    if path is None or not path.is_file():
+        return False
+    return path.stat().st_size != row["size_bytes"] or sha256_of(path) != row["sha256"]

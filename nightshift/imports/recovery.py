@@ -203,14 +203,19 @@ def failed_partition_keys(engine: Engine) -> list[str]:
     backfill of the failed partitions re-runs (each file is re-imported from where it was kept). Files
     rejected before any run (unknown account folder) have no Dagster partition and are left out; so are
     partitions re-imported since (their latest import is neither)."""
+    return [row["partition_key"] for row in failed_partition_rows(engine)]
+
+
+def failed_partition_rows(engine: Engine) -> list[dict]:
+    """The import log rows behind failed_partition_keys: the latest import of each such partition."""
     later = imports.alias("later")
     newer_import = (sa.select(later.c.id)
                     .where(later.c.partition_key == imports.c.partition_key, later.c.id > imports.c.id,
                            later.c.status != "duplicate")
                     .exists())
-    query = (sa.select(imports.c.partition_key).distinct()
+    query = (sa.select(imports)
              .where(imports.c.status.in_(IMPORT_ENDED_WITHOUT_ROWS), imports.c.dagster_run_id.is_not(None),
                     imports.c.partition_key.is_not(None), ~newer_import)
              .order_by(imports.c.partition_key))
     with read_transaction(engine) as conn:
-        return list(conn.execute(query).scalars())
+        return [dict(r) for r in conn.execute(query).mappings()]

@@ -17,10 +17,11 @@ def add(engine, name: str, status: str, **values) -> int:
 
 
 def kept_file(folder: Path, name: str, content: str) -> dict:
-    """A file kept where the import left it, with the hash the import log records for it."""
+    """A file kept where the import left it, with the size and hash the import log records for it."""
     path = folder / name
     path.write_text(content, encoding="utf-8")
-    return {"file_path": str(path), "sha256": hashlib.sha256(content.encode()).hexdigest()}
+    return {"file_path": str(path), "sha256": hashlib.sha256(content.encode()).hexdigest(),
+            "size_bytes": len(content.encode())}
 
 
 @pytest.fixture
