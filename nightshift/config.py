@@ -45,6 +45,9 @@ class ImportSettings:
     # included (0: one per core, at most 4; 1: the import's process alone).
     workers: int = 0
     parallel_min_bytes: int = 16 * 1024 * 1024
+    # Per account (its slug): a header its files write → the profile field it means, for headers that match
+    # no accepted spelling. nightshift.imports.column_maps checks the fields (this module cannot know them).
+    column_maps: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,9 @@ class Settings:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     ai: AISettings = field(default_factory=AISettings)
+    # The command's `nightshift import --map`: a header of its file → the field it means, over the account's
+    # imports.column_maps. Never read from YAML or the environment: it names one file's headers.
+    column_map: dict = field(default_factory=dict)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -185,6 +191,14 @@ def _validate_imports(imports: ImportSettings) -> None:
         raise ConfigError("imports.abort_invalid_ratio: must be in (0, 1]")
     if not is_phone_region(imports.default_phone_region):
         raise ConfigError(f"imports.default_phone_region: {imports.default_phone_region!r} is not {PHONE_REGION}")
+    for account, column_map in imports.column_maps.items():
+        if not isinstance(column_map, dict):
+            raise ConfigError(f"imports.column_maps.{account}: expected a mapping of a header to a field "
+                              f"(\"Raison sociale\": nom), got {column_map!r}")
+        for header, name in column_map.items():
+            if not (isinstance(header, str) and header.strip() and isinstance(name, str) and name.strip()):
+                raise ConfigError(f"imports.column_maps.{account}.{header}: expected a header mapped to a field "
+                                  f"name, got {header!r}: {name!r}")
 
 
 def _validate_quotas(quotas: QuotaSettings) -> None:

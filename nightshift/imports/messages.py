@@ -262,6 +262,26 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "{file}: required column(s) missing: {missing}; headers found on line {line}: {headers}. Name the "
               "column with one of the accepted spellings (case, accents and spaces do not matter)",
     },
+    "map_malformed": {
+        "fr": "--map « {value} » : attendu « en-tête=colonne », l'en-tête tel que le fichier l'écrit et la colonne du "
+              "profil (ex. --map \"Raison sociale=nom\").",
+        "en": "--map '{value}': expected 'header=column', the header as the file writes it and the profile's column "
+              "(e.g. --map \"Raison sociale=nom\")",
+    },
+    "map_unknown_field": {
+        "fr": "--map « {header}={field} » : {field} n'est pas une colonne du profil {profile} (colonnes connues : "
+              "{known}).",
+        "en": "--map '{header}={field}': {field} is not a column of profile {profile} (known: {known})",
+    },
+    "map_unknown_field_any": {
+        "fr": "--map « {header}={field} » : {field} n'est une colonne d'aucun profil (colonnes connues : {known}).",
+        "en": "--map '{header}={field}': {field} is not a column of any profile (known: {known})",
+    },
+    "map_header_absent": {
+        "fr": "{file} : --map nomme des en-têtes absents du fichier : {absent} ; en-têtes trouvés : {headers}.",
+        "en": "{file}: --map names headers the file does not have: {absent}; headers found: {headers}",
+    },
+    "map_profile_fields": {"fr": "{profile} : {fields}", "en": "{profile}: {fields}"},
     "column_spellings": {
         "fr": "{column} (orthographes acceptées : {spellings})",
         "en": "{column} (accepted spellings: {spellings})",

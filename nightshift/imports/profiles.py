@@ -8,8 +8,8 @@ pipeline (reading, validation, merge) is generic. Headers match case-, accent-, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 
 from nightshift.imports.values import normalize_header
 
@@ -58,6 +58,9 @@ class Profile:
     # Alternatives of required fields: at least one field of each group must be present as a column.
     required_any: tuple[tuple[str, ...], ...] = ()
     description: str = ""
+    # Headers one import maps to fields (header as the file writes it, field): they match no spelling, or
+    # the user means them for another field than the spelling does.
+    mapped_headers: tuple[tuple[str, str], ...] = ()
     _by_header: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -66,9 +69,20 @@ class Profile:
                 owner = self._by_header.setdefault(key, f.name)
                 if owner != f.name:
                     raise ValueError(f"profile {self.name}: header {key!r} claimed by {owner} and {f.name}")
+        for header, name in self.mapped_headers:
+            self._by_header[normalize_header(header)] = name
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
 
     def get(self, name: str) -> Field:
         return next(f for f in self.fields if f.name == name)
+
+    def with_headers(self, column_map: Mapping[str, str]) -> Profile:
+        """The profile reading each header of `column_map` as its field, for the fields it has."""
+        mapped = tuple((header, name) for header, name in column_map.items() if name in self.field_names)
+        return replace(self, mapped_headers=mapped, _by_header={}) if mapped else self
 
     def canonical(self, header: str) -> str | None:
         """The canonical field a header cell means, or None for an unknown column."""
@@ -204,25 +218,28 @@ def _recognised(profile: Profile, header: list[str]) -> int:
     return len({profile.canonical(str(cell)) for cell in header} - {None})
 
 
-def closest_profile(header: list[str]) -> tuple[Profile, list[tuple[Field, ...]]] | None:
+def closest_profile(header: list[str], profiles: Iterable[Profile] = PROFILES.values(),
+                    ) -> tuple[Profile, list[tuple[Field, ...]]] | None:
     """The profile missing required columns that recognises most columns of the header, and what it
     misses: what the file most likely is when no profile is detected."""
-    incomplete = [p for p in PROFILES.values() if p.missing_required(header) and _recognised(p, header)]
+    incomplete = [p for p in profiles if p.missing_required(header) and _recognised(p, header)]
     if not incomplete:
         return None
     profile = max(incomplete, key=lambda p: _recognised(p, header))
     return profile, profile.missing_required(header)
 
 
-def detect_profile(header: list[str]) -> Profile | None:
+def detect_profile(header: list[str], profiles: Iterable[Profile] = PROFILES.values()) -> Profile | None:
     """The complete profile (required columns present) whose header matches best; None when there is
     none, or when a profile missing required columns recognises more of the columns: `prenom;nom;email`
-    is a clients file without its phone column, not a businesses file."""
-    complete = [p for p in PROFILES.values() if not p.missing_required(header) and p.score_header(header) > 0]
+    is a clients file without its phone column, not a businesses file. `profiles`: PROFILES, or them with
+    an import's column mapping."""
+    profiles = list(profiles)
+    complete = [p for p in profiles if not p.missing_required(header) and p.score_header(header) > 0]
     if not complete:
         return None
     best = max(complete, key=lambda p: p.score_header(header))
-    closest = closest_profile(header)
+    closest = closest_profile(header, profiles)
     if closest is not None and _recognised(closest[0], header) > _recognised(best, header):
         return None
     return best

@@ -32,6 +32,7 @@ from nightshift.db.engine import (
 from nightshift.db.schema import accounts, clients
 from nightshift.imports import hooks, values
 from nightshift.imports import log as import_log
+from nightshift.imports.column_maps import ImportColumnMap
 from nightshift.imports.files import move_without_overwrite
 from nightshift.imports.merge import RowChange, StagingTable
 from nightshift.imports.messages import Rejection, message
@@ -193,16 +194,22 @@ def _timed(items: Iterator[Any], timings: dict[str, float], key: str) -> Iterato
         yield item
 
 
-def _score_any(cells: list[str]) -> float:
-    return max(p.score_header(cells) for p in PROFILES.values())
+def _best_score(profiles: list[Profile]) -> ScoreHeader:
+    def score(cells: list[str]) -> float:
+        return max(p.score_header(cells) for p in profiles)
+
+    return score
 
 
-def _account_phone_region(engine: Engine, account_id: int | None) -> str | None:
-    """The owning account's region for phone numbers without a country code (None: the default)."""
+def _account(engine: Engine, account_id: int | None) -> tuple[str | None, str | None]:
+    """The owning account's slug (its column map) and region for phone numbers without a country code
+    (None, None: no account)."""
     if account_id is None:
-        return None
+        return None, None
     with read_transaction(engine) as conn:
-        return conn.execute(sa.select(accounts.c.phone_region).where(accounts.c.id == account_id)).scalar()
+        row = conn.execute(sa.select(accounts.c.slug, accounts.c.phone_region)
+                           .where(accounts.c.id == account_id)).one_or_none()
+    return (row.slug, row.phone_region) if row else (None, None)
 
 
 class _Run:
@@ -228,8 +235,8 @@ class _Run:
         self.report: Path | None = None  # the error report, once written
         self.create_categories = (settings.imports.create_categories if options.create_categories is None
                                   else options.create_categories)
-        self.phone_region = (options.phone_region or _account_phone_region(engine, options.account_id)
-                             or settings.imports.default_phone_region)
+        self.account_slug, account_region = _account(engine, options.account_id)
+        self.phone_region = options.phone_region or account_region or settings.imports.default_phone_region
         self.lang = settings.lang
         self.started = time.perf_counter()
 
@@ -240,22 +247,28 @@ class _Run:
                           max_rows=limits.max_rows, max_cells=limits.max_cells, lang=self.lang, **chunking)
 
     def open(self, profile: Profile | None) -> _OpenedFile:
-        """The file with its profile: the one given, else the one its header matches."""
+        """The file with its profile (the one given, else the one its header matches), reading the headers
+        the column maps name as their fields."""
         imports = self.settings.imports
         workers = worker_count(imports.workers, imports.parallel_min_bytes, self.path.stat().st_size)
         if workers:
             start_worker_server()  # it loads while this process scans the file
-        info, chunks = self.open_table(profile.score_header if profile else _score_any, chunk_rows=CHUNK_ROWS)
+        column_map = ImportColumnMap.of(self.settings, self.account_slug)
+        if profile is not None:
+            profile = column_map.applied_to(profile)
+        profiles = [profile] if profile is not None else column_map.profiles()
+        info, chunks = self.open_table(_best_score(profiles), chunk_rows=CHUNK_ROWS)
         if profile is None:
-            profile = detect_profile(info.header)
-            if profile is None:
-                closest = closest_profile(info.header)
-                looks_like = (message("looks_like_profile", self.lang, profile=closest[0].name,
-                                      missing=missing_columns_text(closest[1], self.lang))
-                              if closest and closest[1] else "")
-                raise ImportRejected("unknown_profile", self.lang, file=self.path.name,
-                                     header=", ".join(info.header[:12]), line=info.header_line,
-                                     looks_like=looks_like, profiles=", ".join(PROFILES))
+            profile = detect_profile(info.header, profiles)
+        if profile is None:
+            closest = closest_profile(info.header, profiles)
+            looks_like = (message("looks_like_profile", self.lang, profile=closest[0].name,
+                                  missing=missing_columns_text(closest[1], self.lang))
+                          if closest and closest[1] else "")
+            raise ImportRejected("unknown_profile", self.lang, file=self.path.name,
+                                 header=", ".join(info.header[:12]), line=info.header_line,
+                                 looks_like=looks_like, profiles=", ".join(PROFILES))
+        column_map.check(profile, info.header, self.path.name, self.lang)
         mapping = ColumnMapping.from_header(profile, [c for c in info.header if c not in REPORT_COLUMNS])
         return _OpenedFile(profile, info, mapping, chunks, workers)
 
@@ -458,7 +471,7 @@ def run_import(
                 outcome = _merge_or_abort(run, conn, opened, validated)
             finally:
                 _drop_staging(run, conn)
-    except (FileRejected, ImportRejected) as exc:
+    except Rejection as exc:  # the file, or how the command asks to read it
         outcome = _outcome(run, opened, validated, status="failed", failure_kind="bad_input",
                            message=exc.message, unreadable=isinstance(exc, FileRejected))
         run.log(**_log_values(outcome))  # the stage stays the one the import reached

@@ -196,13 +196,17 @@ def progress_line(enabled: bool, file_name: str) -> Iterator[None]:
 @click.option("--diff-rows", default=DIFF_ROWS, show_default=True, type=click.IntRange(min=1),
               help="How many rows --diff lists.")
 @click.option("--strict", is_flag=True, help="All or nothing: any invalid row and nothing is written.")
+@click.option("--map", "column_map", multiple=True, metavar="HEADER=COLUMN",
+              help="Read the file's header HEADER (as the file writes it) as the profile's column COLUMN, for "
+                   "headers that match no accepted spelling; repeatable.")
 @click.option("--create-categories/--no-create-categories", default=None,
               help="Unknown category/sub-category: create it, or reject the row (unknown_category). "
                    "Default: the setting imports.create_categories.")
 @verbose_option
 @json_option
 def import_command(path: Path, profile: str | None, account: str | None, dry_run: bool, diff: bool, diff_rows: int,
-                   strict: bool, create_categories: bool | None, verbose: bool, as_json: bool) -> None:
+                   strict: bool, column_map: tuple[str, ...], create_categories: bool | None, verbose: bool,
+                   as_json: bool) -> None:
     """Import a CSV/Excel file (the same job the upload sensor runs).
 
     Exit 0 when the import ran (even with invalid rows), 1 when it failed (missing columns, no profile
@@ -213,6 +217,7 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
         raise UsageError(f"{path}: no such file")
     if diff and not dry_run:
         raise UsageError(_text("cli_diff_needs_dry_run"))
+    _use_column_map(column_map, profile)
     require_migrated()
     with app_engine() as engine:
         request = ImportRequest(path.resolve(), profile, account, _account_id(engine, account),
@@ -229,6 +234,20 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
     elif summary["kind"] == "transient" and summary["run_id"] and not verbose:
         click.echo("  " + _text("cli_verbose_hint", run_id=summary["run_id"]))
     sys.exit(exit_code)
+
+
+def _use_column_map(options: tuple[str, ...], profile: str | None) -> None:
+    """The command's settings with its `--map`: the import job reads them (the CLI runs it in this process
+    on current_settings()), as it reads an account's imports.column_maps."""
+    from nightshift.imports.column_maps import ColumnMapRefused, check_column_maps, parse_map_options
+
+    settings = current_settings()
+    check_column_maps(settings.imports.column_maps)  # a configuration error, before anything about the file
+    try:
+        column_map = parse_map_options(options, PROFILES[profile] if profile else None, settings.lang)
+    except ColumnMapRefused as refused:
+        raise UsageError(refused.message) from None
+    click.get_current_context().find_root().obj = dataclasses.replace(settings, column_map=column_map)
 
 
 def _dry_run(request: ImportRequest, preview_rows: int, *, verbose: bool,
