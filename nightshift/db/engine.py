@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import closing, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,71 +113,84 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-class ThreadWriter:
-    """Single write statements from many threads, each committed as it runs, each thread on a connection
-    of its own opened at its first statement and kept until close(). For threads that write one small
-    row after another (the sweep's attempt row before each request): a pool checkout per statement
-    pre-pings, sets and resets the isolation level, and a pool narrower than the threads reconnects on
-    almost every checkout. On PostgreSQL the connections run in autocommit (one statement is atomic on
-    its own); on SQLite each statement is a write transaction, whose BEGIN IMMEDIATE takes the single
-    writer's lock."""
+class GroupWriter:
+    """Rows of one INSERT … RETURNING written for many threads, each caller waiting until its row is
+    committed; rows that arrive while a commit is under way go together in the next one (group commit).
+    For threads that each need one small row durable before going on (the sweep's attempt row before
+    each request): a commit per row waits for the disk every time (about 1.3 ms on PostgreSQL here),
+    and on SQLite every connection takes its turn at the single writer's lock. One connection on one
+    thread writes them all; a statement that fails, fails each row of its group."""
 
-    def __init__(self, engine: Engine) -> None:
-        # Its own connections, outside the engine's pool: as many as there are threads, none kept after.
+    def __init__(self, engine: Engine, statement: sa.Insert) -> None:
+        # Its own connection, outside the engine's pool, kept until close().
         self.engine = create_engine(engine.url, poolclass=sa.pool.NullPool)
+        self.statement = statement
         self.sqlite = is_sqlite(engine.url)
-        self.local = threading.local()
-        self.lock = threading.Lock()
-        self.opened: list[Connection] = []
+        self.pending: queue.SimpleQueue = queue.SimpleQueue()
+        self.connection: Connection | None = None
+        self.thread = threading.Thread(target=self._write_groups, name="nightshift-group-writer", daemon=True)
+        self.thread.start()
 
-    def execute(self, statement: sa.Executable, params: dict) -> list[sa.Row]:
-        """Runs and commits the statement; its rows (RETURNING), read before the commit."""
+    def insert(self, params: dict) -> sa.Row:
+        """Writes the row and returns what the statement returns for it, once it is committed."""
+        written: Future = Future()
+        self.pending.put((params, written))
+        return written.result()
+
+    def close(self) -> None:
+        self.pending.put(None)
+        self.thread.join()
+        if self.connection is not None:
+            with suppress(sa.exc.DBAPIError):
+                self.connection.close()
+        self.engine.dispose()
+
+    def _write_groups(self) -> None:
+        stopping = False
+        while not stopping:
+            group = [self.pending.get()]
+            with suppress(queue.Empty):
+                while True:
+                    group.append(self.pending.get_nowait())
+            stopping = None in group  # close(): what came before it is still written
+            group = [entry for entry in group if entry is not None]
+            if not group:
+                continue
+            try:
+                rows = self._write([params for params, _ in group])
+            except Exception as exc:  # every caller of the group gets the error, the writer goes on
+                for _, written in group:
+                    written.set_exception(exc)
+            else:
+                for (_, written), row in zip(group, rows, strict=True):
+                    written.set_result(row)
+
+    def _write(self, rows: list[dict]) -> list[sa.Row]:
         try:
-            return self._execute(self._connection(), statement, params)
+            return self._execute(rows)
         except sa.exc.DBAPIError as exc:
             self._discard()
             if not exc.connection_invalidated:
                 raise
         # The kept connection had died (the server restarted, an idle connection was cut): a new one,
         # once, as a pool's pre-ping would have given.
-        return self._execute(self._connection(), statement, params)
+        return self._execute(rows)
 
-    def _execute(self, conn: Connection, statement: sa.Executable, params: dict) -> list[sa.Row]:
+    def _execute(self, rows: list[dict]) -> list[sa.Row]:
+        if self.connection is None:
+            self.connection = self.engine.connect()
+            if not self.sqlite:  # one statement is atomic on its own: no BEGIN and COMMIT round trips
+                self.connection = self.connection.execution_options(isolation_level="AUTOCOMMIT")
         if not self.sqlite:
-            return _rows(conn.execute(statement, params))
-        with begin_write(conn):
-            return _rows(conn.execute(statement, params))
-
-    def _connection(self) -> Connection:
-        conn = getattr(self.local, "connection", None)
-        if conn is None:
-            conn = self.engine.connect()
-            if not self.sqlite:
-                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            self.local.connection = conn
-            with self.lock:
-                self.opened.append(conn)
-        return conn
+            return self.connection.execute(self.statement, rows).all()
+        with begin_write(self.connection):
+            return self.connection.execute(self.statement, rows).all()
 
     def _discard(self) -> None:
-        conn = self.local.__dict__.pop("connection", None)
+        conn, self.connection = self.connection, None
         if conn is not None:
-            with self.lock:
-                self.opened.remove(conn)
             with suppress(sa.exc.DBAPIError):
                 conn.close()
-
-    def close(self) -> None:
-        with self.lock:
-            opened, self.opened = self.opened, []
-        for conn in opened:
-            with suppress(sa.exc.DBAPIError):
-                conn.close()
-        self.engine.dispose()
-
-
-def _rows(result: sa.CursorResult) -> list[sa.Row]:
-    return result.all() if result.returns_rows else []
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 
 from nightshift.db.engine import (
     TRANSIENT_DB_ERRORS,
-    ThreadWriter,
+    GroupWriter,
     advisory_lock_key,
     is_sqlite,
     read_transaction,
@@ -312,17 +312,14 @@ def backlog(engine: Engine, now: datetime | None = None, *,
 
 
 # Built once: a sweep writes one per send, and building the statement each time cost more than running it.
-START_ATTEMPT = notification_attempts.insert().values(
-    **{name: sa.bindparam(name) for name in ("notification_id", "attempt_no", "provider", "provider_account",
-                                             "started_at")}, outcome=STARTED).returning(notification_attempts.c.id)
+START_ATTEMPT = notification_attempts.insert().returning(notification_attempts.c.id, sort_by_parameter_order=True)
 
 
-def _start_attempt(writer: ThreadWriter, claimed: Claimed, provider: str) -> int:
-    # The row is committed before the request leaves: one statement, no transaction around it.
-    [(attempt_id,)] = writer.execute(START_ATTEMPT, {
+def _start_attempt(writer: GroupWriter, claimed: Claimed, provider: str) -> int:
+    # Committed before the request leaves, with the rows of the other sends starting at the same time.
+    return writer.insert({
         "notification_id": claimed.id, "attempt_no": claimed.attempt_no, "provider": provider,
-        "provider_account": claimed.account, "started_at": now_utc()})
-    return attempt_id
+        "provider_account": claimed.account, "started_at": now_utc(), "outcome": STARTED}).id
 
 
 def last_send_ago(engine: Engine, provider: str, account: str, now: datetime | None = None) -> float | None:
@@ -455,7 +452,7 @@ class _Sender:
 
     def __init__(self, engine: Engine, settings: NotificationSettings, backend: Backend, log: Any) -> None:
         self.engine, self.settings, self.backend, self.log = engine, settings, backend, log
-        self.attempts = ThreadWriter(engine)
+        self.attempts = GroupWriter(engine, START_ATTEMPT)
         self.pacers: dict[str, Pacer] = {}
         self.margin = timedelta(seconds=settings.connect_timeout_seconds + settings.read_timeout_seconds)
 
@@ -515,7 +512,8 @@ def send_due(engine: Engine, settings: NotificationSettings, backend: Backend, *
     workers = min(MAX_WORKERS, max(8, sum(sender.pacer(a).pacing.max_concurrency for a in {DEFAULT_ACCOUNT, *paced})))
     with closing(sender.attempts), sweep_lease(engine, settings, log=log) as renew, \
             paced_accounts(engine, backend.name, paced) as mine, \
-            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nightshift-send") as pool:
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="nightshift-send") as pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="nightshift-finalise") as writer:
         if paced - mine:
             log.info(f"another sweep is sending for {', '.join(sorted(paced - mine))}; this one leaves them alone")
 
@@ -530,7 +528,7 @@ def send_due(engine: Engine, settings: NotificationSettings, backend: Backend, *
             batch = _claim_batch(engine, settings, backend.name, sender, paced, mine, size - kept, source_app)
             if not batch:
                 break
-            counts = _send_batch(engine, settings, backend.name, sender, pool, batch, renew, rng,
+            counts = _send_batch(engine, settings, backend.name, sender, pool, writer, batch, renew, rng,
                                  in_flight=2 * workers, urgent=urgent, urgent_room=kept)
             summary.counts.update(counts)
             if remaining is not None:
@@ -610,13 +608,14 @@ def _claim_batch(engine: Engine, settings: NotificationSettings, provider: str, 
 
 
 def _send_batch(engine: Engine, settings: NotificationSettings, provider: str, sender: _Sender,
-                pool: ThreadPoolExecutor, batch: list[Claimed], renew: Callable[[], None],
-                rng: random.Random, *, in_flight: int, urgent: Callable[[int], list[Claimed]],
-                urgent_room: int) -> Counter:
-    """Send a claimed batch on the pool; finalise the results as they come, a chunk at a time. At most
-    `in_flight` sends are handed to the pool at once, so urgent rows claimed meanwhile (up to
-    `urgent_room`) go out next, ahead of the batch's rest. A send that raised leaves its row `sending`
-    for the reaper, and its error is raised once the others are written."""
+                pool: ThreadPoolExecutor, writer: ThreadPoolExecutor, batch: list[Claimed],
+                renew: Callable[[], None], rng: random.Random, *, in_flight: int,
+                urgent: Callable[[int], list[Claimed]], urgent_room: int) -> Counter:
+    """Send a claimed batch on the pool; finalise the results as they come, a chunk at a time on the
+    `writer` thread, so that sends go on while a chunk is written (results that arrive meanwhile join the
+    next chunk). At most `in_flight` sends are handed to the pool at once, so urgent rows claimed
+    meanwhile (up to `urgent_room`) go out next, ahead of the batch's rest. A send that raised leaves its
+    row `sending` for the reaper, and its error is raised once the others are written."""
     counts: Counter = Counter(claimed=len(batch))
     finished: queue.SimpleQueue = queue.SimpleQueue()
     waiting, jumped = deque(batch), deque()
@@ -631,11 +630,12 @@ def _send_batch(engine: Engine, settings: NotificationSettings, provider: str, s
 
     results: list[SendResult] = []
     errors: list[BaseException] = []
+    writing: Future | None = None
     last_write = last_renew = last_urgent = time.monotonic()
     feed()
-    while received < submitted or jumped or waiting:
+    while received < submitted or jumped or waiting or results or writing is not None:
         try:
-            future = finished.get(timeout=FINALISE_EVERY_SECONDS)
+            future = finished.get(timeout=FINALISE_EVERY_SECONDS / 10 if writing or results else FINALISE_EVERY_SECONDS)
         except queue.Empty:
             future = None
         while future is not None:
@@ -657,9 +657,12 @@ def _send_batch(engine: Engine, settings: NotificationSettings, provider: str, s
             counts["urgent_mid_batch"] += len(arrived)
             last_urgent = moment
         feed()
-        if results and (len(results) >= FINALISE_EVERY_ROWS or received == submitted
-                        or moment - last_write >= FINALISE_EVERY_SECONDS):
-            counts.update(finalise(engine, settings, provider, results, rng=rng))
+        if writing is not None and writing.done():
+            counts.update(writing.result())
+            writing = None
+        if writing is None and results and (len(results) >= FINALISE_EVERY_ROWS or received == submitted
+                                            or moment - last_write >= FINALISE_EVERY_SECONDS):
+            writing = writer.submit(finalise, engine, settings, provider, results, rng=rng)
             results, last_write = [], moment
         if moment - last_renew >= settings.sweep_lease_seconds / 3:
             renew()

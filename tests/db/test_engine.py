@@ -1,4 +1,5 @@
 import threading
+import time
 from contextlib import closing
 from datetime import date
 from pathlib import Path
@@ -7,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 import sqlalchemy as sa
 
-from nightshift.db.engine import ThreadWriter, create_engine, normalize_url, write_transaction
+from nightshift.db.engine import GroupWriter, create_engine, normalize_url, write_transaction
 from nightshift.db.schema import accounts, import_errors, token_periods
 
 
@@ -157,46 +158,90 @@ def test_a_failed_sqlite_write_starts_no_checkpoint(tmp_path, checkpoint_threads
     engine.dispose()
 
 
-def test_a_thread_writer_commits_each_statement_on_one_connection_per_thread(db):
-    writer = ThreadWriter(db)
-    insert = token_periods.insert().values(account_id=sa.bindparam("account_id"), period_start=sa.bindparam("period"),
-                                           quota=10).returning(token_periods.c.id)
+PERIOD_INSERT = token_periods.insert().returning(token_periods.c.id, token_periods.c.account_id,
+                                                 token_periods.c.period_start, sort_by_parameter_order=True)
+
+
+def test_a_group_writer_commits_each_callers_row_and_gives_each_its_own(db):
+    writer = GroupWriter(db, PERIOD_INSERT)
     account_ids = _accounts(db, 4)
+    returned: list[tuple] = []
 
     def write(account_id: int) -> None:
         for month in range(1, 4):
-            writer.execute(insert, {"account_id": account_id, "period": date(2026, month, 1)})
+            row = writer.insert({"account_id": account_id, "period_start": date(2026, month, 1), "quota": 10})
+            returned.append((account_id, month, tuple(row)))
 
     threads = [threading.Thread(target=write, args=(a,)) for a in account_ids]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    # Committed as they ran: another connection sees every row before the writer is closed.
+    # Committed once insert() returned: another connection sees every row before the writer is closed,
+    # and each caller got back the row it wrote, not a neighbour's of the same group.
     with db.connect() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(token_periods)).scalar() == 12
-    assert len(writer.opened) == 4
+        stored = {r.id: (r.account_id, r.period_start)
+                  for r in conn.execute(sa.select(token_periods.c.id, token_periods.c.account_id,
+                                                  token_periods.c.period_start))}
+    assert len(stored) == 12
+    for account_id, month, (row_id, row_account, row_period) in returned:
+        assert stored[row_id] == (account_id, date(2026, month, 1)) == (row_account, row_period)
     writer.close()
-    assert writer.opened == []
+
+
+def test_rows_that_arrive_while_a_write_waits_go_together_in_the_next_statement(db):
+    writer = GroupWriter(db, PERIOD_INSERT)
+    account_ids = _accounts(db, 6)
+    statements: list[str] = []
+    sa.event.listen(writer.engine, "before_cursor_execute",
+                    lambda conn, cursor, statement, *rest: statements.append(statement.lstrip().upper()))
+    threads = [threading.Thread(target=writer.insert, args=({"account_id": a, "period_start": date(2026, 1, 1),
+                                                             "quota": 10},)) for a in account_ids]
+    # Another write transaction holds what an insert needs (SQLite: the writer's lock; PostgreSQL: a
+    # table lock), so the writer's first statement waits for it.
+    with write_transaction(db) as blocker:
+        blocker.exec_driver_sql("SELECT 1" if db.dialect.name == "sqlite"
+                                else "LOCK TABLE token_periods IN SHARE MODE")
+        threads[0].start()
+        _wait_for(lambda: len(statements) == 1)  # its INSERT (SQLite: its BEGIN IMMEDIATE) is waiting
+        for thread in threads[1:]:
+            thread.start()
+        _wait_for(lambda: writer.pending.qsize() == 5)
+    for thread in threads:
+        thread.join()
+    writer.close()
+    # Written in two goes, the waiting row then the five that queued behind it: on SQLite two write
+    # transactions (a row per INSERT inside), on PostgreSQL two INSERT statements in autocommit.
+    writes = [s for s in statements if s.startswith("BEGIN" if db.dialect.name == "sqlite" else "INSERT")]
+    assert len(writes) == 2
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(token_periods)).scalar() == 6
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 # A server that cuts a connection is PostgreSQL's case (SQLite has no server).
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_a_thread_writer_replaces_a_connection_the_server_cut(db):
-    writer = ThreadWriter(db)
+def test_a_group_writer_replaces_a_connection_the_server_cut_and_gives_other_errors_to_the_caller(db):
+    writer = GroupWriter(db, PERIOD_INSERT)
     [account_id] = _accounts(db, 1)
-    insert = token_periods.insert().values(account_id=account_id, period_start=sa.bindparam("period"), quota=10)
-    writer.execute(insert, {"period": date(2026, 1, 1)})
-    [kept] = writer.opened
+    row = {"account_id": account_id, "quota": 10}
+    writer.insert({**row, "period_start": date(2026, 1, 1)})
+    kept = writer.connection
     pid = kept.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     with db.connect().execution_options(isolation_level="AUTOCOMMIT") as admin:
         assert admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
-    writer.execute(insert, {"period": date(2026, 2, 1)})
-    assert writer.opened and writer.opened[0] is not kept
-    # Any other error is the caller's: raised, and the next statement still runs.
+    writer.insert({**row, "period_start": date(2026, 2, 1)})
+    assert writer.connection is not None and writer.connection is not kept
+    # Any other error is the caller's: raised, and the next row is still written.
     with pytest.raises(sa.exc.IntegrityError):
-        writer.execute(insert, {"period": date(2026, 2, 1)})
-    writer.execute(insert, {"period": date(2026, 3, 1)})
+        writer.insert({**row, "period_start": date(2026, 2, 1)})
+    writer.insert({**row, "period_start": date(2026, 3, 1)})
     writer.close()
     with db.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(token_periods)).scalar() == 3

@@ -147,7 +147,11 @@ class FakeProvider:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                payload = json.loads(self.rfile.read(length) or b"null")
+                body = self.rfile.read(length)
+                if len(body) < length:  # the client died mid-request (a SIGKILLed sweep): no message arrived
+                    self.close_connection = True
+                    return
+                payload = json.loads(body or b"null")
                 action = provider._next({"method": "POST", "path": self.path, "headers": dict(self.headers),
                                          "json": payload})
                 if provider.latency:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from nightshift.db.engine import ThreadWriter
+from nightshift.db.engine import GroupWriter
 from nightshift.db.schema import notification_attempts, notifications, provider_breaker_changes
 from nightshift.notification_settings import BreakerSettings, Pacing
 from nightshift.notifications import outbox, sweep
@@ -138,7 +138,7 @@ def test_a_sweep_whose_lease_ran_out_cannot_overwrite_a_reclaimed_row(db):
 def test_reaper_sending_with_an_attempt_row_becomes_unknown(db):
     notification = send(db)
     [claimed] = sweep.claim(db, provider="wachap", limit=1, lease_seconds=30)
-    writer = ThreadWriter(db)
+    writer = GroupWriter(db, sweep.START_ATTEMPT)
     sweep._start_attempt(writer, claimed, "wachap")  # the request was on its way when the sweep died
     writer.close()
     counts = sweep.reap(db, SETTINGS, now=now_utc() + timedelta(seconds=31))
