@@ -28,7 +28,8 @@ import pandas as pd
 from nightshift.imports.merge import ScratchRows, StagingPayload, staging_payload, write_scratch
 from nightshift.imports.profiles import PROFILES
 from nightshift.imports.reading import TableChunk
-from nightshift.imports.targets import build_rows, target
+from nightshift.imports.report import REPORT_COLUMNS
+from nightshift.imports.targets import CATEGORY_REF, build_rows, target
 from nightshift.imports.validate import ColumnMapping, validate_chunk
 
 # Parent categories a file names: few rows, filtered against the ones already staged by this process.
@@ -47,6 +48,11 @@ class ChunkJob:
     phone_region: str
     dialect: str
     scratch_dir: str | None = None  # SQLite: where worker processes write the rows they prepared
+    # Keep the raw rows of rejected lines (the error report is written from them, not from a second read).
+    keeps_rejected_rows: bool = False
+    # When categories are not created, the database's category slugs: a row naming another one may be
+    # refused once the whole file is staged (unknown_category), so its raw row is kept too.
+    known_categories: frozenset[str] | None = None
 
 
 @dataclass
@@ -75,6 +81,8 @@ class PreparedChunk:
     read_s: float  # parsing a chunk of raw lines
     validate_s: float
     build_s: float
+    # With keeps_rejected_rows: the raw cells of the lines the report may list, with their line as `_ligne`.
+    rejected_rows: pd.DataFrame | None = None
 
 
 def hash_keys(keys: pd.Series) -> np.ndarray:
@@ -90,16 +98,31 @@ def prepare_chunk(job: ChunkJob, chunk: TableChunk) -> PreparedChunk:
     result = validate_chunk(frame, lines, profile, job.mapping, phone_region=job.phone_region)
     validated = time.perf_counter()
     targets = []
+    rejected_lines = [result.errors["line"].to_numpy(np.int64)]
     for name, rows in build_rows(profile, result.valid).items():
         columns = list(rows.columns)
         if name in PARENT_TARGETS:
             targets.append(PreparedTarget(name, columns, parents=rows))
-        else:
-            hashes = hash_keys(rows[target(name).key])
-            targets.append(PreparedTarget(name, columns, keys=KeyHashes(hashes, rows["_line"].to_numpy(np.int64)),
-                                          payload=staging_payload(rows, job.dialect)))
+            continue
+        hashes = hash_keys(rows[target(name).key])
+        targets.append(PreparedTarget(name, columns, keys=KeyHashes(hashes, rows["_line"].to_numpy(np.int64)),
+                                      payload=staging_payload(rows, job.dialect)))
+        if job.known_categories is not None and CATEGORY_REF in target(name).references:
+            slugs = rows[CATEGORY_REF.match["slug"]]
+            names_another = slugs.notna() & ~slugs.isin(job.known_categories)
+            rejected_lines.append(rows.loc[names_another, "_line"].to_numpy(np.int64))
+    rejected_rows = _raw_rows(frame, lines, np.concatenate(rejected_lines)) if job.keeps_rejected_rows else None
     return PreparedChunk(result.rows, result.errors, targets, parsed - started, validated - parsed,
-                         time.perf_counter() - validated)
+                         time.perf_counter() - validated, rejected_rows)
+
+
+def _raw_rows(frame: pd.DataFrame, lines: np.ndarray, selected: np.ndarray) -> pd.DataFrame:
+    """The chunk's raw rows at the `selected` lines, as read, with their line as `_ligne`. A report uploaded
+    again brings its own report columns: the next report's replace them."""
+    kept = np.isin(lines, selected)
+    rows = frame.loc[kept].drop(columns=list(REPORT_COLUMNS), errors="ignore")
+    rows["_ligne"] = lines[kept]
+    return rows
 
 
 def _prepare_in_worker(job: ChunkJob, chunk: TableChunk, number: int) -> PreparedChunk:

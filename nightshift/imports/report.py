@@ -9,7 +9,11 @@ apostrophe is removed.
 
 from __future__ import annotations
 
+import pickle
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -40,3 +44,34 @@ class ErrorReport:
 
     def close(self) -> None:
         self._writer.close()
+
+
+class RejectedRows:
+    """The raw rows of the lines validation rejects, kept as the one pass over the upload finds them (in file
+    order) until the report is written: in a temporary file, so that memory holds one chunk's worth whatever
+    the number of invalid rows. The file has no name on disk and goes when it is closed."""
+
+    def __init__(self) -> None:
+        self._spill: IO[bytes] | None = None
+
+    def add(self, rows: pd.DataFrame | None) -> None:
+        if rows is None or rows.empty:
+            return
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile(prefix="nightshift-rejected-")
+        pickle.dump(rows, self._spill, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        if self._spill is None:
+            return
+        self._spill.seek(0)
+        while True:
+            try:
+                yield pickle.load(self._spill)  # noqa: S301 -- this run's own rows, written just above
+            except EOFError:
+                return
+
+    def close(self) -> None:
+        if self._spill is not None:
+            self._spill.close()
+            self._spill = None

@@ -29,7 +29,7 @@ from nightshift.db.engine import (
     read_transaction,
     sqlite_file,
 )
-from nightshift.db.schema import accounts, clients
+from nightshift.db.schema import accounts, categories, clients
 from nightshift.imports import hooks, values
 from nightshift.imports import log as import_log
 from nightshift.imports.column_maps import ImportColumnMap
@@ -48,7 +48,7 @@ from nightshift.imports.prepare import (
 )
 from nightshift.imports.profiles import PROFILES, Field, Profile, closest_profile, detect_profile
 from nightshift.imports.reading import MIXED_SUFFIX, FileRejected, ScoreHeader, TableChunk, TableInfo, open_table
-from nightshift.imports.report import REPORT_COLUMNS, ErrorReport
+from nightshift.imports.report import REPORT_COLUMNS, ErrorReport, RejectedRows
 from nightshift.imports.targets import CATEGORY_REF, MERGE_ORDER, Target, target
 from nightshift.imports.validate import ColumnMapping
 from nightshift.phones import refusal_reason
@@ -225,6 +225,7 @@ class _Run:
         self.moves_file = move_file and not options.dry_run
         self.timings: dict[str, float] = {"read_s": 0.0, "validate_s": 0.0, "stage_s": 0.0}
         self.errors: list[pd.DataFrame] = []
+        self.rejected_rows = RejectedRows()  # what the error report lists, but for its messages
         self.keys: dict[str, list[KeyHashes]] = {}
         self.staging: dict[str, StagingTable] = {}
         self.changes: list[tuple[RowChange, Target]] = []
@@ -289,16 +290,26 @@ class _Run:
         # Closed in this order: the workers are done before their scratch folder goes.
         with (scratch_folder as scratch_dir,
               closing(prepared_chunks(ChunkJob(opened.profile.name, opened.mapping, self.phone_region,
-                                               conn.dialect.name, scratch_dir=scratch_dir),
+                                               conn.dialect.name, scratch_dir=scratch_dir,
+                                               keeps_rejected_rows=not self.options.dry_run,
+                                               known_categories=self._known_categories()),
                                       _timed(opened.chunks, self.timings, "read_s"),
                                       opened.workers)) as prepared_in_order):
             self._stage_all(conn, prepared_in_order, suffix)
+
+    def _known_categories(self) -> frozenset[str] | None:
+        """The database's category slugs, when a row naming another one is refused and the report lists it."""
+        if self.create_categories or self.options.dry_run:
+            return None
+        with read_transaction(self.engine) as conn:
+            return frozenset(conn.execute(sa.select(categories.c.slug)).scalars())
 
     def _stage_all(self, conn: Connection, prepared_in_order: Iterator[PreparedChunk], suffix: str) -> None:
         for prepared in prepared_in_order:
             self.rows_total += prepared.rows
             if not prepared.errors.empty:
                 self.errors.append(prepared.errors)
+            self.rejected_rows.add(prepared.rejected_rows)
             self.timings["read_s"] += prepared.read_s
             self.timings["validate_s"] += prepared.validate_s
             started = time.perf_counter()
@@ -470,6 +481,7 @@ def run_import(
                 validated = _execute(run, conn, opened)
                 outcome = _merge_or_abort(run, conn, opened, validated)
             finally:
+                run.rejected_rows.close()
                 _drop_staging(run, conn)
     except Rejection as exc:  # the file, or how the command asks to read it
         outcome = _outcome(run, opened, validated, status="failed", failure_kind="bad_input",
@@ -641,9 +653,9 @@ def _first_errors(errors: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _write_report(run: _Run, opened: _OpenedFile, errors: pd.DataFrame) -> Path | None:
-    """Second pass over the file: the rows to fix and upload again, with their original values, in file
-    order (None: there are none). The earlier lines of a repeated key are left out: the later line was
-    imported, and importing an earlier one again would undo it."""
+    """The rows to fix and upload again, with their original values as the one pass read them, in file order
+    (None: there are none). The earlier lines of a repeated key are left out: the later line was imported,
+    and importing an earlier one again would undo it."""
     to_fix = np.unique(errors.loc[errors["code"] != "duplicate_key", "line"].dropna().to_numpy(dtype=np.int64))
     if len(to_fix) == 0:
         return None
@@ -658,15 +670,8 @@ def _write_report(run: _Run, opened: _OpenedFile, errors: pd.DataFrame) -> Path 
     name = f"{run.path.stem}.erreurs.{run.import_id or 'import'}.{stamp}{suffix}"
     report = ErrorReport(run.settings.reports_dir / name, info.header, info.delimiter)
     try:
-        _, chunks = run.open_table(opened.profile.score_header)
-        for chunk in chunks:
-            selected = np.isin(chunk.lines, to_fix)
-            if not selected.any():
-                continue
-            # A report uploaded again brings its own report columns: this report's replace them.
-            rows = chunk.frame.loc[selected].drop(columns=list(REPORT_COLUMNS), errors="ignore")
-            rows["_ligne"] = chunk.lines[selected]
-            rows = rows.join(per_line, on="_ligne")
+        for rejected in run.rejected_rows:
+            rows = rejected[rejected["_ligne"].isin(to_fix)].join(per_line, on="_ligne")
             rows["_ligne"] = rows["_ligne"].astype(str)
             report.add(rows)
     finally:
