@@ -1,8 +1,9 @@
 """Sensors of the ai domain.
 
-ai_import_sensor: each import that finished with inserted or updated businesses starts one ai_content run
-for its partition (run_key per import and finish), so one bad file never holds up the others and a
-re-import of unchanged rows (nothing inserted or updated) starts no run.
+ai_import_sensor: each import of businesses that finished with inserted or updated rows starts one
+ai_content run for its partition (run_key per import and finish), so one bad file never holds up the
+others; a re-import of unchanged rows (nothing inserted or updated) and an import of clients (no text
+describes them) start none.
 ai_requests_sensor: requests due again (temporary failures, timeouts, quota waits) and abandoned ones
 start an ai_retry run (run_key per batch); permanent failures stay failed (the run lists them).
 """
@@ -15,7 +16,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from nightshift.ai import states
-from nightshift.ai.generate import IMPORTED
+from nightshift.ai.generate import CONTENT_PROFILES, IMPORTED
 from nightshift.config import Settings
 from nightshift.db.engine import read_transaction, utc
 from nightshift.db.schema import imports
@@ -32,11 +33,12 @@ MAX_RUNS_PER_TICK = 50
 def ai_import_sensor(job: dg.JobDefinition, settings: Settings) -> dg.SensorDefinition:
     @dg.sensor(name="ai_import_sensor", job=job, minimum_interval_seconds=settings.imports.sensor_interval_seconds,
                default_status=dg.DefaultSensorStatus.RUNNING,
-               description="Starts ai_content for each import that inserted or updated businesses.")
+               description="Starts ai_content for each import that inserted or updated businesses (not clients).")
     def sensor(context: dg.SensorEvaluationContext, database: Database) -> dg.SensorResult | dg.SkipReason:
         since = datetime.fromisoformat(context.cursor) if context.cursor else datetime(1970, 1, 1, tzinfo=UTC)
         query = (sa.select(imports.c.id, imports.c.partition_key, imports.c.finished_at)
-                 .where(imports.c.status.in_(IMPORTED), imports.c.dry_run.is_(False),
+                 .where(imports.c.status.in_(IMPORTED), imports.c.profile.in_(CONTENT_PROFILES),
+                        imports.c.dry_run.is_(False),
                         imports.c.partition_key.is_not(None), imports.c.finished_at >= since - LOOKBACK,
                         (imports.c.inserted + imports.c.updated) > 0)
                  .order_by(imports.c.finished_at, imports.c.id).limit(MAX_RUNS_PER_TICK))

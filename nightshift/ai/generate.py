@@ -42,6 +42,8 @@ from nightshift.quotas import InsufficientTokens, QuotaError, TokenLedger
 
 # The import log's statuses of an import that wrote rows (the others wrote none).
 IMPORTED = ("succeeded", "partial")
+# The import profile whose rows the texts describe (the imports' `businesses`): a clients file gets none.
+CONTENT_PROFILES = ("businesses",)
 
 
 class Provider(Protocol):

@@ -41,10 +41,11 @@ def account_of(env, slug: str = "fox", quota: int = 1_000_000) -> int:
         return conn.execute(sa.select(accounts.c.id).where(accounts.c.slug == slug)).scalar_one()
 
 
-def imported(env, instance, name: str, rows: list[str], account_id: int) -> str:
-    """Import a businesses file through import_batch, as the upload sensor's run does: its partition key."""
+def imported(env, instance, name: str, rows: list[str], account_id: int, header: str = HEADER) -> str:
+    """Import a file (businesses unless `header` says otherwise) through import_batch, as the upload
+    sensor's run does: its partition key."""
     path = env["uploads"] / name
-    path.write_text(HEADER + "\n".join(rows) + "\n", encoding="utf-8")
+    path.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
     registered = intake.register(env["engine"], intake.Upload(path, None, None), load_settings(),
                                  detect_duplicates=False, account_id=account_id)
     instance.add_dynamic_partitions("import_files", [registered.partition_key])
@@ -137,12 +138,14 @@ def test_exhausted_quota_makes_rows_wait_and_a_top_up_resumes_them_through_ai_re
                 assert isinstance(ai_requests_sensor(load_settings())(context), dg.SkipReason)
 
 
-def test_the_import_sensor_requests_one_run_per_import_with_new_or_changed_rows(env):
+def test_the_import_sensor_requests_one_run_per_import_with_new_or_changed_businesses(env):
     account = account_of(env)
     job = definitions().resolve_job_def("ai_content_job")
     with dg.instance_for_test() as instance:
         partition = imported(env, instance, "entreprises.csv", ROWS, account)
         imported(env, instance, "same_rows.csv", ROWS, account)  # nothing inserted or updated
+        imported(env, instance, "clients.csv", ["+22376000001;Awa;Traoré"], account,
+                 header="telephone;prenom;nom\n")  # clients: rows inserted, but no text describes them
         with dg.build_sensor_context(instance=instance, resources=app_resources(env["url"])) as context:
             result = ai_import_sensor(job, load_settings())(context)
         [request] = result.run_requests
