@@ -660,10 +660,6 @@ def _write_report(run: _Run, opened: _OpenedFile, errors: pd.DataFrame) -> Path 
     if len(to_fix) == 0:
         return None
     started = time.perf_counter()
-    per_line = errors.groupby("line", sort=True).agg(
-        _colonne=("column", lambda c: " ; ".join(dict.fromkeys(str(x) for x in c if x is not None and pd.notna(x)))),
-        _erreur=("message", lambda m: " | ".join(dict.fromkeys(m))),
-    )
     info = opened.info
     suffix = ".xlsx" if info.file_format != "csv" else ".csv"
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -671,13 +667,24 @@ def _write_report(run: _Run, opened: _OpenedFile, errors: pd.DataFrame) -> Path 
     report = ErrorReport(run.settings.reports_dir / name, info.header, info.delimiter)
     try:
         for rejected in run.rejected_rows:
-            rows = rejected[rejected["_ligne"].isin(to_fix)].join(per_line, on="_ligne")
+            rows = rejected[rejected["_ligne"].isin(to_fix)]
+            # The report columns of these rows only: for every invalid line at once, they would take as much
+            # memory again as the errors themselves.
+            rows = rows.join(_report_columns(errors[errors["line"].isin(rows["_ligne"])]), on="_ligne")
             rows["_ligne"] = rows["_ligne"].astype(str)
             report.add(rows)
     finally:
         report.close()
     run.timings["report_s"] = time.perf_counter() - started
     return report.path
+
+
+def _report_columns(errors: pd.DataFrame) -> pd.DataFrame:
+    """`_colonne` and `_erreur` of each line of `errors`: its columns and its messages, each once."""
+    return errors.groupby("line", sort=True).agg(
+        _colonne=("column", lambda c: " ; ".join(dict.fromkeys(str(x) for x in c if x is not None and pd.notna(x)))),
+        _erreur=("message", lambda m: " | ".join(dict.fromkeys(m))),
+    )
 
 
 def _outcome(run: _Run, opened: _OpenedFile | None, validated: _ValidatedFile | None, *, status: str,
