@@ -1,5 +1,7 @@
 """import_batch: one dynamic partition per uploaded file, materialised by importing that file."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +108,18 @@ def _tag_outcome(context: dg.AssetExecutionContext, status: str) -> None:
     context.instance.add_run_tags(context.run.run_id, {STATUS_TAG: status})
 
 
+@contextmanager
+def _failure_tagged(context: dg.AssetExecutionContext) -> Iterator[None]:
+    """A step that fails for good tags its run `failed`; a transient error the retry policy tries again
+    does not (the retry's outcome will)."""
+    try:
+        yield
+    except Exception as exc:
+        if failure_kind(exc) != "transient" or context.retry_number >= RETRY_POLICY.max_retries:
+            _tag_outcome(context, "failed")
+        raise
+
+
 @dg.asset(
     partitions_def=import_files,
     check_specs=[dg.AssetCheckSpec("invalid_row_rate", asset="import_batch",
@@ -120,23 +134,26 @@ def _tag_outcome(context: dg.AssetExecutionContext, status: str) -> None:
 )
 def import_batch(context: dg.AssetExecutionContext, config: ImportConfig, database: Database,
                  settings: dg.ResourceParam[Settings]) -> dg.MaterializeResult:
+    with _failure_tagged(context):
+        return _materialize(context, config, database, settings)
+
+
+def _materialize(context: dg.AssetExecutionContext, config: ImportConfig, database: Database,
+                 settings: Settings) -> dg.MaterializeResult:
     lang = settings.lang
     row = import_log.by_partition(database.engine, context.partition_key)
     if row is None:
-        _tag_outcome(context, "failed")
         raise dg.Failure(message("ui_no_import_registered", lang, partition=context.partition_key),
                          allow_retries=False)
     path = Path(row["file_path"])
     provenance = {"file_name": row["file_name"], "account": _account_slug(database.engine, row["account_id"])}
     if not path.exists():
-        _tag_outcome(context, "failed")
         raise dg.Failure(message("ui_file_gone", lang, import_id=row["id"], path=path, uploads=settings.uploads_dir),
                          metadata={"import_id": row["id"], **provenance}, allow_retries=False)
     with recovery.lease(database.engine, row["id"]):
         outcome = _import(context, config, database, settings, row, path)
     metadata = {**outcome_metadata(outcome), **provenance}
     if outcome.status == "failed":
-        _tag_outcome(context, "failed")
         # unreadable: the file itself cannot be read (the CLI exits 2), as opposed to a file read and refused.
         raise dg.Failure(
             description=message("ui_import_failed", lang, import_id=outcome.import_id, file=row["file_name"],
@@ -184,10 +201,7 @@ def _import(context: dg.AssetExecutionContext, config: ImportConfig, database: D
         # run_import logged the failure and re-raised it. Only a transient database error is worth another
         # try (the retry policy); a bug fails the step at once, the original exception as the cause.
         if failure_kind(exc) == "transient":
-            if context.retry_number >= RETRY_POLICY.max_retries:
-                _tag_outcome(context, "failed")
             raise
-        _tag_outcome(context, "failed")
         raise dg.Failure(
             description=message("ui_internal_error", settings.lang, import_id=row["id"],
                                 error=f"{type(exc).__name__}: {exc}"),
