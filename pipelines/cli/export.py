@@ -9,8 +9,15 @@ from nightshift.imports.export import export_rows
 from nightshift.imports.messages import message
 from nightshift.imports.profiles import PROFILES, Profile
 from nightshift.imports.writing import FORMATS, UnwritableCell
-from pipelines.cli.imports import _account_id
-from pipelines.cli.runner import UsageError, app_engine, current_settings, echo_json, json_option, require_migrated
+from pipelines.cli.runner import (
+    UsageError,
+    account_id_of,
+    app_engine,
+    current_settings,
+    echo_json,
+    json_option,
+    require_migrated,
+)
 
 
 def known_profile(name: str) -> Profile:
@@ -58,7 +65,7 @@ def export_command(profile: str, given_format: str | None, account: str | None, 
         raise UsageError(message("export_json_needs_output", lang))
     require_migrated()
     with app_engine() as engine:
-        account_id = _account_id(engine, account)
+        account_id = account_id_of(engine, account)
         target = output if output is not None else sys.stdout
         try:
             rows = export_rows(engine, chosen, target, file_type, account_id)

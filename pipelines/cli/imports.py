@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import click
-import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from nightshift.db.schema import IMPORT_IN_PROGRESS
@@ -21,6 +20,7 @@ from pipelines.cli.runner import (
     EXIT_OK,
     EXIT_USAGE,
     UsageError,
+    account_id_of,
     app_engine,
     current_settings,
     echo_json,
@@ -43,18 +43,6 @@ class ImportRequest:
     account: str | None  # the account's slug, as given
     account_id: int | None
     run_config: dict[str, Any]  # what both import jobs take: strict, create_categories
-
-
-def _account_id(engine: Engine, slug: str | None) -> int | None:
-    if slug is None:
-        return None
-    from nightshift.db.schema import accounts
-
-    with engine.connect() as conn:
-        found = conn.execute(sa.select(accounts.c.id).where(accounts.c.slug == slug)).scalar()
-    if found is None:
-        raise UsageError(f"--account: no account with slug {slug!r}")
-    return found
 
 
 def _text(code: str, **params: object) -> str:
@@ -220,7 +208,7 @@ def import_command(path: Path, profile: str | None, account: str | None, dry_run
     _use_column_map(column_map, profile)
     require_migrated()
     with app_engine() as engine:
-        request = ImportRequest(path.resolve(), profile, account, _account_id(engine, account),
+        request = ImportRequest(path.resolve(), profile, account, account_id_of(engine, account),
                                 {"strict": strict, "create_categories": create_categories})
         # On a terminal, unless --verbose shows the run's log, a progress line tells how far the import is.
         with progress_line(sys.stderr.isatty() and not as_json and not verbose, path.name):

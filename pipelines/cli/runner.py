@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from nightshift.config import ConfigError, Settings, load_settings
 from nightshift.db import migrate
 from nightshift.db.engine import create_engine
+from nightshift.db.schema import accounts
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -70,6 +71,17 @@ def app_engine() -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+def account_id_of(engine: Engine, slug: str | None) -> int | None:
+    """The id of the account `--account` names (None when not given); bad usage when there is none."""
+    if slug is None:
+        return None
+    with engine.connect() as conn:
+        found = conn.execute(sa.select(accounts.c.id).where(accounts.c.slug == slug)).scalar()
+    if found is None:
+        raise UsageError(f"--account: no account with slug {slug!r}")
+    return found
 
 
 def require_migrated() -> None:
