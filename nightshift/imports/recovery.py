@@ -54,6 +54,9 @@ def _flock(path: Path, *, wait: bool) -> int | None:
         except BlockingIOError:
             os.close(descriptor)
             return None
+        except BaseException:  # a wait cut short (a signal, an interrupt): the descriptor is not kept
+            os.close(descriptor)
+            raise
         try:
             if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
                 return descriptor
