@@ -665,12 +665,20 @@ def _write_report(run: _Run, opened: _OpenedFile, errors: pd.DataFrame) -> Path 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     name = f"{run.path.stem}.erreurs.{run.import_id or 'import'}.{stamp}{suffix}"
     report = ErrorReport(run.settings.reports_dir / name, info.header, info.delimiter)
+    # Sorted by line once (stable: a line's messages keep their order), a chunk's errors are one slice, not a
+    # scan of every error per chunk.
+    by_line = errors.dropna(subset=["line"]).sort_values("line", kind="stable")
+    lines = by_line["line"].to_numpy(dtype=np.int64)
     try:
         for rejected in run.rejected_rows:
             rows = rejected[rejected["_ligne"].isin(to_fix)]
+            if rows.empty:
+                continue
+            first = np.searchsorted(lines, rows["_ligne"].min(), side="left")
+            last = np.searchsorted(lines, rows["_ligne"].max(), side="right")
             # The report columns of these rows only: for every invalid line at once, they would take as much
             # memory again as the errors themselves.
-            rows = rows.join(_report_columns(errors[errors["line"].isin(rows["_ligne"])]), on="_ligne")
+            rows = rows.join(_report_columns(by_line.iloc[first:last]), on="_ligne")
             rows["_ligne"] = rows["_ligne"].astype(str)
             report.add(rows)
     finally:
