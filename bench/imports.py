@@ -393,9 +393,10 @@ BURST_FILES, BURST_ROWS = 50, 200
 
 
 def clients_file(path: Path, first: int, rows: int) -> None:
-    """`rows` clients, each with its own Malian mobile number and e-mail."""
+    """`rows` clients, each with its own Malian mobile number (international: the bench's settings are a
+    French user's) and e-mail."""
     lines = ["Téléphone;Prénom;Nom;Email;Région"]
-    lines += [f"7{n:07d};Awa;Traoré {n};client{n}@exemple.ml;Bamako" for n in range(first, first + rows)]
+    lines += [f"+223 7{n:07d};Awa;Traoré {n};client{n}@exemple.ml;Bamako" for n in range(first, first + rows)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
@@ -423,6 +424,7 @@ def daemon_imports(files: list[tuple[str, Path]], workdir: Path, timeout_s: floa
             started = time.perf_counter()
             for profile, path in files:
                 (uploads / profile).mkdir(parents=True, exist_ok=True)
+                os.utime(path)  # modified now, as a file copied or uploaded in: the sensor waits for it to settle
                 os.replace(path, uploads / profile / path.name)  # one rename: the sensor never sees half a file
             while time.perf_counter() - started < timeout_s:
                 with engine.connect() as conn:
@@ -431,6 +433,8 @@ def daemon_imports(files: list[tuple[str, Path]], workdir: Path, timeout_s: floa
                 if sum(statuses.values()) >= len(files) and not dev.graphql(IMPORT_RUNS_IN_FLIGHT)[
                         "runsOrError"]["results"]:
                     seconds = time.perf_counter() - started
+                    if set(statuses) != {"succeeded"}:
+                        raise RuntimeError(f"the dropped files did not all import: {statuses}\n{dev.log_tail()}")
                     runs = dev.graphql(IMPORT_RUNS)["runsOrError"]["results"]
                     return {"seconds": seconds, "statuses": statuses, "runs": len(runs),
                             "median_run_s": statistics.median(r["endTime"] - r["startTime"] for r in runs)}
