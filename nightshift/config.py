@@ -37,7 +37,11 @@ class ImportSettings:
     abort_invalid_ratio: float = 0.5
     default_phone_region: str = "ML"
     create_categories: bool = True
-    sensor_interval_seconds: int = 5
+    # Below 5 it means every pass of the daemon, which looks at sensors every 5 s at most.
+    sensor_interval_seconds: int = 3
+    # A file whose size and modification time have not changed for this long is complete: its mtime is
+    # at least this old, or two ticks saw it unchanged. Raise it for uploads that pause mid-file.
+    settle_seconds: int = 2
     # A registered import whose run has not started it after this long (and has no queued or running
     # run) is re-requested once by import_failure_sensor.
     stalled_after_seconds: int = 900
@@ -180,7 +184,8 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
 
 
 def _validate_imports(imports: ImportSettings) -> None:
-    for key in ("max_bytes", "max_rows", "max_cells", "sensor_interval_seconds", "stalled_after_seconds"):
+    for key in ("max_bytes", "max_rows", "max_cells", "sensor_interval_seconds", "settle_seconds",
+                "stalled_after_seconds"):
         if getattr(imports, key) <= 0:
             raise ConfigError(f"imports.{key}: must be a positive integer")
     if imports.parallel_min_bytes < 0:

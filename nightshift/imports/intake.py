@@ -220,8 +220,11 @@ def register(engine: Engine, upload: Upload, settings: Settings, *, detect_dupli
 
 def scan(engine: Engine, settings: Settings, previous: dict[str, list[int]], *,
          time_budget_s: float = 40.0) -> ScanResult:
-    """One pass over the upload folder (the sensor's tick): stable files are hashed and registered."""
+    """One pass over the upload folder (the sensor's tick): settled files are hashed and registered. A file
+    has settled when its modification time is imports.settle_seconds old, or the previous tick saw it with
+    the same size and mtime (a clock that sets mtimes ahead)."""
     started = time.monotonic()
+    settled_before_ns = time.time_ns() - settings.imports.settle_seconds * 1_000_000_000
     uploads_dir = settings.uploads_dir
     result = ScanResult()
     if not uploads_dir.is_dir():
@@ -240,8 +243,9 @@ def scan(engine: Engine, settings: Settings, previous: dict[str, list[int]], *,
                 continue
             relative = str(path.relative_to(uploads_dir))
             signature = [stat.st_size, stat.st_mtime_ns]
-            if previous.get(relative) != signature or time.monotonic() - started > time_budget_s:
-                result.deferred += previous.get(relative) == signature
+            settled = previous.get(relative) == signature or stat.st_mtime_ns <= settled_before_ns
+            if not settled or time.monotonic() - started > time_budget_s:
+                result.deferred += settled
                 result.waiting[relative] = signature
                 continue
             ready.append((classify(path, uploads_dir), sha256_of(path)))

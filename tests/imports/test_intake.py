@@ -2,6 +2,8 @@
 SQLite and PostgreSQL."""
 
 
+import os
+
 import sqlalchemy as sa
 
 from nightshift.db.schema import imports
@@ -102,3 +104,38 @@ def test_succeeded_import_whose_file_was_cleaned_up_still_makes_a_duplicate(db, 
     done.path.unlink()
     [duplicate] = register(db, settings, drop(settings, "cities/v2.csv"))
     assert duplicate.status == "duplicate"
+
+
+def _age(path, seconds: float) -> None:
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - int(seconds * 1e9)))
+
+
+def test_a_file_that_settled_before_the_tick_is_registered_at_once_a_fresh_one_waits_a_tick(db, settings):
+    settle = settings.imports.settle_seconds
+    old = drop(settings, "cities/old.csv")
+    drop(settings, "cities/fresh.csv", "nom;code_postal\nLyon;69001\n")
+    _age(old.path, settle + 0.5)
+    first = intake.scan(db, settings, {})
+    assert [r.path.name for r in first.registered] == ["old.csv"]
+    assert list(first.waiting) == ["cities/fresh.csv"]
+    second = intake.scan(db, settings, first.waiting)
+    assert [r.path.name for r in second.registered] == ["fresh.csv"] and not second.waiting
+
+
+def test_a_file_still_growing_is_not_registered_even_when_seen_twice(db, settings):
+    growing = drop(settings, "cities/growing.csv")
+    first = intake.scan(db, settings, {})
+    with growing.path.open("a", encoding="utf-8") as out:
+        out.write("Lyon;69001\n")
+    second = intake.scan(db, settings, first.waiting)
+    assert not second.registered and list(second.waiting) == ["cities/growing.csv"]
+    assert first.waiting["cities/growing.csv"] != second.waiting["cities/growing.csv"]
+
+
+def test_an_mtime_ahead_of_the_clock_still_registers_once_two_ticks_saw_it_unchanged(db, settings):
+    ahead = drop(settings, "cities/ahead.csv")
+    _age(ahead.path, -3600)
+    first = intake.scan(db, settings, {})
+    assert not first.registered
+    assert [r.path.name for r in intake.scan(db, settings, first.waiting).registered] == ["ahead.csv"]
