@@ -37,10 +37,11 @@ class ImportSettings:
     abort_invalid_ratio: float = 0.5
     default_phone_region: str = "ML"
     create_categories: bool = True
-    # Below 5 it means every pass of the daemon, which looks at sensors every 5 s at most.
+    # Below 5 it means every pass of the daemon, which looks at sensors every 5 s at most: an interval of 5
+    # fell to 5 or 10 s, and a file is registered at the second tick that sees it unchanged.
     sensor_interval_seconds: int = 3
-    # A file whose size and modification time have not changed for this long is complete: its mtime is
-    # at least this old, or two ticks saw it unchanged. Raise it for uploads that pause mid-file.
+    # A file the sensor sees is registered once its size and mtime stay the same this long (within the
+    # tick; 0: until the next tick). Raise it for uploads that pause mid-file (slow network shares).
     settle_seconds: int = 2
     # A registered import whose run has not started it after this long (and has no queued or running
     # run) is re-requested once by import_failure_sensor.
@@ -184,10 +185,12 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> Any:
 
 
 def _validate_imports(imports: ImportSettings) -> None:
-    for key in ("max_bytes", "max_rows", "max_cells", "sensor_interval_seconds", "settle_seconds",
-                "stalled_after_seconds"):
+    for key in ("max_bytes", "max_rows", "max_cells", "sensor_interval_seconds", "stalled_after_seconds"):
         if getattr(imports, key) <= 0:
             raise ConfigError(f"imports.{key}: must be a positive integer")
+    if not 0 <= imports.settle_seconds <= 30:
+        raise ConfigError("imports.settle_seconds: must be from 0 (the next tick decides) to 30 (a sensor tick "
+                          "has 60 s)")
     if imports.parallel_min_bytes < 0:
         raise ConfigError("imports.parallel_min_bytes: must be 0 or a positive number of bytes")
     if imports.workers < 0:

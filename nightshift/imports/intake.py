@@ -1,7 +1,8 @@
 """The upload folder: which files are ready, what they are, and their registration in the import log.
 
 Used by the upload sensor (one scan per tick) and by `nightshift import PATH`. A file is ready when
-its size and mtime did not change between two scans and its name is not a partial-download name.
+its name is not a partial-download name and its size and mtime did not change for
+imports.settle_seconds within one scan, or between two scans.
 """
 
 from __future__ import annotations
@@ -220,35 +221,40 @@ def register(engine: Engine, upload: Upload, settings: Settings, *, detect_dupli
 
 def scan(engine: Engine, settings: Settings, previous: dict[str, list[int]], *,
          time_budget_s: float = 40.0) -> ScanResult:
-    """One pass over the upload folder (the sensor's tick): settled files are hashed and registered. A file
-    has settled when its modification time is imports.settle_seconds old, or the previous tick saw it with
-    the same size and mtime (a clock that sets mtimes ahead)."""
+    """One pass over the upload folder (the sensor's tick): settled files are hashed and registered.
+
+    Settled: the previous scan saw the same size and mtime, or, for the others, they are the same again
+    after imports.settle_seconds (one wait for them all; 0: no wait, the next scan decides). Sizes and
+    mtimes are compared, never a clock: the file server's clock and mtime granularity do not matter."""
     started = time.monotonic()
-    settled_before_ns = time.time_ns() - settings.imports.settle_seconds * 1_000_000_000
     uploads_dir = settings.uploads_dir
     result = ScanResult()
     if not uploads_dir.is_dir():
         return result
     in_flight = _in_flight_paths(engine, settings.uploads_dir)
-    ready: list[tuple[Upload, str]] = []
+    seen: list[tuple[Path, str, list[int], bool]] = []  # path, relative path, signature, settled already
     for directory, subdirs, files in os.walk(uploads_dir):
         subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
         for name in sorted(files):
             path = Path(directory) / name
             if is_partial_name(name) or str(path) in in_flight:
                 continue
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                continue
-            relative = str(path.relative_to(uploads_dir))
-            signature = [stat.st_size, stat.st_mtime_ns]
-            settled = previous.get(relative) == signature or stat.st_mtime_ns <= settled_before_ns
-            if not settled or time.monotonic() - started > time_budget_s:
-                result.deferred += settled
-                result.waiting[relative] = signature
-                continue
-            ready.append((classify(path, uploads_dir), sha256_of(path)))
+            signature = _signature(path)
+            if signature is not None:
+                relative = str(path.relative_to(uploads_dir))
+                seen.append((path, relative, signature, previous.get(relative) == signature))
+    settle_s = settings.imports.settle_seconds
+    if settle_s and any(not settled for *_, settled in seen):
+        time.sleep(settle_s)
+        seen = [(path, relative, again, again == signature)
+                for path, relative, signature, _ in seen if (again := _signature(path)) is not None]
+    ready: list[tuple[Upload, str]] = []
+    for path, relative, signature, settled in seen:
+        if not settled or time.monotonic() - started > time_budget_s:
+            result.deferred += settled
+            result.waiting[relative] = signature
+            continue
+        ready.append((classify(path, uploads_dir), sha256_of(path)))
     for outcome in register_many(engine, ready, settings):
         if isinstance(outcome, Registered):
             result.registered.append(outcome)
@@ -257,3 +263,12 @@ def scan(engine: Engine, settings: Settings, previous: dict[str, list[int]], *,
         else:
             result.rejected.append(outcome.import_id)
     return result
+
+
+def _signature(path: Path) -> list[int] | None:
+    """[size, mtime_ns]; None when the file is gone."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]

@@ -12,7 +12,8 @@ def env(tmp_path: Path, db, monkeypatch):
     monkeypatch.setenv("NIGHTSHIFT_DATABASE_URL", url)
     monkeypatch.setenv("NIGHTSHIFT_DATA_DIR", str(tmp_path / "data"))
     config = tmp_path / "nightshift.yaml"
-    config.write_text("{}\n")
+    # The upload sensor's ticks decide (no wait within a tick): the tests tick it by hand.
+    config.write_text("imports: {settle_seconds: 0}\n")
     monkeypatch.setenv("NIGHTSHIFT_CONFIG", str(config))
     uploads = tmp_path / "data" / "uploads"
     uploads.mkdir(parents=True)

@@ -14,7 +14,8 @@ CONTACTS = "Portable;Prénom;Nom de famille\n+22370123456;Awa;Traoré\n"
 
 def test_an_upload_of_an_account_reads_its_headers_with_the_accounts_map(env, tmp_path):
     Path(tmp_path / "nightshift.yaml").write_text(
-        "imports:\n  column_maps:\n    paris:\n      Portable: telephone\n      Nom de famille: nom\n")
+        "imports:\n  settle_seconds: 0\n"
+        "  column_maps:\n    paris:\n      Portable: telephone\n      Nom de famille: nom\n")
     with env["engine"].begin() as conn:
         conn.execute(accounts.insert().values(slug="paris", name="Paris"))
     with dg.instance_for_test() as instance:

@@ -2,7 +2,9 @@
 SQLite and PostgreSQL."""
 
 
-import os
+import dataclasses
+import threading
+import time
 
 import sqlalchemy as sa
 
@@ -106,36 +108,44 @@ def test_succeeded_import_whose_file_was_cleaned_up_still_makes_a_duplicate(db, 
     assert duplicate.status == "duplicate"
 
 
-def _age(path, seconds: float) -> None:
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns - int(seconds * 1e9)))
+
+def _settling(settings, seconds: int):
+    return dataclasses.replace(settings, imports=dataclasses.replace(settings.imports, settle_seconds=seconds))
 
 
-def test_a_file_that_settled_before_the_tick_is_registered_at_once_a_fresh_one_waits_a_tick(db, settings):
-    settle = settings.imports.settle_seconds
-    old = drop(settings, "cities/old.csv")
-    drop(settings, "cities/fresh.csv", "nom;code_postal\nLyon;69001\n")
-    _age(old.path, settle + 0.5)
-    first = intake.scan(db, settings, {})
-    assert [r.path.name for r in first.registered] == ["old.csv"]
-    assert list(first.waiting) == ["cities/fresh.csv"]
-    second = intake.scan(db, settings, first.waiting)
-    assert [r.path.name for r in second.registered] == ["fresh.csv"] and not second.waiting
+def test_a_file_unchanged_for_the_settle_time_is_registered_by_the_scan_that_first_sees_it(db, settings):
+    drop(settings, "cities/villes.csv")
+    started = time.monotonic()
+    result = intake.scan(db, _settling(settings, 1), {})
+    assert [r.path.name for r in result.registered] == ["villes.csv"] and not result.waiting
+    assert time.monotonic() - started >= 1
 
 
-def test_a_file_still_growing_is_not_registered_even_when_seen_twice(db, settings):
+def test_a_file_written_to_during_the_settle_wait_is_left_for_a_later_scan(db, settings):
     growing = drop(settings, "cities/growing.csv")
+
+    def append_later() -> None:  # well inside the scan's wait, well after its first look
+        time.sleep(0.8)
+        with growing.path.open("a", encoding="utf-8") as out:
+            out.write("Lyon;69001\n")
+
+    writer = threading.Thread(target=append_later)
+    writer.start()
+    first = intake.scan(db, _settling(settings, 2), {})
+    writer.join()
+    assert not first.registered and first.waiting == {"cities/growing.csv": [growing.path.stat().st_size,
+                                                                              growing.path.stat().st_mtime_ns]}
+    second = intake.scan(db, _settling(settings, 1), first.waiting)
+    assert [r.path.name for r in second.registered] == ["growing.csv"]
+
+
+def test_without_a_settle_wait_a_file_is_registered_by_the_next_scan_that_sees_it_unchanged(db, settings):
+    growing = drop(settings, "cities/growing.csv")
+    settings = _settling(settings, 0)
     first = intake.scan(db, settings, {})
     with growing.path.open("a", encoding="utf-8") as out:
         out.write("Lyon;69001\n")
     second = intake.scan(db, settings, first.waiting)
-    assert not second.registered and list(second.waiting) == ["cities/growing.csv"]
+    assert not first.registered and not second.registered
     assert first.waiting["cities/growing.csv"] != second.waiting["cities/growing.csv"]
-
-
-def test_an_mtime_ahead_of_the_clock_still_registers_once_two_ticks_saw_it_unchanged(db, settings):
-    ahead = drop(settings, "cities/ahead.csv")
-    _age(ahead.path, -3600)
-    first = intake.scan(db, settings, {})
-    assert not first.registered
-    assert [r.path.name for r in intake.scan(db, settings, first.waiting).registered] == ["ahead.csv"]
+    assert [r.path.name for r in intake.scan(db, settings, second.waiting).registered] == ["growing.csv"]

@@ -60,6 +60,8 @@ def test_quota_settings_from_yaml(tmp_path):
         ({}, "imports:\n  max_rows: many\n", "imports.max_rows"),
         ({}, "imports:\n  max_rows: -1\n", "imports.max_rows"),
         ({}, "imports:\n  default_phone_region: XX\n", "imports.default_phone_region"),
+        ({}, "imports:\n  settle_seconds: -1\n", "imports.settle_seconds"),
+        ({}, "imports:\n  settle_seconds: 45\n", "imports.settle_seconds"),
         ({}, "retention_dayz: 3\n", "retention_dayz"),
         ({}, "quotas:\n  max_hold: 5\n", "quotas.max_hold"),
         ({}, "quotas:\n  max_hold_tokens: 0\n", "quotas.max_hold_tokens"),
