@@ -516,11 +516,16 @@ def main() -> None:
         generate_repeated_rows(rows).to_csv(repeated_path, sep=";", index=False, encoding="cp1252")
         repeated = run_cli_import(repeated_path, f"sqlite:///{work / 'repeated.db'}", work / "sqlite-repeated")
         print("sqlite, repeated values", repeated)
-        dropped = work / "drop" / "entreprises.csv"
-        dropped.parent.mkdir()
-        shutil.copyfile(csv_path, dropped)
-        daemon = daemon_imports([("businesses", dropped)], work / "daemon-file")
-        print("dropped with dagster dev running", daemon)
+        # The median of as many drops as CLI runs: where the sensor's 5-s pass falls after a drop varies.
+        drops = []
+        for number in range(SQLITE_RUNS):
+            dropped = work / f"drop-{number}" / "entreprises.csv"
+            dropped.parent.mkdir()
+            shutil.copyfile(csv_path, dropped)
+            drops.append(daemon_imports([("businesses", dropped)], work / f"daemon-file-{number}"))
+            print("dropped with dagster dev running", drops[-1])
+        drops.sort(key=lambda run: run["seconds"])
+        daemon = drops[len(drops) // 2]
         small = burst(work / "burst")
         small["load_cpu_s"] = code_location_load_cpu_s()
         print("burst", small)
@@ -571,7 +576,10 @@ def main() -> None:
         f"{sqlite['seconds']:.1f} s, the median of {SQLITE_RUNS} runs "
         f"({', '.join(format(run['seconds'], '.1f') for run in sqlite_runs)} s); PostgreSQL {postgres['status']} in "
         f"{postgres['seconds']:.1f} s (both include starting the CLI and recording the run on the Dagster "
-        "instance).", "",
+        f"instance). The SQLite drop: the median of {SQLITE_RUNS} "
+        f"({', '.join(format(run['seconds'], '.1f') for run in drops)} s), each in a `dagster dev` of its own; the "
+        "sensor looks at the folder at the daemon's 5-s passes and registers a file once it stayed the same for "
+        "`imports.settle_seconds`.", "",
         *([_sqlite_budget_note(sqlite, rows, limit, overhead_s), ""] if sqlite_rate < 100_000 else []),
         *([_burst_note(small), ""] if small["seconds"] > 90 else []),
         "Where the imports spent their time (seconds, from the import log):", "",
