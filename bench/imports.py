@@ -401,7 +401,7 @@ IMPORT_RUNS = ('{ runsOrError(filter: {pipelineName: "import_job"}) { ... on Run
                'endTime } } } }')
 IMPORT_RUNS_IN_FLIGHT = ('{ runsOrError(filter: {pipelineName: "import_job", statuses: [QUEUED, NOT_STARTED, '
                          'STARTING, STARTED, CANCELING]}) { ... on Runs { results { runId } } } }')
-BURST_FILES, BURST_ROWS = 50, 200
+BURST_FILES, BURST_ROWS, BURST_TARGET_S = 50, 200, 90
 
 
 def clients_file(path: Path, first: int, rows: int) -> None:
@@ -545,7 +545,8 @@ def main() -> None:
         drops.sort(key=lambda run: run["seconds"])
         daemon = drops[len(drops) // 2]
         small = burst(work / "burst")
-        small["load_cpu_s"] = code_location_load_cpu_s()
+        if small["seconds"] > BURST_TARGET_S:  # what the note on the missed target explains
+            small["load_cpu_s"] = code_location_load_cpu_s()
         print("burst", small)
 
     peak = max(sqlite["peak_mb"], postgres["peak_mb"])
@@ -572,7 +573,7 @@ def main() -> None:
         (f"{BURST_FILES} client files × {BURST_ROWS} rows dropped at once with `dagster dev` running (SQLite), s "
          "from the drop to the last import's end", f"{small['seconds']:.0f}",
          f"the old system: 10,000 rows in 75 s; {BURST_FILES * BURST_ROWS / small['seconds']:,.0f} rows/s here",
-         f"≤ 90 s: {'met' if small['seconds'] <= 90 else 'NOT met'}"),
+         f"≤ {BURST_TARGET_S} s: {'met' if small['seconds'] <= BURST_TARGET_S else 'NOT met'}"),
         ("`nightshift import` SQLite, the earlier repeated-value file (about 90 distinct phones, one website: "
          "NOT like real exports), rows/s", f"{repeated['rows'] / repeated['seconds']:,.0f}",
          f"the real-like file {sqlite_rate:,.0f}", "label only"),
@@ -600,7 +601,7 @@ def main() -> None:
         "`imports.settle_seconds`.", "",
         *([_sqlite_budget_note(sqlite, rows, limit, overhead_s), ""] if sqlite_rate < 100_000 else []),
         *([_drop_note(daemon, sqlite), ""] if daemon["seconds"] > 1.5 * sqlite["seconds"] else []),
-        *([_burst_note(small), ""] if small["seconds"] > 90 else []),
+        *([_burst_note(small), ""] if small["seconds"] > BURST_TARGET_S else []),
         "Where the imports spent their time (seconds, from the import log):", "",
         "| database | " + " | ".join(sqlite["timings"]) + " |", "|---|" + "---|" * len(sqlite["timings"]),
         *[f"| {name} | " + " | ".join(f"{run['timings'].get(k, 0):.1f}" for k in sqlite["timings"]) + " |"

@@ -108,7 +108,6 @@ def test_succeeded_import_whose_file_was_cleaned_up_still_makes_a_duplicate(db, 
     assert duplicate.status == "duplicate"
 
 
-
 def _settling(settings, seconds: int):
     return dataclasses.replace(settings, imports=dataclasses.replace(settings.imports, settle_seconds=seconds))
 
