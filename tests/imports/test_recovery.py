@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
+from nightshift.db.engine import create_engine
 from nightshift.db.schema import cities, imports
 from nightshift.imports import recovery
 from tests.conftest import NIGHTSHIFT
@@ -65,6 +66,41 @@ def test_a_lease_is_held_while_its_block_runs_and_let_go_after(db):
         assert not recovery.lease_is_held(db, import_id + 1), "one lease per import"
         assert recovery.interrupt_abandoned(db, "en") == []
     assert not recovery.lease_is_held(db, import_id)
+
+
+class _WaitCutShort(Exception):
+    pass
+
+
+def test_a_wait_for_a_held_sqlite_lease_cut_short_by_a_signal_leaves_no_descriptor_open(tmp_path):
+    """The lease of a SQLite import is an flock: a wait for it that a signal interrupts (a run being
+    stopped) raises, keeps no descriptor of the lock file, and the lease is free once its holder lets go."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'app.db'}")
+
+    def cut_short(_signum, _frame):
+        raise _WaitCutShort
+
+    previous = signal.signal(signal.SIGALRM, cut_short)
+    try:
+        with recovery.lease(engine, 7):
+            descriptors = len(os.listdir("/proc/self/fd"))
+            signal.setitimer(signal.ITIMER_REAL, 0.2)
+            started = time.monotonic()
+            try:
+                with recovery.lease(engine, 7):
+                    raise AssertionError("a second holder took a lease that is held")
+            except _WaitCutShort:
+                pass
+            assert time.monotonic() - started >= 0.2, "the second holder waited for the lease"
+            assert len(os.listdir("/proc/self/fd")) == descriptors
+            assert recovery.lease_is_held(engine, 7)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not recovery.lease_is_held(engine, 7)
+    with recovery.lease(engine, 7):
+        assert recovery.lease_is_held(engine, 7)
+    engine.dispose()
 
 
 def test_imports_in_progress_without_a_holder_are_interrupted_once(db):
