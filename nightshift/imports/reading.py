@@ -195,9 +195,15 @@ def _mostly_utf8(path: Path) -> bool:
     with a few Windows-1252 lines. An error is what `decode("utf-8", "replace")` turns into one U+FFFD (a
     stray byte, or a sequence cut short); a U+FFFD written in the file is a character. A Windows-1252
     file can hold a valid UTF-8 pair by chance ("É" before a no-break space): one such pair among its
-    accents does not make it UTF-8."""
+    accents does not make it UTF-8.
+
+    The decoding stops once the verdict is known whatever the rest holds: each error it could still
+    find takes a non-ASCII byte at least, each character two (a Windows-1252 file is known a third of
+    the way in)."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     characters = errors = 0
+    # Non-ASCII bytes not decoded yet, with the at most three the decoder holds back at a block's end.
+    undecoded = _non_ascii_bytes(path) + 3
     tail = b""  # the two bytes before the block: a written U+FFFD may start there and end in the block
     with path.open("rb") as handle:
         while True:
@@ -207,11 +213,22 @@ def _mostly_utf8(path: Path) -> bool:
             replaced = text.count(REPLACEMENT_CHARACTER) - scanned.count(REPLACEMENT_BYTES)
             # The decoder holds back only non-ASCII bytes: the block's ASCII bytes are the text's ASCII.
             ascii_characters = np.count_nonzero(np.frombuffer(block, dtype=np.uint8) < 0x80)
+            undecoded -= len(block) - ascii_characters
             characters += len(text) - ascii_characters - replaced
             errors += replaced
-            if not block:
+            if not block or characters >= errors + undecoded:
                 return characters >= errors
+            if errors > characters + undecoded // 2:
+                return False
             tail = scanned[-2:]
+
+
+def _non_ascii_bytes(path: Path) -> int:
+    count = 0
+    with path.open("rb") as handle:
+        while block := handle.read(SCAN_BLOCK_BYTES):
+            count += len(block) - np.count_nonzero(np.frombuffer(block, dtype=np.uint8) < 0x80)
+    return count
 
 
 def _detect_encoding(path: Path, head: bytes, lang: str) -> str:

@@ -372,15 +372,23 @@ def parse_email(s: pd.Series) -> Parsed:
     """Pragmatic check, not RFC 5322; at most 254 characters; the domain is lower-cased, the local
     part kept as written."""
     cells = s.to_numpy(dtype=object)
-    if _all_plain_str(cells):
-        # A column valid as it stands (nothing to trim, no apostrophe to remove, a lower-case domain), as
-        # systems export addresses, is told by one match over the joined cells instead of one per cell.
-        lines = "\n".join(cells) + "\n"
-        if (lines.count("\n") == len(cells) and not lines.startswith("'") and "\n'" not in lines
-                and max(map(len, cells)) <= _EMAIL_MAX_LENGTH and _PLAIN_EMAIL_LINES.fullmatch(lines)):
-            return _all_present_result(cells.copy(), np.ones(len(cells), dtype=bool), s.index)
+    # As systems export addresses: a lower-case domain already.
+    if _valid_as_they_stand(cells, _PLAIN_EMAIL_LINES, _EMAIL_MAX_LENGTH):
+        return _all_present_result(cells.copy(), np.ones(len(cells), dtype=bool), s.index)
     cleaned = _cleaned_cells(s)
     return _text_result(cleaned, [None if cell is None else _email(cell) for cell in cleaned], s.index)
+
+
+def _valid_as_they_stand(cells: np.ndarray, lines_pattern: re.Pattern, max_length: int | None = None) -> bool:
+    """Every cell a plain str with nothing to clean (to trim, an apostrophe to remove) that is valid as it
+    is: told by one match of `lines_pattern` (a valid cell per line) over the joined cells instead of one
+    per cell."""
+    if not _all_plain_str(cells):
+        return False
+    lines = "\n".join(cells) + "\n"
+    return (lines.count("\n") == len(cells) and not lines.startswith("'") and "\n'" not in lines
+            and (max_length is None or max(map(len, cells)) <= max_length)
+            and lines_pattern.fullmatch(lines) is not None)
 
 
 def _email(cell: str) -> str | None:
@@ -394,12 +402,20 @@ def _email(cell: str) -> str | None:
 _URL_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 # http(s), a host with a dot and no user info ("a@b.fr" is an e-mail address, not a site), optional
 # port, then anything but spaces.
-_URL = re.compile(r"https?://[^\s/?#:.@]+(?:\.[^\s/?#:.@]+)+(?::\d{1,5})?(?:[/?#]\S*)?")
+_URL_AFTER_SCHEME = r"[^\s/?#:.@]+(?:\.[^\s/?#:.@]+)+(?::\d{1,5})?(?:[/?#]\S*)?"
+_URL = re.compile(f"https?://{_URL_AFTER_SCHEME}")
+# Lines of such sites, written with http(s):// in lower case or with no scheme.
+_PLAIN_URL_LINES = re.compile(f"(?:(?:https?://)?{_URL_AFTER_SCHEME}\n)*")
+_HTTP = ("http://", "https://")
 
 
 def parse_url(s: pd.Series) -> Parsed:
     """ "https://" is added when there is no scheme; only http and https are accepted (scheme
     lower-cased). Invalid when the host has no dot or the text has spaces."""
+    plain = s.to_numpy(dtype=object)
+    if _valid_as_they_stand(plain, _PLAIN_URL_LINES):
+        urls = np.array([cell if cell.startswith(_HTTP) else "https://" + cell for cell in plain], dtype=object)
+        return _all_present_result(urls, np.ones(len(plain), dtype=bool), s.index)
     cells = _cleaned_cells(s)
     return _text_result(cells, [None if cell is None else _url(cell) for cell in cells], s.index)
 

@@ -274,6 +274,24 @@ def test_emails_that_need_no_cleaning_get_the_same_result_as_the_others(series, 
     assert as_list(result.values)[:len(PLAIN_EMAILS)] == PLAIN_EMAILS
 
 
+PLAIN_SITES = ["www.exemple.fr", "exemple.fr/contact?x=1#haut", "http://exemple.fr", "https://www.exemple.fr:8443/a",
+               "sous.domaine.exemple.co.uk/chemin/redirect?u=http://autre.fr", "www.née.fr"]
+
+
+@pytest.mark.parametrize("odd", [
+    [], ["HTTPS://www.Foo.fr"], [" www.a.fr"], ["www.a.fr "], ["'=www.a.fr"], [""], ["None"], ["nan"],
+    ["www.a.fr\nwww.b.fr", "bad"], ["ftp://a.fr"], ["a+b://a.fr"], ["localhost"], ["contact@a.fr"],
+    ["www.a.fr\r"], ["www.a.fr:port"], [None], ["www.a.fr\u00a0"],
+])
+def test_sites_that_need_no_cleaning_get_the_same_result_as_the_others(series, odd):
+    """A column of sites valid as they stand (with http(s):// in lower case or no scheme) is checked by one
+    match; any other cell sends the whole column down the general path: the results are that path's."""
+    cells = PLAIN_SITES + odd
+    result = assert_same_as_general_path(series, v.parse_url, cells)
+    assert as_list(result.values)[:len(PLAIN_SITES)] == [
+        site if site.startswith("http") else "https://" + site for site in PLAIN_SITES]
+
+
 # ---------------------------------------------------------------- SIREN, SIRET (Luhn)
 
 
