@@ -40,7 +40,8 @@ import sqlalchemy as sa
 
 from bench._shared import PROJECT_ROOT, create_pg_database, drop_pg_database, write_section
 from nightshift.db.engine import create_engine
-from nightshift.imports.prepare import MAX_PROCESSES
+from nightshift.imports.prepare import IN_FLIGHT_PER_WORKER, MAX_PROCESSES
+from nightshift.imports.service import CHUNK_ROWS
 
 HEADER = ["siren", "nom", "siret", "nom_commercial", "adresse", "code_postal", "ville_nom", "naf_code",
           "naf_libelle", "telephone", "email_contact", "site_web", "is_active"]
@@ -345,16 +346,17 @@ def code_location_load_cpu_s(tries: int = 3) -> float:
     return statistics.median(spent)
 
 
-def cli_overhead(frame: pd.DataFrame, workdir: Path) -> float:
-    """Seconds `nightshift import` takes for a 10-row file of the same kind: starting the CLI and
-    recording the run on the Dagster instance, the part of every import that does not depend on its size."""
+def cli_overhead(frame: pd.DataFrame, workdir: Path, *, sample_memory: bool = False) -> dict:
+    """`nightshift import` of a 10-row file of the same kind (seconds, or with `sample_memory` the peak
+    memory): starting the CLI with Dagster and the definitions and recording the run on the Dagster
+    instance, the part of every import that does not depend on its size."""
     workdir.mkdir()
     path = workdir / "entreprises-10.csv"
     frame.head(10).to_csv(path, sep=";", index=False, encoding="cp1252")
-    run = run_cli_import(path, f"sqlite:///{workdir / 'overhead.db'}", workdir)
+    run = run_cli_import(path, f"sqlite:///{workdir / 'overhead.db'}", workdir, sample_memory=sample_memory)
     if run["status"] != "succeeded":
         raise RuntimeError(f"the 10-row import did not succeed: {run}")
-    return run["seconds"]
+    return run
 
 
 def _sqlite_budget_note(sqlite: dict, rows: int, limit: dict[str, float], overhead_s: float) -> str:
@@ -387,6 +389,15 @@ def _drop_note(daemon: dict, sqlite: dict) -> str:
             f"within 1.5 × the CLI they leave the run {1.5 * sqlite['seconds'] - fixed:.1f} s.")
 
 
+def _memory_note(peak_mb: float, base_mb: float) -> str:
+    workers = min(os.cpu_count() or 1, MAX_PROCESSES) - 1
+    return (f"Peak memory: {peak_mb:.0f} MB, of which {base_mb:.0f} MB is `nightshift import` of a 10-row file (the "
+            "CLI with Dagster and the definitions loaded, no worker process); the other "
+            f"{peak_mb - base_mb:.0f} MB are the worker server, its {workers} worker(s) with pandas loaded, and the "
+            f"rows in flight: chunks of {CHUNK_ROWS:,} rows, {IN_FLIGHT_PER_WORKER} queued per worker, one the "
+            "CLI prepares, the chunks held back to stay in file order, and the SQLite or PostgreSQL staging.")
+
+
 def _burst_note(small: dict) -> str:
     cores = os.cpu_count() or 1
     return (f"The burst: {small['runs']} runs, one per file, each run, once started, a median of "
@@ -410,6 +421,7 @@ UPLOAD_SENSOR_TICKS = ('{ sensorOrError(sensorSelector: {repositoryName: "__repo
 # pass decides how long it waits for the sensor's next tick.
 SENSOR_PASS_S = 5.0
 BURST_FILES, BURST_ROWS, BURST_TARGET_S = 50, 200, 90
+PEAK_TARGET_MB = 500
 
 
 def clients_file(path: Path, first: int, rows: int) -> None:
@@ -547,7 +559,10 @@ def main() -> None:
                 drop_pg_database(url)
         limit = sqlite_limit(frame, f"sqlite:///{work / 'limit.db'}")
         sqlite_limit_rate = rows / limit["total_s"]
-        overhead_s = cli_overhead(frame, work / "overhead")
+        overhead_s = cli_overhead(frame, work / "overhead")["seconds"]
+        peak = max(sqlite["peak_mb"], postgres["peak_mb"])
+        if peak > PEAK_TARGET_MB:  # what the note on the missed target explains
+            base_mb = cli_overhead(frame, work / "overhead-memory", sample_memory=True)["peak_mb"]
         to_sql_sqlite = len(sample) / pandas_to_sql(sample, f"sqlite:///{work / 'to_sql.db'}")
         loop_sqlite = 10_000 / per_row_loop(frame.head(10_000), f"sqlite:///{work / 'loop.db'}")
 
@@ -573,7 +588,6 @@ def main() -> None:
             small["load_cpu_s"] = code_location_load_cpu_s()
         print("burst", small)
 
-    peak = max(sqlite["peak_mb"], postgres["peak_mb"])
     by_phase = sorted(drops, key=lambda run: run["after_tick_s"])
     results = [
         ("`nightshift import` SQLite, rows/s", f"{sqlite_rate:,.0f}", f"write limit (executemany + merge, "
@@ -586,7 +600,8 @@ def main() -> None:
          f"≥ 0.5 × limit: {'met' if pg_rate >= 0.5 * limit_rate else 'NOT met'}"),
         ("peak memory of `nightshift import` (CLI + workers, PSS; a second, sampled run), MB", f"{peak:,.0f}",
          f"SQLite {sqlite['peak_mb']:.0f}, "
-         f"PostgreSQL {postgres['peak_mb']:.0f}", f"≤ 500: {'met' if peak <= 500 else 'NOT met'}"),
+         f"PostgreSQL {postgres['peak_mb']:.0f}",
+         f"≤ {PEAK_TARGET_MB}: {'met' if peak <= PEAK_TARGET_MB else 'NOT met'}"),
         ("the same file dropped in `data/uploads/` with `dagster dev` running (SQLite), rows/s from the drop to "
          "the import's end", f"{rows / daemon['seconds']:,.0f}", f"the CLI {sqlite_rate:,.0f} "
          f"(time × {daemon['seconds'] / sqlite['seconds']:.2f})",
@@ -630,6 +645,7 @@ def main() -> None:
         *([_sqlite_budget_note(sqlite, rows, limit, overhead_s), ""] if sqlite_rate < 100_000 else []),
         *([_drop_note(daemon, sqlite), ""] if daemon["seconds"] > 1.5 * sqlite["seconds"] else []),
         *([_burst_note(small), ""] if small["seconds"] > BURST_TARGET_S else []),
+        *([_memory_note(peak, base_mb), ""] if peak > PEAK_TARGET_MB else []),
         "Where the imports spent their time (seconds, from the import log):", "",
         "| database | " + " | ".join(sqlite["timings"]) + " |", "|---|" + "---|" * len(sqlite["timings"]),
         *[f"| {name} | " + " | ".join(f"{run['timings'].get(k, 0):.1f}" for k in sqlite["timings"]) + " |"
