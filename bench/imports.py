@@ -374,7 +374,9 @@ def _sqlite_budget_note(sqlite: dict, rows: int, limit: dict[str, float], overhe
             f"commit {limit['commit_s']:.1f} s (WAL checkpoint included), which run alone: at best about "
             f"{rows / floor:,.0f} rows/s. 100,000 rows/s allows {budget:.0f} s, which leaves "
             f"{max(budget - floor, 0):.1f} s for reading and validating the file on {cores} cores; this run's "
-            f"reading, validating and staging took {work:.1f} s of process time.")
+            f"reading, validating and staging took {work:.1f} s of process time"
+            + (f", which {cores} processes would fit in that time only if each were busy from the first chunk to "
+               "the last." if work <= cores * (budget - floor) else "."))
 
 
 def _drop_note(daemon: dict, sqlite: dict) -> str:

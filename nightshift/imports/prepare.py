@@ -36,7 +36,7 @@ from nightshift.imports.validate import ColumnMapping, validate_chunk
 PARENT_TARGETS = ("category_parents", "subcategory_parents")
 MAX_PROCESSES = 4
 # Chunks submitted ahead per worker: enough to keep workers busy, few enough to bound memory.
-IN_FLIGHT_PER_WORKER = 2
+IN_FLIGHT_PER_WORKER = 3
 
 
 @dataclass(frozen=True)

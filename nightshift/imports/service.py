@@ -61,7 +61,7 @@ progress_logger = logging.getLogger("nightshift.imports.progress")
 ERRORS_IN_OUTCOME = 100
 # Rows validated and staged together: large enough to pay pandas' fixed cost per step rarely, small
 # enough to bound memory whatever the file size (several chunks are in flight with worker processes).
-CHUNK_ROWS = 12_000
+CHUNK_ROWS = 10_000
 PROGRESS_EVERY_ROWS = 5 * CHUNK_ROWS  # reported as chunks are staged: a whole number of them
 
 
