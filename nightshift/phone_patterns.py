@@ -127,6 +127,8 @@ class DigitAutomaton:
     @classmethod
     def of(cls, patterns: Sequence[str]) -> DigitAutomaton:
         """The automaton of up to 64 patterns (subset construction over the digits)."""
+        if len(patterns) > 64:
+            raise Unsupported("more than 64 patterns: their bits would not fit in accepts")
         builder = _Builder()
         start = builder.state()
         final: dict[int, int] = {}

@@ -89,7 +89,7 @@ class _RegionRule:
     # Pattern 0: the general description of the region's numbers; then one per number type.
     numbers: DigitAutomaton
     lengths: np.ndarray  # by number of digits: the bits of the patterns that allow numbers that long
-    national_prefix: str | None  # a literal prefix that national numbers drop (e.g. 0), when that simple
+    national_prefix: str | None  # the digits national numbers drop (e.g. 0); None: none, or not digits alone
     national_prefix_simple: bool  # False: prefixes with carrier codes or rewrite rules (the fallback's)
     international_prefix: DigitAutomaton | None
     international_prefix_00: bool  # the region dials abroad with 00 and nothing else
@@ -135,7 +135,8 @@ def _rule(region: str) -> _RegionRule | None:
         international = DigitAutomaton.of([idd]) if idd else None
     except Unsupported:
         return None
-    return _RegionRule(str(metadata.country_code), numbers, lengths, prefix, simple, international, idd == "00")
+    return _RegionRule(str(metadata.country_code), numbers, lengths, prefix if prefix and prefix.isdigit() else None,
+                       simple, international, idd == "00")
 
 
 @dataclass
@@ -238,7 +239,7 @@ def _international(digits: np.ndarray, count: np.ndarray, results: list[str | No
         national, left = _shifted(digits[group], count[group], size[group])
         valid = rule.valid(national, left)
         # A national prefix written after the code ("+33 0…") is libphonenumber's to strip.
-        if rule.national_prefix and rule.national_prefix.isdigit():
+        if rule.national_prefix:
             valid &= ~_starts_with(national, rule.national_prefix)
         for row, text in zip(rows[group[valid]], _as_text(national[valid]), strict=True):
             results[row] = f"+{calling_code}{text}"

@@ -212,7 +212,7 @@ def _mostly_utf8(path: Path) -> bool:
             scanned = tail + block
             replaced = text.count(REPLACEMENT_CHARACTER) - scanned.count(REPLACEMENT_BYTES)
             # The decoder holds back only non-ASCII bytes: the block's ASCII bytes are the text's ASCII.
-            ascii_characters = np.count_nonzero(np.frombuffer(block, dtype=np.uint8) < 0x80)
+            ascii_characters = _ascii_bytes(block)
             undecoded -= len(block) - ascii_characters
             characters += len(text) - ascii_characters - replaced
             errors += replaced
@@ -223,11 +223,15 @@ def _mostly_utf8(path: Path) -> bool:
             tail = scanned[-2:]
 
 
+def _ascii_bytes(block: bytes) -> int:
+    return int(np.count_nonzero(np.frombuffer(block, dtype=np.uint8) < 0x80))
+
+
 def _non_ascii_bytes(path: Path) -> int:
     count = 0
     with path.open("rb") as handle:
         while block := handle.read(SCAN_BLOCK_BYTES):
-            count += len(block) - np.count_nonzero(np.frombuffer(block, dtype=np.uint8) < 0x80)
+            count += len(block) - _ascii_bytes(block)
     return count
 
 

@@ -22,7 +22,7 @@ def _matrix(numbers: list[str]) -> np.ndarray:
     return digits
 
 
-def _numbers(rng: random.Random, region: str, metadata) -> list[str]:
+def _numbers(rng: random.Random, metadata) -> list[str]:
     examples = [desc.example_number for desc in (getattr(metadata, name) for name in ("general_desc", *_NUMBER_TYPES))
                 if desc is not None and desc.example_number]
     near = []
@@ -43,7 +43,7 @@ def test_every_region_s_patterns_match_as_python_s_regular_expressions():
         descriptions = [getattr(metadata, name) for name in ("general_desc", *_NUMBER_TYPES)]
         patterns = [desc.national_number_pattern for desc in descriptions
                     if desc is not None and desc.national_number_pattern]
-        numbers = _numbers(rng, region, metadata)
+        numbers = _numbers(rng, metadata)
         digits = _matrix(numbers)
         bits = DigitAutomaton.of(patterns).matched(digits)
         for bit, pattern in enumerate(patterns):
@@ -64,3 +64,9 @@ def test_every_region_s_patterns_match_as_python_s_regular_expressions():
 def test_a_pattern_with_more_than_digits_classes_groups_and_bounded_repeats_is_refused(pattern):
     with pytest.raises(Unsupported):
         DigitAutomaton.of([pattern])
+
+
+def test_more_patterns_than_the_bits_of_accepts_are_refused():
+    DigitAutomaton.of(["1"] * 64)
+    with pytest.raises(Unsupported):
+        DigitAutomaton.of(["1"] * 65)
